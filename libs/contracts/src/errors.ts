@@ -1,0 +1,120 @@
+/**
+ * The one catalogue of Muse error codes. A code is stable once published:
+ * users grep for it, alert on it and branch on it. The wire shape
+ * `{code, message, retryable, details}` is the same in REST bodies, events
+ * and job failures.
+ */
+import { z } from 'zod';
+
+export const ERROR_CATALOGUE = {
+  MUSE_ERR_REQUEST_INVALID: { status: 400, retryable: false, message: 'The request body or parameters are invalid' },
+  MUSE_ERR_REQUEST_MALFORMED_JSON: { status: 400, retryable: false, message: 'The request body is not valid JSON' },
+  MUSE_ERR_REQUEST_MALFORMED_YAML: { status: 400, retryable: false, message: 'The request body is not valid YAML' },
+  MUSE_ERR_REQUEST_MEDIA_TYPE: { status: 415, retryable: false, message: 'Unsupported Content-Type' },
+  MUSE_ERR_REQUEST_TOO_LARGE: { status: 413, retryable: false, message: 'The request body is larger than the limit' },
+  MUSE_ERR_ROUTE_NOT_FOUND: { status: 404, retryable: false, message: 'No such route' },
+  MUSE_ERR_WORKFLOW_INVALID: { status: 400, retryable: false, message: 'The workflow definition is invalid' },
+  MUSE_ERR_WORKFLOW_NOT_FOUND: { status: 404, retryable: false, message: 'No such workflow or version' },
+  MUSE_ERR_RUN_NOT_FOUND: { status: 404, retryable: false, message: 'No such run' },
+  MUSE_ERR_RUN_TERMINAL: { status: 409, retryable: false, message: 'The run has already finished' },
+  MUSE_ERR_RUN_INPUT_INVALID: { status: 400, retryable: false, message: 'The run input does not fit the workflow' },
+  MUSE_ERR_IDEMPOTENCY_CONFLICT: { status: 409, retryable: false, message: 'The idempotency key was used for another request' },
+  MUSE_ERR_ARTIFACT_NOT_FOUND: { status: 404, retryable: false, message: 'No such artifact' },
+  MUSE_ERR_ARTIFACT_STALE_TOKEN: { status: 409, retryable: false, message: 'The fencing token is older than the newest seen for this run' },
+  MUSE_ERR_ARTIFACT_DIGEST_MISMATCH: { status: 500, retryable: true, message: 'The stored blob does not match its digest' },
+  MUSE_ERR_STEP_EXIT_NONZERO: { status: 422, retryable: true, message: 'The shell command exited with a non-zero status' },
+  MUSE_ERR_STEP_TIMEOUT: { status: 504, retryable: true, message: 'The step ran past its timeout' },
+  MUSE_ERR_STEP_TEMPLATE: { status: 422, retryable: false, message: 'A template could not be rendered' },
+  MUSE_ERR_STEP_PROVIDER: { status: 502, retryable: true, message: 'The model provider failed' },
+  MUSE_ERR_STEP_LOST: { status: 500, retryable: true, message: 'The step was lost by its worker' },
+  MUSE_ERR_RUN_CANCELLED: { status: 409, retryable: false, message: 'The run was cancelled' },
+  MUSE_ERR_CONFIG_INVALID: { status: 500, retryable: false, message: 'The configuration is invalid' },
+  MUSE_ERR_UNAVAILABLE: { status: 503, retryable: true, message: 'A dependency is unavailable; try again' },
+  MUSE_ERR_INTERNAL: { status: 500, retryable: true, message: 'Internal error' },
+} as const satisfies Record<string, { status: number; retryable: boolean; message: string }>;
+
+export type MuseErrorCode = keyof typeof ERROR_CATALOGUE;
+export const MUSE_ERROR_CODES = Object.keys(ERROR_CATALOGUE) as MuseErrorCode[];
+
+export const ErrorBodySchema = z.object({
+  code: z.string(),
+  message: z.string(),
+  retryable: z.boolean(),
+  details: z.unknown().optional(),
+});
+export type ErrorBody = z.infer<typeof ErrorBodySchema>;
+
+/** The REST error envelope: `{"error": {...}}`. */
+export const ErrorEnvelopeSchema = z.object({ error: ErrorBodySchema });
+export type ErrorEnvelope = z.infer<typeof ErrorEnvelopeSchema>;
+
+export class MuseError extends Error {
+  readonly code: MuseErrorCode;
+  readonly retryable: boolean;
+  readonly status: number;
+  readonly details: unknown;
+
+  constructor(code: MuseErrorCode, message?: string, opts: { details?: unknown; retryable?: boolean; cause?: unknown } = {}) {
+    const entry = ERROR_CATALOGUE[code];
+    super(message ?? entry.message, { cause: opts.cause });
+    this.name = 'MuseError';
+    this.code = code;
+    this.status = entry.status;
+    this.retryable = opts.retryable ?? entry.retryable;
+    this.details = opts.details;
+  }
+
+  toWire(): ErrorBody {
+    const body: ErrorBody = { code: this.code, message: this.message, retryable: this.retryable };
+    if (this.details !== undefined) body.details = this.details;
+    return body;
+  }
+
+  static fromWire(body: ErrorBody): MuseError {
+    const code = (body.code in ERROR_CATALOGUE ? body.code : 'MUSE_ERR_INTERNAL') as MuseErrorCode;
+    return new MuseError(code, body.message, { details: body.details, retryable: body.retryable });
+  }
+}
+
+export function isMuseError(err: unknown): err is MuseError {
+  return err instanceof MuseError;
+}
+
+/** Any thrown value as the wire shape; unknown errors become MUSE_ERR_INTERNAL. */
+export function toErrorBody(err: unknown): ErrorBody {
+  if (isMuseError(err)) return err.toWire();
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: 'MUSE_ERR_INTERNAL', message, retryable: true };
+}
+
+/** One issue found in a definition or body: where, and what is wrong. */
+export interface ValidationIssue {
+  /** Dotted path into the document, e.g. `steps.2.needs`. */
+  path: string;
+  /** The step the issue belongs to, when it belongs to one. */
+  stepId?: string;
+  /** The field of that step (or of the document) that is wrong. */
+  field?: string;
+  message: string;
+}
+
+/** zod issues as Muse validation issues, naming the step id where the path goes through `steps[i]`. */
+export function zodIssues(error: z.ZodError, doc?: unknown): ValidationIssue[] {
+  return error.issues.map((issue) => {
+    const path = issue.path.map(String);
+    const out: ValidationIssue = { path: path.join('.'), message: issue.message };
+    if (issue.code === 'unrecognized_keys') {
+      out.message = `unknown field(s): ${issue.keys.join(', ')}`;
+      out.field = issue.keys[0];
+    }
+    if (path[0] === 'steps' && path.length >= 2) {
+      const steps = (doc as { steps?: Array<{ id?: unknown }> } | undefined)?.steps;
+      const step = Array.isArray(steps) ? steps[Number(path[1])] : undefined;
+      if (step && typeof step.id === 'string') out.stepId = step.id;
+      if (path.length >= 3 && out.field === undefined) out.field = path[2];
+    } else if (path.length >= 1 && out.field === undefined) {
+      out.field = path[0];
+    }
+    return out;
+  });
+}

@@ -1,0 +1,362 @@
+/**
+ * Muse's JetStream transport, on the official nats.js client. Nest's NATS
+ * transport speaks only core NATS (no acks, no replay, no dedupe), so events
+ * and commands go through this class instead.
+ *
+ * Two streams: the run log (one subject per run; the coordinator appends with
+ * an expected last subject sequence, so a run's log has exactly one writer at
+ * a time) and the command stream (submissions, cancellations, worker reports;
+ * consumed by a durable consumer shared by every coordinator replica).
+ */
+import { connect, headers as natsHeaders, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  jetstream,
+  jetstreamManager,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+import { CommandSchema, RunEventSchema, type Command, type MuseNames, type RunEvent } from '@muse/contracts';
+import { decodeJson, encodeJson } from './codec.js';
+import { WrongLastSequenceError } from './errors.js';
+
+/** Convert ms to the nanoseconds JetStream's API takes. */
+const nanos = (ms: number): number => ms * 1_000_000;
+
+export interface BusOptions {
+  url: string;
+  names: MuseNames;
+  /** Connection name shown by the NATS server (`muse-<service>`). */
+  name: string;
+  /** Per-run log retention, in ms. @default 30 days */
+  runRetentionMs?: number;
+  /** Duplicate window for message ids, in ms. @default 120_000 */
+  duplicateWindowMs?: number;
+}
+
+export interface CommandContext {
+  /** How many times JetStream has delivered this message (1 on the first try). */
+  deliveryCount: number;
+  streamSeq: number;
+  /** Tell JetStream the handler is still working (resets the ack deadline). */
+  working(): void;
+}
+
+export interface Subscription$ {
+  stop(): Promise<void>;
+}
+
+export class JetStreamBus {
+  private readonly consumers: ConsumerMessages[] = [];
+  private readonly subs: Subscription[] = [];
+
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly js: JetStreamClient,
+    readonly jsm: JetStreamManager,
+    readonly names: MuseNames,
+    private readonly opts: BusOptions,
+  ) {}
+
+  static async connect(opts: BusOptions): Promise<JetStreamBus> {
+    const nc = await connect({
+      servers: opts.url.split(','),
+      name: opts.name,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 500,
+    });
+    const jsm = await jetstreamManager(nc);
+    return new JetStreamBus(nc, jetstream(nc), jsm, opts.names, opts);
+  }
+
+  /** Creates (or brings up to date) both streams; safe to call from every replica at every boot. */
+  async ensureStreams(): Promise<void> {
+    const dup = nanos(this.opts.duplicateWindowMs ?? 120_000);
+    await this.ensureStream({
+      name: this.names.runsStream,
+      subjects: [this.names.runSubjectWildcard],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      max_age: nanos(this.opts.runRetentionMs ?? 30 * 24 * 3600_000),
+      duplicate_window: dup,
+      num_replicas: 1,
+    });
+    await this.ensureStream({
+      name: this.names.commandStream,
+      subjects: [this.names.commandSubjectWildcard],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      max_age: nanos(7 * 24 * 3600_000),
+      duplicate_window: dup,
+      num_replicas: 1,
+    });
+  }
+
+  private async ensureStream(cfg: Partial<StreamConfig> & { name: string }): Promise<void> {
+    try {
+      const info = await this.jsm.streams.info(cfg.name);
+      const same = JSON.stringify(info.config.subjects) === JSON.stringify(cfg.subjects);
+      if (!same) await this.jsm.streams.update(cfg.name, { subjects: cfg.subjects });
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError) || err.code !== 10059) throw err;
+      try {
+        await this.jsm.streams.add(cfg);
+      } catch (addErr) {
+        // Another replica created it between our info and add (stream name already in use).
+        if (!(addErr instanceof JetStreamApiError) || addErr.code !== 10058) throw addErr;
+      }
+    }
+  }
+
+  /** Publishes a command; resolves once JetStream has stored it. `msgId` makes a retry a no-op. */
+  async publishCommand(cmd: Command, msgId?: string, timeoutMs = 5_000): Promise<{ seq: number; duplicate: boolean }> {
+    const ack = await this.js.publish(this.names.commandSubject(cmd.kind), encodeJson(cmd), {
+      ...(msgId ? { msgID: msgId } : {}),
+      timeout: timeoutMs,
+    });
+    return { seq: ack.seq, duplicate: ack.duplicate };
+  }
+
+  /**
+   * Appends events to a run's log. `expectedLastStreamSeq` is the stream
+   * sequence of the run's last event (0 for a new run); if the log moved on,
+   * nothing is written and WrongLastSequenceError is thrown.
+   * @returns the stream sequence of the last event appended
+   */
+  async appendRunEvents(runId: string, events: RunEvent[], expectedLastStreamSeq: number): Promise<number> {
+    const subject = this.names.runSubject(runId);
+    let last = expectedLastStreamSeq;
+    for (const event of events) {
+      try {
+        const ack = await this.js.publish(subject, encodeJson(event), {
+          msgID: event.id,
+          expect: { lastSubjectSequence: last },
+          timeout: 5_000,
+        });
+        if (ack.duplicate) {
+          // Already appended by an earlier try of the same handler; the log is
+          // where we expected it to be only if the next check passes, so reload.
+          throw new WrongLastSequenceError(runId, last);
+        }
+        last = ack.seq;
+      } catch (err) {
+        if (err instanceof JetStreamApiError && err.code === 10071) {
+          throw new WrongLastSequenceError(runId, last, { cause: err });
+        }
+        throw err;
+      }
+    }
+    return last;
+  }
+
+  /** The run's events with `seq >= fromSeq`, in order, and the stream sequence of the last one. */
+  async readRunEvents(runId: string, fromSeq = 1): Promise<{ events: RunEvent[]; lastStreamSeq: number }> {
+    const subject = this.names.runSubject(runId);
+    const last = await this.lastRunMessage(runId);
+    if (!last) return { events: [], lastStreamSeq: 0 };
+    const consumer = await this.js.consumers.get(this.names.runsStream, {
+      filter_subjects: subject,
+      deliver_policy: DeliverPolicy.All,
+    });
+    const events: RunEvent[] = [];
+    try {
+      while (true) {
+        const batch = await consumer.fetch({ max_messages: 1000, expires: 2_000 });
+        let got = 0;
+        let done = false;
+        for await (const m of batch) {
+          got++;
+          const ev = RunEventSchema.parse(decodeJson(m.data));
+          if (ev.seq >= fromSeq) events.push(ev);
+          if (m.seq >= last.seq) {
+            done = true;
+            break;
+          }
+        }
+        if (done || got === 0) break;
+      }
+    } finally {
+      await consumer.delete().catch(() => undefined);
+    }
+    return { events, lastStreamSeq: last.seq };
+  }
+
+  /** The stream sequence and event of the run's newest message, or null for an unknown run. */
+  async lastRunMessage(runId: string): Promise<{ seq: number; event: RunEvent } | null> {
+    try {
+      const m = await this.jsm.streams.getMessage(this.names.runsStream, { last_by_subj: this.names.runSubject(runId) });
+      if (!m) return null;
+      return { seq: m.seq, event: RunEventSchema.parse(decodeJson(m.data)) };
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === 10037) return null; // no message found
+      throw err;
+    }
+  }
+
+  /**
+   * Live events of one run (or of every run with `'*'`), in order, starting
+   * from the beginning of the log (or from new events only with `fromSeq: 'new'`).
+   */
+  async subscribeRunEvents(
+    runId: string,
+    onEvent: (event: RunEvent) => void,
+    from: 'all' | 'new' = 'all',
+  ): Promise<Subscription$> {
+    const subject = runId === '*' ? this.names.runSubjectWildcard : this.names.runSubject(runId);
+    const consumer = await this.js.consumers.get(this.names.runsStream, {
+      filter_subjects: subject,
+      deliver_policy: from === 'all' ? DeliverPolicy.All : DeliverPolicy.New,
+    });
+    const messages = await consumer.consume({ max_messages: 512 });
+    void (async () => {
+      for await (const m of messages) {
+        try {
+          onEvent(RunEventSchema.parse(decodeJson(m.data)));
+        } catch {
+          // A malformed event is skipped here; the coordinator never writes one.
+        }
+      }
+    })();
+    return {
+      stop: async () => {
+        await messages.close().catch(() => undefined);
+        await consumer.delete().catch(() => undefined);
+      },
+    };
+  }
+
+  /**
+   * Consumes the command stream with a durable consumer shared by every
+   * replica. A handler that returns acks the command; one that throws naks it
+   * for redelivery after `retryDelayMs`.
+   */
+  async consumeCommands(
+    durable: string,
+    handler: (cmd: Command, ctx: CommandContext) => Promise<void>,
+    opts: { concurrency: number; ackWaitMs?: number; retryDelayMs?: number; onError?: (err: unknown, cmd: unknown) => void },
+  ): Promise<void> {
+    const ackWait = opts.ackWaitMs ?? 30_000;
+    try {
+      await this.jsm.consumers.info(this.names.commandStream, durable);
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError) || err.code !== 10014) throw err;
+      await this.jsm.consumers.add(this.names.commandStream, {
+        durable_name: durable,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        ack_wait: nanos(ackWait),
+        max_ack_pending: 10_000,
+        filter_subject: this.names.commandSubjectWildcard,
+      });
+    }
+    const consumer = await this.js.consumers.get(this.names.commandStream, durable);
+    const messages = await consumer.consume({ max_messages: opts.concurrency * 2 });
+    this.consumers.push(messages);
+    let inFlight = 0;
+    const waiters: Array<() => void> = [];
+    const handle = async (m: JsMsg): Promise<void> => {
+      let cmd: Command;
+      try {
+        cmd = CommandSchema.parse(decodeJson(m.data));
+      } catch (err) {
+        opts.onError?.(err, m.string());
+        m.term(); // a command that does not parse never will
+        return;
+      }
+      try {
+        await handler(cmd, { deliveryCount: m.info.deliveryCount, streamSeq: m.seq, working: () => m.working() });
+        m.ack();
+      } catch (err) {
+        opts.onError?.(err, cmd);
+        m.nak(opts.retryDelayMs ?? 500);
+      }
+    };
+    void (async () => {
+      for await (const m of messages) {
+        while (inFlight >= opts.concurrency) await new Promise<void>((r) => waiters.push(r));
+        inFlight++;
+        void handle(m).finally(() => {
+          inFlight--;
+          waiters.shift()?.();
+        });
+      }
+    })();
+  }
+
+  /** Serves NATS requests on `subject` in a queue group: one replica answers each. */
+  serve(subject: string, handler: (payload: unknown) => Promise<unknown>): void {
+    const sub = this.nc.subscribe(subject, { queue: `${subject}.workers` });
+    this.subs.push(sub);
+    void (async () => {
+      for await (const m of sub) {
+        void (async () => {
+          let reply: unknown;
+          try {
+            reply = await handler(decodeJson(m.data));
+          } catch (err) {
+            reply = { ok: false, error: { code: 'MUSE_ERR_INTERNAL', message: String(err), retryable: true } };
+          }
+          m.respond(encodeJson(reply));
+        })();
+      }
+    })();
+  }
+
+  async request(subject: string, payload: unknown, timeoutMs = 10_000): Promise<unknown> {
+    const res = await this.nc.request(subject, encodeJson(payload), { timeout: timeoutMs });
+    return decodeJson(res.data);
+  }
+
+  /** Core NATS publish (no persistence): heartbeats and other best-effort signals. */
+  publish(subject: string, payload: unknown, hdrs?: Record<string, string>): void {
+    const h = hdrs ? natsHeaders() : undefined;
+    if (h && hdrs) for (const [k, v] of Object.entries(hdrs)) h.set(k, v);
+    this.nc.publish(subject, encodeJson(payload), h ? { headers: h } : undefined);
+  }
+
+  subscribe(subject: string, onMessage: (payload: unknown) => void): void {
+    const sub = this.nc.subscribe(subject);
+    this.subs.push(sub);
+    void (async () => {
+      for await (const m of sub) {
+        try {
+          onMessage(decodeJson(m.data));
+        } catch {
+          // best-effort channel: a bad message is dropped
+        }
+      }
+    })();
+  }
+
+  isConnected(): boolean {
+    return !this.nc.isClosed();
+  }
+
+  async ping(): Promise<void> {
+    await this.nc.flush();
+  }
+
+  /** Stops consuming (in-flight handlers finish) and drains the connection. */
+  async close(): Promise<void> {
+    for (const c of this.consumers) await c.close().catch(() => undefined);
+    for (const s of this.subs) s.unsubscribe();
+    if (!this.nc.isClosed()) await this.nc.drain().catch(() => undefined);
+  }
+
+  /** Deletes both streams of this namespace: for tests that clean up after themselves. */
+  async deleteStreams(): Promise<void> {
+    for (const s of [this.names.runsStream, this.names.commandStream]) {
+      await this.jsm.streams.delete(s).catch(() => undefined);
+    }
+  }
+}

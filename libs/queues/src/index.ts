@@ -1,0 +1,3 @@
+export { createRedis } from './redis-connection.js';
+export { StepQueues, createStepWorker } from './step-queues.js';
+export type { StepJobOptions, StepWorkerOptions, Job } from './step-queues.js';

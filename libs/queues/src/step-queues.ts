@@ -1,0 +1,90 @@
+/**
+ * One BullMQ queue per agent role. The job id is `<run>.<step>.<attempt>`, so
+ * enqueueing the same attempt twice is a no-op: the coordinator may re-run a
+ * handler after a crash without starting a step twice.
+ */
+import { Queue, Worker, type Job, type Processor } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { stepJobId, type MuseNames, type StepJob } from '@muse/contracts';
+
+export interface StepJobOptions {
+  /** 1 (highest) to 10. */
+  priority?: number;
+  delayMs?: number;
+}
+
+/** Finished jobs are kept this long so a late duplicate enqueue still finds them, in seconds. */
+const KEEP_FINISHED_S = 24 * 3600;
+
+export class StepQueues {
+  private readonly queues = new Map<string, Queue<StepJob>>();
+
+  constructor(
+    private readonly connection: Redis,
+    private readonly names: MuseNames,
+  ) {}
+
+  queue(role: string): Queue<StepJob> {
+    let q = this.queues.get(role);
+    if (!q) {
+      q = new Queue<StepJob>(this.names.stepQueue(role), { connection: this.connection, prefix: this.names.bullPrefix });
+      this.queues.set(role, q);
+    }
+    return q;
+  }
+
+  async enqueue(job: StepJob, opts: StepJobOptions = {}): Promise<string> {
+    const jobId = stepJobId(job.runId, job.stepId, job.attempt);
+    await this.queue(job.role).add(job.stepId, job, {
+      jobId,
+      // Retries are the coordinator's decision (a new attempt, a new job); BullMQ only re-runs stalled jobs.
+      attempts: 1,
+      priority: opts.priority,
+      delay: opts.delayMs,
+      removeOnComplete: { age: KEEP_FINISHED_S },
+      removeOnFail: { age: KEEP_FINISHED_S },
+    });
+    return jobId;
+  }
+
+  /** Removes a queued (not yet running) job; a running job is left to finish. */
+  async remove(role: string, jobId: string): Promise<void> {
+    const job = await this.queue(role).getJob(jobId);
+    if (job && (await job.isWaiting() || await job.isDelayed())) await job.remove().catch(() => undefined);
+  }
+
+  async depth(role: string): Promise<{ waiting: number; active: number; delayed: number }> {
+    const c = await this.queue(role).getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+    return { waiting: (c.waiting ?? 0) + (c.prioritized ?? 0), active: c.active ?? 0, delayed: c.delayed ?? 0 };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+  }
+}
+
+export interface StepWorkerOptions {
+  concurrency: number;
+  /** A job whose lock is not renewed for this long counts as stalled and runs again elsewhere, in ms. */
+  lockDurationMs: number;
+}
+
+export function createStepWorker(
+  connection: Redis,
+  names: MuseNames,
+  role: string,
+  processor: Processor<StepJob>,
+  opts: StepWorkerOptions,
+): Worker<StepJob> {
+  return new Worker<StepJob>(names.stepQueue(role), processor, {
+    connection,
+    prefix: names.bullPrefix,
+    concurrency: opts.concurrency,
+    lockDuration: opts.lockDurationMs,
+    stalledInterval: Math.max(1000, Math.floor(opts.lockDurationMs / 2)),
+    maxStalledCount: 5,
+    autorun: true,
+  });
+}
+
+export type { Job };

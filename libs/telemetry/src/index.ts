@@ -1,0 +1,10 @@
+export { createLogger, REDACT_PATHS } from './logger.js';
+export type { Logger } from './logger.js';
+export { MuseMetrics } from './metrics.js';
+export { startTracing } from './tracing.js';
+export { Readiness } from './health.js';
+export type { ReadinessCheck } from './health.js';
+export { ServiceKitModule, LOGGER } from './service-kit.module.js';
+export { PinoNestLogger } from './nest-logger.js';
+export { runService } from './run-service.js';
+export type { ServiceKit, ServiceSpec, RunningService } from './run-service.js';
