@@ -1,0 +1,74 @@
+/**
+ * `{{ path }}` templates. A path is dotted segments: `input.repo`,
+ * `steps.plan.output.text`, `steps.scan.output.files.0`. No expressions and
+ * no code: templates are data, checked at registration and rendered by the
+ * coordinator when a step is queued.
+ */
+const TAG = /\{\{([\s\S]*?)\}\}/g;
+const SEGMENT = /^[A-Za-z0-9_-]+$/;
+
+export interface TemplateRef {
+  /** The path as written, trimmed. */
+  path: string;
+  segments: string[];
+}
+
+export type ParseResult = { ok: true; refs: TemplateRef[] } | { ok: false; message: string };
+
+/** Finds every `{{ path }}` in `text`, or says what is wrong with the first bad one. */
+export function parseTemplate(text: string): ParseResult {
+  const refs: TemplateRef[] = [];
+  let m: RegExpExecArray | null;
+  TAG.lastIndex = 0;
+  let lastEnd = 0;
+  while ((m = TAG.exec(text)) !== null) {
+    if (text.slice(lastEnd, m.index).includes('}}')) return { ok: false, message: `unmatched "}}" before position ${m.index}` };
+    lastEnd = m.index + m[0].length;
+    const path = m[1]!.trim();
+    if (path === '') return { ok: false, message: `empty template tag at position ${m.index}` };
+    const segments = path.split('.');
+    if (!segments.every((s) => SEGMENT.test(s))) return { ok: false, message: `"${path}" is not a path like input.name or steps.<id>.output.<field>` };
+    refs.push({ path, segments });
+  }
+  const rest = text.slice(lastEnd);
+  if (rest.includes('{{')) return { ok: false, message: `unclosed "{{" at position ${lastEnd + rest.indexOf('{{')}` };
+  if (rest.includes('}}')) return { ok: false, message: `unmatched "}}" at position ${lastEnd + rest.indexOf('}}')}` };
+  return { ok: true, refs };
+}
+
+export interface TemplateContext {
+  input: Record<string, unknown>;
+  steps: Record<string, { output?: unknown; status?: string }>;
+}
+
+export class TemplateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TemplateError';
+  }
+}
+
+export function resolvePath(ctx: TemplateContext, segments: string[]): unknown {
+  let cur: unknown = ctx;
+  for (const seg of segments) {
+    if (cur === null || cur === undefined || typeof cur !== 'object') return undefined;
+    cur = Object.prototype.hasOwnProperty.call(cur, seg) ? (cur as Record<string, unknown>)[seg] : undefined;
+  }
+  return cur;
+}
+
+/**
+ * Renders `text`. Strings go in as they are, other values as JSON. A path
+ * that resolves to nothing is an error, not an empty string: a prompt built
+ * on a missing input is a bug to surface, not to hide.
+ */
+export function renderTemplate(text: string, ctx: TemplateContext): string {
+  const parsed = parseTemplate(text);
+  if (!parsed.ok) throw new TemplateError(parsed.message);
+  return text.replace(TAG, (_all, raw: string) => {
+    const path = raw.trim();
+    const value = resolvePath(ctx, path.split('.'));
+    if (value === undefined) throw new TemplateError(`"${path}" is not set`);
+    return typeof value === 'string' ? value : JSON.stringify(value);
+  });
+}
