@@ -56,6 +56,7 @@ export interface Subscription$ {
 
 export class JetStreamBus {
   private readonly consumers: ConsumerMessages[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
   private readonly subs: Subscription[] = [];
 
   private constructor(
@@ -285,10 +286,12 @@ export class JetStreamBus {
       for await (const m of messages) {
         while (inFlight >= opts.concurrency) await new Promise<void>((r) => waiters.push(r));
         inFlight++;
-        void handle(m).finally(() => {
+        const p = handle(m).finally(() => {
           inFlight--;
+          this.inFlight.delete(p);
           waiters.shift()?.();
         });
+        this.inFlight.add(p);
       }
     })();
   }
@@ -346,9 +349,16 @@ export class JetStreamBus {
     await this.nc.flush();
   }
 
+  /** Stops taking commands and waits for the handlers already running to finish. */
+  async stopConsuming(): Promise<void> {
+    for (const c of this.consumers) await c.close().catch(() => undefined);
+    this.consumers.length = 0;
+    await Promise.allSettled([...this.inFlight]);
+  }
+
   /** Stops consuming (in-flight handlers finish) and drains the connection. */
   async close(): Promise<void> {
-    for (const c of this.consumers) await c.close().catch(() => undefined);
+    await this.stopConsuming();
     for (const s of this.subs) s.unsubscribe();
     if (!this.nc.isClosed()) await this.nc.drain().catch(() => undefined);
   }

@@ -1,0 +1,46 @@
+import type { RunEvent, RunView } from '@muse/contracts';
+
+const color = (code: number) => (s: string) => (process.stdout.isTTY ? `\u001b[${code}m${s}\u001b[0m` : s);
+export const green = color(32);
+export const red = color(31);
+export const yellow = color(33);
+export const dim = color(2);
+export const bold = color(1);
+
+/** One line per event, for `--watch` and the launcher. */
+export function formatEvent(ev: RunEvent): string {
+  const t = dim(ev.at.slice(11, 23));
+  const seq = dim(`#${String(ev.seq).padStart(3)}`);
+  switch (ev.type) {
+    case 'run.created':
+      return `${t} ${seq} run created      ${ev.data.workflow.name} v${ev.data.workflow.version}`;
+    case 'run.started':
+      return `${t} ${seq} run started`;
+    case 'step.queued':
+      return `${t} ${seq} ${ev.data.stepId.padEnd(16)} queued    (attempt ${ev.data.attempt}, role ${ev.data.role})`;
+    case 'step.started':
+      return `${t} ${seq} ${ev.data.stepId.padEnd(16)} ${yellow('running')}   on ${ev.data.agentId}`;
+    case 'step.completed':
+      return `${t} ${seq} ${ev.data.stepId.padEnd(16)} ${green('succeeded')} on ${ev.data.agentId}${ev.data.artifacts.length ? dim(` (${ev.data.artifacts.map((a) => a.name).join(', ')})`) : ''}`;
+    case 'step.failed':
+      return `${t} ${seq} ${ev.data.stepId.padEnd(16)} ${red(ev.data.final ? 'failed' : 'failed, will retry')} ${ev.data.error.code}: ${ev.data.error.message}`;
+    case 'run.completed':
+      return `${t} ${seq} ${green('run succeeded')}`;
+    case 'run.failed':
+      return `${t} ${seq} ${red('run failed')}     ${ev.data.error.code}: ${ev.data.error.message}`;
+    case 'run.cancelled':
+      return `${t} ${seq} ${yellow('run cancelled')}${ev.data.reason ? ` (${ev.data.reason})` : ''}`;
+  }
+}
+
+export function formatRun(run: RunView): string {
+  const status = run.status === 'succeeded' ? green(run.status) : run.status === 'failed' ? red(run.status) : yellow(run.status);
+  const lines = [
+    `${bold(run.id)}  ${run.workflow.name} v${run.workflow.version}  ${status}`,
+    `created ${run.createdAt}  updated ${run.updatedAt}`,
+    ...run.steps.map((s) => `  ${s.id.padEnd(16)} ${s.status.padEnd(10)} attempts ${s.attempts}${s.agent ? `  on ${s.agent}` : ''}${s.error ? red(`  ${s.error.code}: ${s.error.message}`) : ''}`),
+  ];
+  if (run.output !== undefined) lines.push(`output: ${typeof run.output === 'string' ? run.output : JSON.stringify(run.output)}`);
+  if (run.error) lines.push(red(`error: ${run.error.code}: ${run.error.message}`));
+  return lines.join('\n');
+}

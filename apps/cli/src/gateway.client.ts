@@ -1,0 +1,101 @@
+/** A small client of the gateway's REST API and WebSocket stream, used by the CLI and the launcher. */
+import { readFileSync } from 'node:fs';
+import type { RunEvent, RunView } from '@muse/contracts';
+
+export class GatewayError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'GatewayError';
+  }
+}
+
+export class GatewayClient {
+  constructor(readonly baseUrl: string) {}
+
+  private async call<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
+    } catch (err) {
+      throw new GatewayError(0, 'MUSE_ERR_UNAVAILABLE', `cannot reach the gateway at ${this.baseUrl}: ${(err as Error).message}`);
+    }
+    const text = await res.text();
+    const json = text ? (JSON.parse(text) as unknown) : undefined;
+    if (!res.ok) {
+      const e = (json as { error?: { code: string; message: string; details?: unknown } } | undefined)?.error;
+      throw new GatewayError(res.status, e?.code ?? `HTTP_${res.status}`, e?.message ?? text, e?.details);
+    }
+    return json as T;
+  }
+
+  registerWorkflowFile(file: string): Promise<{ name: string; version: number }> {
+    const text = readFileSync(file, 'utf8');
+    const yaml = /\.ya?ml$/i.test(file);
+    return this.call('POST', '/v1/workflows', text, { 'content-type': yaml ? 'application/yaml' : 'application/json' });
+  }
+
+  listWorkflows(): Promise<{ items: Array<{ name: string; latestVersion: number; description?: string }> }> {
+    return this.call('GET', '/v1/workflows');
+  }
+
+  submitRun(body: Record<string, unknown>, idempotencyKey?: string): Promise<{ id: string; status: string }> {
+    return this.call('POST', '/v1/runs', body, idempotencyKey ? { 'idempotency-key': idempotencyKey } : {});
+  }
+
+  getRun(id: string): Promise<RunView> {
+    return this.call('GET', `/v1/runs/${encodeURIComponent(id)}`);
+  }
+
+  listRuns(query: Record<string, string | undefined>): Promise<{ items: Array<Omit<RunView, 'steps' | 'input' | 'output'>>; nextCursor?: string }> {
+    const q = new URLSearchParams(Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined));
+    return this.call('GET', `/v1/runs${q.size ? `?${q}` : ''}`);
+  }
+
+  cancelRun(id: string, reason?: string): Promise<{ id: string; status: string }> {
+    return this.call('POST', `/v1/runs/${encodeURIComponent(id)}/cancel`, reason ? { reason } : {});
+  }
+
+  runEvents(id: string): Promise<{ items: RunEvent[] }> {
+    return this.call('GET', `/v1/runs/${encodeURIComponent(id)}/events`);
+  }
+
+  /**
+   * Streams a run's events over the WebSocket until the run ends; resolves
+   * with the final view. `onEvent` sees every event, in order.
+   */
+  async watchRun(id: string, onEvent: (ev: RunEvent) => void, timeoutMs = 0): Promise<RunView> {
+    const wsUrl = `${this.baseUrl.replace(/^http/, 'ws')}/v1/stream`;
+    await new Promise<void>((resolve, reject) => {
+      const ws = new WebSocket(wsUrl);
+      const timer = timeoutMs > 0 ? setTimeout(() => fail(new Error(`run ${id} did not finish within ${timeoutMs} ms`)), timeoutMs) : undefined;
+      const fail = (err: Error) => {
+        if (timer) clearTimeout(timer);
+        ws.close();
+        reject(err);
+      };
+      ws.addEventListener('open', () => ws.send(JSON.stringify({ op: 'subscribe', runId: id })));
+      ws.addEventListener('error', () => fail(new GatewayError(0, 'MUSE_ERR_UNAVAILABLE', `WebSocket error on ${wsUrl}`)));
+      ws.addEventListener('message', (m) => {
+        const msg = JSON.parse(String(m.data)) as { type: string; event?: RunEvent; error?: { code: string; message: string } };
+        if (msg.type === 'error') return fail(new GatewayError(0, msg.error?.code ?? 'ERR', msg.error?.message ?? 'stream error'));
+        if (msg.type !== 'event' || !msg.event) return;
+        onEvent(msg.event);
+        if (msg.event.type === 'run.completed' || msg.event.type === 'run.failed' || msg.event.type === 'run.cancelled') {
+          if (timer) clearTimeout(timer);
+          ws.close();
+          resolve();
+        }
+      });
+    });
+    return this.getRun(id);
+  }
+}

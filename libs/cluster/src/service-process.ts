@@ -1,0 +1,129 @@
+/**
+ * One Muse service as its own OS process (`node apps/<service>/dist/main.js`),
+ * its JSON log lines going to a file, its URL read from its "listening" line.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { ServiceName } from '@muse/contracts';
+import { REPO_ROOT } from './repo-root.js';
+
+export interface ServiceProcessOptions {
+  service: ServiceName;
+  /** A name for this instance (e.g. `agent-worker-2`). @default service */
+  instance?: string;
+  env: Record<string, string>;
+  /** Where the process's stdout and stderr go; nowhere when unset. */
+  logFile?: string;
+  /** How long to wait for the "listening" line, in ms. @default 30_000 */
+  startTimeoutMs?: number;
+}
+
+export class ServiceProcess {
+  readonly instance: string;
+  private child!: ChildProcess;
+  private log?: WriteStream;
+  private _url?: string;
+  private exitPromise!: Promise<number | null>;
+
+  constructor(readonly opts: ServiceProcessOptions) {
+    this.instance = opts.instance ?? opts.service;
+  }
+
+  get url(): string {
+    if (!this._url) throw new Error(`${this.instance} has not started`);
+    return this._url;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Starts the process and resolves with its URL once it listens. */
+  async start(): Promise<string> {
+    if (this.opts.logFile) {
+      mkdirSync(dirname(this.opts.logFile), { recursive: true });
+      this.log = createWriteStream(this.opts.logFile, { flags: 'a' });
+    }
+    const main = join(REPO_ROOT, 'apps', this.opts.service, 'dist', 'main.js');
+    this.child = spawn(process.execPath, [main], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...this.opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const child = this.child;
+    this.exitPromise = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    const stderrTail: string[] = [];
+    child.stderr!.on('data', (d: Buffer) => {
+      this.log?.write(d);
+      stderrTail.push(d.toString());
+      if (stderrTail.length > 20) stderrTail.shift();
+    });
+    const timeout = this.opts.startTimeoutMs ?? 30_000;
+    return new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.instance} did not start within ${timeout} ms: ${stderrTail.join('').slice(-2000)}`)), timeout);
+      const lines = createInterface({ input: child.stdout! });
+      lines.on('line', (line) => {
+        this.log?.write(line + '\n');
+        if (this._url) return;
+        try {
+          const rec = JSON.parse(line) as { url?: string; msg?: string };
+          if (rec.url && rec.msg?.endsWith('listening')) {
+            this._url = rec.url;
+            clearTimeout(timer);
+            resolve(rec.url);
+          }
+        } catch {
+          // not a JSON line
+        }
+      });
+      void this.exitPromise.then((code) => {
+        clearTimeout(timer);
+        if (!this._url) reject(new Error(`${this.instance} exited with code ${code} before listening: ${stderrTail.join('').slice(-2000)}`));
+      });
+    });
+  }
+
+  /** Waits until `/health/ready` answers 200. */
+  async waitReady(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      if (!this.running) throw new Error(`${this.instance} exited while waiting for readiness`);
+      try {
+        const res = await fetch(`${this.url}/health/ready`);
+        if (res.ok) return;
+        last = await res.text();
+      } catch (err) {
+        last = String(err);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${this.instance} not ready within ${timeoutMs} ms: ${last}`);
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
+    if (this.running) this.child.kill(signal);
+    return this.exitPromise;
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`. Resolves with the exit code (null when killed). */
+  async stop(graceMs = 15_000): Promise<number | null> {
+    if (!this.child) return null;
+    if (this.running) {
+      this.child.kill('SIGTERM');
+      const t = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+      const code = await this.exitPromise;
+      clearTimeout(t);
+      this.log?.end();
+      return code;
+    }
+    this.log?.end();
+    return this.exitPromise;
+  }
+}

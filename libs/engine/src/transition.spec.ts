@@ -1,0 +1,140 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { RunSubmitCommand, StepReport, WorkflowDefinition } from '@muse/contracts';
+import { RunTransition, type EngineDefaults } from './transition.js';
+import { applyEvent, foldEvents, type RunState } from './state.js';
+import { toRunView } from './view.js';
+
+const defaults: EngineDefaults = { maxAttempts: 2, timeoutMs: 1000 };
+const def: WorkflowDefinition = {
+  name: 'diamond',
+  steps: [
+    { id: 'plan', agent: 'orchestrator', prompt: 'Plan {{ input.repo }}' },
+    { id: 'lint', tool: 'shell', command: 'echo {{ input.repo }}', needs: ['plan'] },
+    { id: 'sec', agent: 'reviewer', prompt: 'Check {{ steps.plan.output.text }}', needs: ['plan'] },
+    { id: 'review', agent: 'reviewer', prompt: '{{ steps.lint.output.stdout }} {{ steps.sec.output.text }}', needs: ['lint', 'sec'] },
+  ],
+  output: '{{ steps.review.output.text }}',
+};
+const submit: RunSubmitCommand = {
+  kind: 'run-submit', runId: 'run_1', project: 'p', workflow: { name: 'diamond', version: 1 }, definition: def,
+  input: { repo: 'acme' }, submittedAt: '2026-01-01T00:00:00.000Z',
+};
+let clock = 0;
+const now = () => new Date(Date.UTC(2026, 0, 1, 0, 0, clock++)).toISOString();
+
+function report(stepId: string, attempt: number, outcome: StepReport['outcome'], extra: Partial<StepReport> = {}): StepReport {
+  return { kind: 'step-report', runId: 'run_1', project: 'p', stepId, attempt, agentId: 'w1', outcome, at: now(), ...extra };
+}
+
+function step(state: RunState | undefined, r: StepReport) {
+  const tx = new RunTransition(state, now);
+  tx.report(r, defaults);
+  return tx;
+}
+
+test('submission creates, starts and queues only the steps with no needs', () => {
+  const tx = new RunTransition(undefined, now);
+  tx.submit(submit, defaults);
+  assert.deepEqual(tx.events.map((e) => e.type), ['run.created', 'run.started', 'step.queued']);
+  assert.deepEqual(tx.events.map((e) => e.seq), [1, 2, 3]);
+  const q = tx.events[2]!;
+  assert.equal(q.type === 'step.queued' && q.data.jobId, 'run_1.plan.1');
+  assert.equal(tx.state!.status, 'running');
+  // a second submission of the same run is a no-op
+  const again = new RunTransition(tx.state, now);
+  again.submit(submit, defaults);
+  assert.equal(again.events.length, 0);
+});
+
+test('a run goes through the diamond: fan-out after plan, join before review, output rendered', () => {
+  const t0 = new RunTransition(undefined, now);
+  t0.submit(submit, defaults);
+  let s = t0.state;
+  const log = [...t0.events];
+  const apply = (r: StepReport) => {
+    const tx = step(s, r);
+    s = tx.state;
+    log.push(...tx.events);
+    return tx.events.map((e) => (e.type === 'step.queued' ? `queued:${e.data.stepId}` : e.type));
+  };
+  assert.deepEqual(apply(report('plan', 1, 'started')), ['step.started']);
+  assert.deepEqual(apply(report('plan', 1, 'completed', { output: { text: 'P' } })), ['step.completed', 'queued:lint', 'queued:sec']);
+  assert.deepEqual(apply(report('lint', 1, 'completed', { output: { stdout: 'L', exitCode: 0, stderr: '' } })), ['step.completed']);
+  assert.deepEqual(apply(report('sec', 1, 'completed', { output: { text: 'S' } })), ['step.completed', 'queued:review']);
+  assert.deepEqual(apply(report('review', 1, 'completed', { output: { text: 'R' } })), ['step.completed', 'run.completed']);
+  assert.equal(s!.status, 'succeeded');
+  assert.equal(s!.output, 'R');
+  // the log folds back to the same state, with seq 1..n and no gaps
+  assert.deepEqual(log.map((e) => e.seq), log.map((_, i) => i + 1));
+  assert.deepEqual(foldEvents(log), s);
+});
+
+test('folding a duplicated event is a no-op', () => {
+  const t0 = new RunTransition(undefined, now);
+  t0.submit(submit, defaults);
+  const t1 = step(t0.state, report('plan', 1, 'completed', { output: { text: 'P' } }));
+  const log = [...t0.events, ...t1.events];
+  const once = foldEvents(log);
+  const twice = foldEvents([...log.slice(0, 3), log[2]!, ...log.slice(3), log[4]!, log[0]!]);
+  assert.deepEqual(twice, once);
+  assert.equal(applyEvent(once, log[3]!), once);
+});
+
+test('stale and duplicate reports change nothing', () => {
+  const t0 = new RunTransition(undefined, now);
+  t0.submit(submit, defaults);
+  const done = step(t0.state, report('plan', 1, 'completed', { output: { text: 'P' } }));
+  assert.equal(step(done.state, report('plan', 1, 'completed', { output: { text: 'other' } })).events.length, 0);
+  assert.equal(step(done.state, report('plan', 1, 'started')).events.length, 0);
+  assert.equal(step(done.state, report('plan', 7, 'failed')).events.length, 0);
+  assert.equal(step(done.state, report('ghost', 1, 'completed')).events.length, 0);
+});
+
+test('a retryable failure queues the next attempt; the last attempt fails the run', () => {
+  const t0 = new RunTransition(undefined, now);
+  t0.submit(submit, defaults);
+  const err = { code: 'MUSE_ERR_STEP_EXIT_NONZERO', message: 'exit 1', retryable: true };
+  const f1 = step(t0.state, report('plan', 1, 'failed', { error: err }));
+  assert.deepEqual(f1.events.map((e) => e.type), ['step.failed', 'step.queued']);
+  assert.equal(f1.state!.steps.plan!.attempts, 2);
+  const f2 = step(f1.state, report('plan', 2, 'failed', { error: err }));
+  assert.deepEqual(f2.events.map((e) => e.type), ['step.failed', 'run.failed']);
+  assert.equal(f2.state!.status, 'failed');
+  assert.equal(f2.state!.error!.code, 'MUSE_ERR_STEP_EXIT_NONZERO');
+  assert.equal(f2.state!.steps.lint!.status, 'cancelled');
+});
+
+test('a non-retryable failure fails at once', () => {
+  const t0 = new RunTransition(undefined, now);
+  t0.submit(submit, defaults);
+  const f = step(t0.state, report('plan', 1, 'failed', { error: { code: 'MUSE_ERR_STEP_TEMPLATE', message: 'x', retryable: false } }));
+  assert.deepEqual(f.events.map((e) => e.type), ['step.failed', 'run.failed']);
+});
+
+test('a template that cannot render fails the step without queueing it', () => {
+  const t0 = new RunTransition(undefined, now);
+  t0.submit({ ...submit, input: {} }, defaults);
+  assert.deepEqual(t0.events.map((e) => e.type), ['run.created', 'run.started', 'step.failed', 'run.failed']);
+  assert.match(t0.state!.error!.message, /input.repo/);
+});
+
+test('cancel ends the run and cancels open steps; cancelling a finished run does nothing', () => {
+  const t0 = new RunTransition(undefined, now);
+  t0.submit(submit, defaults);
+  const c = new RunTransition(t0.state, now);
+  c.cancel({ kind: 'run-cancel', runId: 'run_1', project: 'p', reason: 'user' });
+  assert.equal(c.state!.status, 'cancelled');
+  assert.equal(c.state!.steps.plan!.status, 'cancelled');
+  const c2 = new RunTransition(c.state, now);
+  c2.cancel({ kind: 'run-cancel', runId: 'run_1', project: 'p' });
+  assert.equal(c2.events.length, 0);
+});
+
+test('the view lists steps in definition order with status and attempts', () => {
+  const t0 = new RunTransition(undefined, now);
+  t0.submit(submit, defaults);
+  const v = toRunView(t0.state!);
+  assert.deepEqual(v.steps.map((s) => [s.id, s.status, s.attempts]), [['plan', 'queued', 1], ['lint', 'pending', 0], ['sec', 'pending', 0], ['review', 'pending', 0]]);
+  assert.equal(v.seq, 3);
+});
