@@ -1,0 +1,66 @@
+# syntax=docker/dockerfile:1
+#
+# One image recipe for every Muse service:
+#
+#   docker build --build-arg SERVICE=gateway -t muse-gateway .
+#   docker run --rm -p 3000:3000 -e NATS_URL=... -e REDIS_URL=... muse-gateway
+#
+# SERVICE is an app folder under apps/ (gateway, coordinator, agent-worker,
+# artifact-store, observability, scaler, cli); the container runs
+# `node apps/$SERVICE/dist/main.js`. Only the last stage reads SERVICE, so the
+# install and build stages are cached once and shared by all services.
+
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+# --- manifests: only what `npm install` reads, so source edits keep the install layer cached.
+FROM ${NODE_IMAGE} AS manifests
+WORKDIR /src
+COPY . .
+RUN mkdir -p /out \
+ && cp package.json package-lock.json .npmrc /out/ \
+ && for dir in libs/* apps/*; do \
+      if [ -f "$dir/package.json" ]; then mkdir -p "/out/$dir" && cp "$dir/package.json" "/out/$dir/"; fi; \
+    done
+
+# --- deps: every dependency, dev included (the build needs TypeScript).
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /src
+COPY --from=manifests /out/ ./
+# `npm install`, not `npm ci`: the committed lockfile is made on one platform
+# and lacks some optional platform packages that `npm ci` would refuse to add.
+RUN --mount=type=cache,target=/root/.npm \
+    npm install --no-audit --no-fund
+
+# --- build: compile everything, then keep only what runs.
+FROM deps AS build
+COPY . .
+RUN npm run build
+RUN --mount=type=cache,target=/root/.npm \
+    npm prune --omit=dev --no-audit --no-fund \
+ && mkdir -p /out \
+ && cp -R package.json node_modules /out/ \
+ && for dir in libs/* apps/*; do \
+      if [ -d "$dir/dist" ]; then \
+        mkdir -p "/out/$dir" && cp "$dir/package.json" "/out/$dir/" && cp -R "$dir/dist" "/out/$dir/"; \
+      fi; \
+    done \
+ && find /out/libs /out/apps \( -name '*.tsbuildinfo' -o -name '*.spec.js' -o -name '*.spec.js.map' -o -name '*.spec.d.ts' -o -name '*.spec.d.ts.map' \) -delete
+
+# --- runtime: one service, non-root.
+FROM ${NODE_IMAGE} AS runtime
+ARG SERVICE
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    SERVICE=${SERVICE}
+WORKDIR /app
+COPY --from=build --chown=node:node /out/ ./
+# Fail the build, not the container start, when SERVICE names no app. The
+# data folders exist (owned by `node`) so volumes mounted there are writable.
+RUN if [ -z "${SERVICE}" ]; then echo "build with --build-arg SERVICE=<app folder under apps/>" >&2; exit 1; fi \
+ && if [ ! -f "apps/${SERVICE}/dist/main.js" ]; then echo "apps/${SERVICE}/dist/main.js was not built" >&2; exit 1; fi \
+ && mkdir -p /app/.muse /data/artifacts /data/workspaces \
+ && chown -R node:node /app/.muse /data
+USER node
+# `exec` makes node PID 1's direct replacement, so SIGTERM reaches it and the
+# service drains in-flight work (run compose with `init: true` to reap zombies).
+ENTRYPOINT ["/bin/sh", "-c", "exec node --enable-source-maps \"apps/${SERVICE}/dist/main.js\" \"$@\"", "muse"]
