@@ -5,6 +5,7 @@ export const AgentHeartbeatSchema = z.object({
   roles: z.array(z.string()),
   pid: z.number().int(),
   host: z.string(),
+  /** Jobs taken at once per role (MUSE_AGENT_CONCURRENCY); total slots = concurrency × roles.length. */
   concurrency: z.number().int(),
   inFlight: z.number().int(),
   completed: z.number().int(),

@@ -50,6 +50,8 @@ export interface MuseNames {
   readonly artifactKey: (artifactId: string) => string;
   readonly runArtifactsKey: (runId: string) => string;
   readonly artifactVersionKey: (runId: string, name: string) => string;
+  /** Which artifact a (run, step, attempt, name) commit made, so a retried commit returns it. */
+  readonly artifactCommitKey: (runId: string, stepId: string, attempt: number, name: string) => string;
   /** Maps an Idempotency-Key to the run it created: `{runId, bodyDigest}` as JSON. */
   readonly idempotencyKey: (project: string, key: string) => string;
 }
@@ -85,6 +87,7 @@ export function museNames(namespace: string): MuseNames {
     artifactKey: (artifactId) => `${ns}:artifact:${artifactId}`,
     runArtifactsKey: (runId) => `${ns}:run-artifacts:${runId}`,
     artifactVersionKey: (runId, name) => `${ns}:artifact-version:${runId}:${name}`,
+    artifactCommitKey: (runId, stepId, attempt, name) => `${ns}:artifact-commit:${runId}:${stepId}:${attempt}:${name}`,
     idempotencyKey: (project, key) => `${ns}:idem:${project}:${key}`,
   };
 }

@@ -1,0 +1,109 @@
+/**
+ * muse-agent-worker: takes step jobs of its roles from BullMQ, runs them
+ * (model provider or shell), uploads outputs to the artifact store and
+ * reports to the coordinator over the JetStream command stream.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { AgentWorkerConfigSchema, museNames } from '@muse/contracts';
+import { JetStreamBus } from '@muse/messaging';
+import { LocalDeterministicProvider } from '@muse/providers';
+import { createRedis } from '@muse/queues';
+import { runService } from '@muse/telemetry';
+import { parseRoles, resolveAgentId } from './agent-identity.js';
+import { AgentStepExecutor } from './agent-step.executor.js';
+import { AgentWorkerModule } from './agent-worker.module.js';
+import { ArtifactUploader } from './artifact.uploader.js';
+import { HeartbeatService } from './heartbeat.service.js';
+import { ShellRunner } from './shell.runner.js';
+import { ShellStepExecutor } from './shell-step.executor.js';
+import { StepReportPublisher } from './step-report.publisher.js';
+import { StepProcessor } from './step.processor.js';
+import { StepWorkers } from './step-workers.service.js';
+import { WorkerMetrics } from './worker.metrics.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** Time kept back from the grace period for handing back, deregistering and closing, in ms. */
+const DRAIN_RESERVE_MS = 1_000;
+
+await runService({
+  service: 'agent-worker',
+  configSchema: AgentWorkerConfigSchema,
+  port: (c) => c.AGENT_WORKER_PORT,
+  setup: async (kit) => {
+    const c = kit.config;
+    const log = kit.logger;
+    const names = museNames(c.MUSE_NAMESPACE);
+    const roles = parseRoles(c.MUSE_AGENT_ROLES);
+    const agentId = resolveAgentId(c.MUSE_AGENT_ID);
+    const metrics = new WorkerMetrics(kit.metrics);
+
+    const redis = createRedis(c.REDIS_URL);
+    redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+    kit.onShutdown(async () => {
+      await redis.quit().catch(() => redis.disconnect());
+    });
+    const bus = await JetStreamBus.connect({ url: c.NATS_URL, names, name: `muse-agent-worker-${agentId}` });
+    kit.onShutdown(() => bus.close());
+    // Idempotent; done here too so that reports never depend on who booted first.
+    await bus.ensureStreams();
+
+    const shell = new ShellRunner();
+    // A hard exit (grace period over) must not leave step processes behind.
+    process.on('exit', () => shell.killAll('SIGKILL'));
+    const handBack = new AbortController();
+    const processor = new StepProcessor({
+      agentId,
+      agent: new AgentStepExecutor(new LocalDeterministicProvider(c.MUSE_LOCAL_PROVIDER_DELAY_MS), metrics),
+      shell: new ShellStepExecutor(shell, { workspaceRoot: resolve(c.MUSE_WORKSPACE_DIR), outputLimitBytes: c.MUSE_SHELL_OUTPUT_LIMIT_BYTES }),
+      artifacts: new ArtifactUploader(c.MUSE_ARTIFACT_STORE_URL),
+      reports: new StepReportPublisher(bus, log),
+      handBack: handBack.signal,
+      observer: metrics,
+      logger: log,
+    });
+    const workers = new StepWorkers({
+      connection: redis,
+      names,
+      roles,
+      concurrency: c.MUSE_AGENT_CONCURRENCY,
+      lockDurationMs: c.MUSE_JOB_LOCK_MS,
+      processor,
+      handBack,
+      killShells: () => shell.killAll('SIGKILL'),
+      metrics,
+      logger: log,
+    });
+    const heartbeat = new HeartbeatService({
+      redis,
+      bus,
+      names,
+      identity: { agentId, roles, pid: process.pid, host: hostname(), concurrency: c.MUSE_AGENT_CONCURRENCY, startedAt: new Date().toISOString(), version: VERSION },
+      counts: () => workers.snapshot(),
+      intervalMs: c.MUSE_HEARTBEAT_MS,
+      logger: log,
+    });
+
+    kit.readiness.add('nats', () => bus.ping());
+    kit.readiness.add('redis', async () => {
+      await redis.ping();
+    });
+
+    kit.onDrain(async () => {
+      const handedBack = await workers.drain(Math.max(0, c.MUSE_SHUTDOWN_GRACE_MS - DRAIN_RESERVE_MS));
+      await within(heartbeat.stop(), 2_000).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'deregistering'));
+      log.info({ agentId, handedBack }, 'drained');
+    });
+
+    workers.start();
+    heartbeat.start();
+    log.info({ agentId, roles, workspaceDir: resolve(c.MUSE_WORKSPACE_DIR), version: VERSION }, 'agent worker ready');
+    return AgentWorkerModule;
+  },
+});
+
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms).unref())]);
+}

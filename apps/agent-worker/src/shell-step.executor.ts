@@ -1,0 +1,95 @@
+/**
+ * Runs a shell step in its run's workspace and turns the result into a
+ * `ShellOutput` or a catalogue error.
+ */
+import { mkdir } from 'node:fs/promises';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { MuseError, type ShellOutput, type StepJob } from '@muse/contracts';
+import type { ShellRunner, ShellRunResult } from './shell.runner.js';
+import { isStepHandedBack } from './step.errors.js';
+
+/** Letters, digits, `.`, `_` and `-`, starting with a letter or digit: a run id that is one plain folder name. */
+const RUN_ID_FOLDER = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
+
+/** How much of stdout and stderr a failure carries in its details, in characters (the end, where errors are). */
+export const DETAIL_TAIL_CHARS = 4_096;
+
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * The absolute workspace folder of a run: `<root>/<runId>`. The run id comes
+ * from a job payload, so it must not climb out of the root (`..`, `/`).
+ */
+export function workspaceFor(root: string, runId: string): string {
+  const base = resolve(root);
+  const dir = resolve(base, runId);
+  const rel = relative(base, dir);
+  if (!RUN_ID_FOLDER.test(runId) || rel !== runId || rel.startsWith('..') || isAbsolute(rel) || rel.includes(sep)) {
+    throw new MuseError('MUSE_ERR_REQUEST_INVALID', `run id ${JSON.stringify(runId)} cannot name a workspace folder`);
+  }
+  return dir;
+}
+
+export interface ShellStepExecutorOptions {
+  /** Root of the per-run workspaces (MUSE_WORKSPACE_DIR). */
+  workspaceRoot: string;
+  /** Cap on captured stdout and stderr, each, in bytes. */
+  outputLimitBytes: number;
+  /** @default process.env.PATH */
+  path?: string;
+  /** @default 2_000 ms */
+  killGraceMs?: number;
+}
+
+export class ShellStepExecutor {
+  constructor(
+    private readonly runner: Pick<ShellRunner, 'run'>,
+    private readonly opts: ShellStepExecutorOptions,
+  ) {}
+
+  async run(job: StepJob, signal: AbortSignal): Promise<ShellOutput> {
+    if (job.command === undefined) {
+      throw new MuseError('MUSE_ERR_REQUEST_INVALID', `shell step "${job.stepId}" has no command`);
+    }
+    const cwd = workspaceFor(this.opts.workspaceRoot, job.runId);
+    await mkdir(cwd, { recursive: true });
+    let res: ShellRunResult;
+    try {
+      res = await this.runner.run({
+        command: job.command,
+        cwd,
+        // Minimal on purpose: the worker's own secrets (REDIS_URL, API keys) stay out of user commands.
+        env: {
+          PATH: this.opts.path ?? process.env.PATH ?? DEFAULT_PATH,
+          HOME: cwd,
+          LANG: 'C.UTF-8',
+          MUSE_RUN_ID: job.runId,
+          MUSE_STEP_ID: job.stepId,
+          MUSE_ATTEMPT: String(job.attempt),
+        },
+        outputLimitBytes: this.opts.outputLimitBytes,
+        signal,
+        ...(this.opts.killGraceMs !== undefined ? { killGraceMs: this.opts.killGraceMs } : {}),
+      });
+    } catch (err) {
+      throw new MuseError('MUSE_ERR_INTERNAL', `could not start the shell: ${(err as Error).message}`, { cause: err });
+    }
+    const tails = { exitCode: res.exitCode, stdout: tail(res.stdout), stderr: tail(res.stderr) };
+    if (res.aborted) {
+      if (isStepHandedBack(signal.reason)) throw signal.reason;
+      throw new MuseError('MUSE_ERR_STEP_TIMEOUT', `shell step "${job.stepId}" ran past ${job.timeoutMs} ms; its process group was killed`, {
+        details: { timeoutMs: job.timeoutMs, ...tails },
+      });
+    }
+    if (res.exitCode !== 0) {
+      throw new MuseError('MUSE_ERR_STEP_EXIT_NONZERO', `shell step "${job.stepId}" exited with status ${res.exitCode}`, { details: tails });
+    }
+    const out: ShellOutput = { exitCode: res.exitCode, stdout: res.stdout, stderr: res.stderr };
+    if (res.truncated) out.truncated = true;
+    return out;
+  }
+}
+
+function tail(s: string): string {
+  return s.length <= DETAIL_TAIL_CHARS ? s : s.slice(-DETAIL_TAIL_CHARS);
+}

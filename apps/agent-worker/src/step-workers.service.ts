@@ -1,0 +1,113 @@
+/**
+ * The BullMQ side: one worker per role on `stepQueue(role)`, each running
+ * the StepProcessor, and the drain on shutdown.
+ *
+ * Drain: stop taking jobs and let the running ones finish. If they are not
+ * done within the budget, hand them back instead: abort them (killing their
+ * shells), never settle their BullMQ promise (so the job is neither completed
+ * nor failed), and close without waiting. Their locks then lapse and the
+ * stalled-job check of another worker runs them again.
+ */
+import type { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { MuseNames, StepJob } from '@muse/contracts';
+import { createStepWorker, type Job } from '@muse/queues';
+import type { Logger } from '@muse/telemetry';
+import { isStepHandedBack, StepHandedBackError } from './step.errors.js';
+import type { StepProcessor } from './step.processor.js';
+import type { WorkerMetrics } from './worker.metrics.js';
+import type { WorkerCounts } from './heartbeat.service.js';
+
+export interface StepWorkersDeps {
+  connection: Redis;
+  names: MuseNames;
+  roles: string[];
+  /** Jobs at once, per role. */
+  concurrency: number;
+  lockDurationMs: number;
+  processor: Pick<StepProcessor, 'process'>;
+  /** Aborted by `drain` when the budget runs out; the processor's executors listen to it. */
+  handBack: AbortController;
+  /** Kills every running shell group at once (hand-back). */
+  killShells: () => void;
+  metrics?: WorkerMetrics;
+  logger: Pick<Logger, 'info' | 'warn' | 'error'>;
+}
+
+export class StepWorkers {
+  private readonly workers: Worker<StepJob>[] = [];
+  private readonly counts: WorkerCounts = { inFlight: 0, completed: 0, failed: 0 };
+
+  constructor(private readonly deps: StepWorkersDeps) {}
+
+  /** Counters for the heartbeat. */
+  snapshot(): WorkerCounts {
+    return { ...this.counts };
+  }
+
+  start(): void {
+    for (const role of this.deps.roles) {
+      this.deps.metrics?.inFlight.set({ role }, 0); // a series per role from the start, not from its first job
+      const worker = createStepWorker(this.deps.connection, this.deps.names, role, (job) => this.run(role, job), {
+        concurrency: this.deps.concurrency,
+        lockDurationMs: this.deps.lockDurationMs,
+      });
+      worker.on('failed', (job, err) => {
+        this.deps.logger.error({ role, jobId: job?.id, err: err.message }, 'step job failed (no final report stored)');
+      });
+      // An 'error' without a listener would crash the process; these are connection hiccups BullMQ recovers from.
+      worker.on('error', (err) => this.deps.logger.warn({ role, err: err.message }, 'step worker error'));
+      this.workers.push(worker);
+    }
+    this.deps.logger.info({ roles: this.deps.roles, concurrency: this.deps.concurrency }, 'taking step jobs');
+  }
+
+  /**
+   * Stops taking jobs and waits for the running ones up to `budgetMs`, then
+   * hands back whatever still runs. @returns how many jobs were handed back
+   */
+  async drain(budgetMs: number): Promise<number> {
+    const finished = Promise.all(this.workers.map((w) => w.pause())).then(() => true);
+    const inTime = await Promise.race([finished, sleep(budgetMs).then(() => false)]);
+    const handedBack = inTime ? 0 : this.counts.inFlight;
+    if (!inTime) {
+      this.deps.logger.warn({ inFlight: handedBack, budgetMs }, 'in-flight steps did not finish in time; handing them back');
+      this.deps.handBack.abort(new StepHandedBackError());
+      this.deps.killShells();
+    }
+    await Promise.all(this.workers.map((w) => w.close(!inTime).catch((err: unknown) => {
+      this.deps.logger.warn({ err: (err as Error).message }, 'closing step worker');
+    })));
+    return handedBack;
+  }
+
+  private async run(role: string, job: Job<StepJob>): Promise<unknown> {
+    const started = Date.now();
+    this.counts.inFlight++;
+    this.deps.metrics?.inFlight.inc({ role });
+    try {
+      const res = await this.deps.processor.process(job.data);
+      if (res.outcome === 'completed') this.counts.completed++;
+      else this.counts.failed++;
+      return { outcome: res.outcome };
+    } catch (err) {
+      const kind = typeof job.data?.kind === 'string' ? job.data.kind : 'unknown';
+      if (isStepHandedBack(err)) {
+        this.deps.metrics?.finished({ role, kind, outcome: 'handed_back', durationMs: Date.now() - started });
+        // Never settles (so neither does this function, nor its finally): completing or failing the job would end it for good,
+        // while it must run again elsewhere once its lock lapses.
+        return await new Promise<never>(() => undefined);
+      }
+      this.counts.failed++;
+      this.deps.metrics?.finished({ role, kind, outcome: 'error', durationMs: Date.now() - started });
+      throw err;
+    } finally {
+      this.counts.inFlight--;
+      this.deps.metrics?.inFlight.dec({ role });
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

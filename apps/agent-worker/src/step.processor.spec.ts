@@ -1,0 +1,184 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { MuseError, type AgentOutput, type ShellOutput, type StepJob, type StepReport } from '@muse/contracts';
+import { LocalDeterministicProvider } from '@muse/providers';
+import { AgentStepExecutor } from './agent-step.executor.js';
+import { StepProcessor, type StepProcessorDeps } from './step.processor.js';
+import { StepHandedBackError } from './step.errors.js';
+import { reportMsgId } from './step-report.publisher.js';
+
+const agentJob: StepJob = {
+  runId: 'run_p1',
+  project: 'default',
+  stepId: 'plan',
+  attempt: 1,
+  role: 'orchestrator',
+  kind: 'agent',
+  prompt: 'Plan the change',
+  model: 'muse-local',
+  seed: 7,
+  timeoutMs: 5_000,
+};
+const shellJob: StepJob = { ...agentJob, stepId: 'build', role: 'executor', kind: 'shell', prompt: undefined, command: 'make' };
+
+function harness(over: Partial<StepProcessorDeps> = {}) {
+  const published: StepReport[] = [];
+  const uploads: Array<{ text: string; mediaType: string }> = [];
+  const deps: StepProcessorDeps = {
+    agentId: 'agent-t',
+    agent: new AgentStepExecutor(new LocalDeterministicProvider()),
+    shell: { run: async (): Promise<ShellOutput> => ({ exitCode: 0, stdout: 'built\n', stderr: '' }) },
+    artifacts: {
+      upload: async (bytes, mediaType) => {
+        uploads.push({ text: Buffer.from(bytes).toString('utf8'), mediaType });
+        return { digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, size: bytes.length };
+      },
+    },
+    reports: {
+      publish: async (r) => {
+        published.push(r);
+      },
+    },
+    now: () => new Date('2025-01-01T00:00:00.000Z'),
+    ...over,
+  };
+  return { processor: new StepProcessor(deps), published, uploads };
+}
+
+describe('StepProcessor', () => {
+  test('agent step: started, then completed with the AgentOutput and a response.md artifact', async () => {
+    const { processor, published, uploads } = harness();
+    const res = await processor.process(agentJob);
+    assert.equal(res.outcome, 'completed');
+    assert.deepEqual(published.map((r) => r.outcome), ['started', 'completed']);
+    const [started, done] = published as [StepReport, StepReport];
+    assert.deepEqual(started, {
+      kind: 'step-report', runId: 'run_p1', project: 'default', stepId: 'plan', attempt: 1, agentId: 'agent-t', outcome: 'started', at: '2025-01-01T00:00:00.000Z',
+    });
+    const output = done.output as AgentOutput;
+    assert.equal(output.model, 'muse-local');
+    assert.ok(output.text.length > 0);
+    assert.ok(output.usage.inputTokens > 0 && output.usage.outputTokens > 0);
+    assert.deepEqual(uploads, [{ text: output.text, mediaType: 'text/markdown' }]);
+    assert.deepEqual(done.artifacts, [{
+      name: 'response.md', mediaType: 'text/markdown', size: Buffer.byteLength(output.text),
+      digest: `sha256:${createHash('sha256').update(output.text).digest('hex')}`,
+    }]);
+    assert.equal(reportMsgId(started), 'run_p1.plan.1.started.agent-t');
+    assert.equal(reportMsgId(done), 'run_p1.plan.1.completed');
+  });
+
+  test('the same agent job gives the same output (deterministic provider, seed)', async () => {
+    const a = harness();
+    const b = harness();
+    await a.processor.process(agentJob);
+    await b.processor.process(agentJob);
+    assert.deepEqual(a.published[1]!.output, b.published[1]!.output);
+  });
+
+  test('shell step: completed with the ShellOutput and stdout.txt', async () => {
+    const { processor, published, uploads } = harness();
+    await processor.process(shellJob);
+    assert.deepEqual(published[1]!.output, { exitCode: 0, stdout: 'built\n', stderr: '' });
+    assert.deepEqual(uploads, [{ text: 'built\n', mediaType: 'text/plain' }]);
+    assert.equal(published[1]!.artifacts![0]!.name, 'stdout.txt');
+  });
+
+  test('a step error is reported as failed with the Muse wire shape, and the job still succeeds', async () => {
+    const { processor, published, uploads } = harness({
+      shell: {
+        run: async () => {
+          throw new MuseError('MUSE_ERR_STEP_EXIT_NONZERO', 'exited 2', { details: { exitCode: 2, stdout: '', stderr: 'no' } });
+        },
+      },
+    });
+    const res = await processor.process(shellJob);
+    assert.equal(res.outcome, 'failed');
+    const failed = published[1]!;
+    assert.equal(failed.outcome, 'failed');
+    assert.deepEqual(failed.error, { code: 'MUSE_ERR_STEP_EXIT_NONZERO', message: 'exited 2', retryable: true, details: { exitCode: 2, stdout: '', stderr: 'no' } });
+    assert.equal(failed.artifacts, undefined);
+    assert.equal(reportMsgId(failed), 'run_p1.build.1.failed');
+    assert.deepEqual(uploads, []);
+  });
+
+  test('the deadline aborts the step: MUSE_ERR_STEP_TIMEOUT', async () => {
+    const { processor, published } = harness({
+      agent: new AgentStepExecutor(new LocalDeterministicProvider(5_000)),
+    });
+    const t0 = Date.now();
+    await processor.process({ ...agentJob, timeoutMs: 50 });
+    assert.ok(Date.now() - t0 < 1_000);
+    assert.equal(published[1]!.error?.code, 'MUSE_ERR_STEP_TIMEOUT');
+    assert.equal(published[1]!.error?.retryable, true);
+  });
+
+  test('an upload that fails becomes a failed report (the step is retried, not lost)', async () => {
+    const { processor, published } = harness({
+      artifacts: {
+        upload: async () => {
+          throw new MuseError('MUSE_ERR_UNAVAILABLE', 'artifact store down');
+        },
+      },
+    });
+    await processor.process(agentJob);
+    assert.equal(published[1]!.outcome, 'failed');
+    assert.equal(published[1]!.error?.code, 'MUSE_ERR_UNAVAILABLE');
+  });
+
+  test('an invalid payload throws before anything is reported', async () => {
+    const { processor, published } = harness();
+    await assert.rejects(processor.process({ runId: 'x' }));
+    assert.deepEqual(published, []);
+  });
+
+  test('a final report that cannot be stored makes the job throw (BullMQ marks it failed)', async () => {
+    let calls = 0;
+    const { processor } = harness({
+      reports: {
+        publish: async () => {
+          if (++calls > 1) throw new Error('nats down');
+        },
+      },
+    });
+    await assert.rejects(processor.process(agentJob), /nats down/);
+  });
+
+  test('a started report that cannot be stored stops the step before it runs', async () => {
+    let ran = false;
+    const { processor } = harness({
+      reports: {
+        publish: async () => {
+          throw new Error('nats down');
+        },
+      },
+      shell: {
+        run: async () => {
+          ran = true;
+          return { exitCode: 0, stdout: '', stderr: '' };
+        },
+      },
+    });
+    await assert.rejects(processor.process(shellJob));
+    assert.equal(ran, false);
+  });
+
+  test('a hand-back reports nothing final and rethrows', async () => {
+    const handBack = new AbortController();
+    const { processor, published } = harness({
+      handBack: handBack.signal,
+      agent: new AgentStepExecutor(new LocalDeterministicProvider(5_000)),
+    });
+    setTimeout(() => handBack.abort(new StepHandedBackError()), 50);
+    await assert.rejects(processor.process(agentJob), (err: unknown) => err instanceof StepHandedBackError);
+    assert.deepEqual(published.map((r) => r.outcome), ['started']);
+  });
+
+  test('the observer hears the outcome with the role and kind', async () => {
+    const seen: unknown[] = [];
+    const { processor } = harness({ observer: { finished: (e) => seen.push({ ...e, durationMs: typeof e.durationMs }) } });
+    await processor.process(shellJob);
+    assert.deepEqual(seen, [{ role: 'executor', kind: 'shell', outcome: 'completed', durationMs: 'number' }]);
+  });
+});

@@ -1,0 +1,112 @@
+/** The commit handler over a real blob store (temp dir) and the real Redis (own namespace). */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { Redis } from 'ioredis';
+import { museNames, type ArtifactCommitRequest, type MuseNames } from '@muse/contracts';
+import { MuseMetrics } from '@muse/telemetry';
+import { ArtifactCommitHandler } from './artifact-commit.handler.js';
+import { ArtifactRepository } from './artifact.repository.js';
+import { ArtifactStoreMetrics } from './artifact-store.metrics.js';
+import { BlobStore } from './blob.store.js';
+
+describe('ArtifactCommitHandler', () => {
+  let redis: Redis;
+  let names: MuseNames;
+  let dir: string;
+  let blobs: BlobStore;
+  let handler: ArtifactCommitHandler;
+  let metrics: ArtifactStoreMetrics;
+  let stored: { digest: string; size: number };
+
+  const req = (over: Partial<ArtifactCommitRequest> = {}): ArtifactCommitRequest => ({
+    runId: 'run_h',
+    project: 'default',
+    stepId: 'say',
+    attempt: 1,
+    agentId: 'agent-1',
+    fencingToken: 1,
+    artifacts: [{ name: 'response.md', digest: stored.digest, size: stored.size, mediaType: 'text/markdown' }],
+    ...over,
+  });
+
+  before(async () => {
+    redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1 });
+    names = museNames(`t-spec-${randomBytes(4).toString('hex')}`);
+    dir = await mkdtemp(join(tmpdir(), 'muse-commit-spec-'));
+    blobs = new BlobStore(dir, { maxBytes: 1 << 20 });
+    await blobs.init();
+    stored = await blobs.put(Readable.from([Buffer.from('# hello\n')]));
+    metrics = new ArtifactStoreMetrics(new MuseMetrics('artifact-store-spec'));
+    handler = new ArtifactCommitHandler({ blobs, repo: new ArtifactRepository(redis, names), metrics });
+  });
+
+  after(async () => {
+    const keys = await redis.keys(`${names.namespace}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('commits stored blobs and answers ArtifactRefs in request order', async () => {
+    const res = await handler.handle(req());
+    assert.ok(res.ok);
+    assert.equal(res.artifacts.length, 1);
+    const ref = res.artifacts[0]!;
+    assert.deepEqual(Object.keys(ref).sort(), ['digest', 'id', 'mediaType', 'name', 'size', 'version']);
+    assert.equal(ref.version, 1);
+    assert.equal(ref.digest, stored.digest);
+  });
+
+  test('a retried commit returns the same artifact', async () => {
+    const a = await handler.handle(req({ runId: 'run_retry' }));
+    const b = await handler.handle(req({ runId: 'run_retry' }));
+    assert.ok(a.ok && b.ok);
+    assert.deepEqual(b.artifacts, a.artifacts);
+    assert.equal((await metrics.commits.get()).values.find((v) => v.labels.outcome === 'replayed')?.value, 1);
+  });
+
+  test('a stale token is rejected with MUSE_ERR_ARTIFACT_STALE_TOKEN and counted, before any blob check', async () => {
+    assert.ok((await handler.handle(req({ runId: 'run_stale', fencingToken: 2 }))).ok);
+    const res = await handler.handle(
+      req({ runId: 'run_stale', fencingToken: 1, attempt: 2, artifacts: [{ name: 'x', digest: `sha256:${'0'.repeat(64)}`, size: 1, mediaType: 'text/plain' }] }),
+    );
+    assert.equal(res.ok, false);
+    assert.ok(!res.ok);
+    assert.equal(res.error.code, 'MUSE_ERR_ARTIFACT_STALE_TOKEN');
+    assert.equal(res.error.retryable, false);
+    assert.equal((await metrics.staleTokenRejections.get()).values[0]?.value, 1);
+  });
+
+  test('a blob that is not stored: MUSE_ERR_ARTIFACT_NOT_FOUND, nothing committed', async () => {
+    const res = await handler.handle(
+      req({ runId: 'run_missing', artifacts: [{ name: 'x', digest: `sha256:${'1'.repeat(64)}`, size: 1, mediaType: 'text/plain' }] }),
+    );
+    assert.ok(!res.ok);
+    assert.equal(res.error.code, 'MUSE_ERR_ARTIFACT_NOT_FOUND');
+    assert.equal(await redis.zcard(names.runArtifactsKey('run_missing')), 0);
+  });
+
+  test('invalid requests: MUSE_ERR_REQUEST_INVALID', async () => {
+    const bad: unknown[] = [
+      { nope: true },
+      req({ artifacts: [{ name: 'x', digest: 'md5:abc', size: 1, mediaType: 'text/plain' }] }),
+      req({ artifacts: [{ name: 'x', digest: stored.digest, size: stored.size + 1, mediaType: 'text/plain' }] }),
+      req({
+        artifacts: [
+          { name: 'x', digest: stored.digest, size: stored.size, mediaType: 'text/plain' },
+          { name: 'x', digest: stored.digest, size: stored.size, mediaType: 'text/plain' },
+        ],
+      }),
+    ];
+    for (const payload of bad) {
+      const res = await handler.handle(payload);
+      assert.ok(!res.ok, JSON.stringify(payload));
+      assert.equal(res.error.code, 'MUSE_ERR_REQUEST_INVALID');
+    }
+  });
+});

@@ -1,0 +1,113 @@
+/**
+ * The NATS request handler on `artifactCommitSubject`: binds uploaded blobs
+ * to a run as versioned artifacts, fenced by the run's token. It never
+ * throws: every outcome is an `ArtifactCommitResponse`, so the coordinator
+ * can branch on the error code.
+ */
+import {
+  ArtifactCommitRequestSchema,
+  MuseError,
+  toErrorBody,
+  type ArtifactCommitRequest,
+  type ArtifactCommitResponse,
+  type ArtifactRef,
+} from '@muse/contracts';
+import type { Logger } from '@muse/telemetry';
+import { isDigest, type BlobStore } from './blob.store.js';
+import type { ArtifactRepository } from './artifact.repository.js';
+import type { ArtifactStoreMetrics, CommitOutcome } from './artifact-store.metrics.js';
+
+export interface ArtifactCommitDeps {
+  blobs: Pick<BlobStore, 'size'>;
+  repo: Pick<ArtifactRepository, 'commit' | 'highestToken'>;
+  metrics?: Pick<ArtifactStoreMetrics, 'commits' | 'staleTokenRejections'>;
+  logger?: Pick<Logger, 'warn' | 'error' | 'debug'>;
+}
+
+export class ArtifactCommitHandler {
+  constructor(private readonly deps: ArtifactCommitDeps) {}
+
+  async handle(payload: unknown): Promise<ArtifactCommitResponse> {
+    let outcome: CommitOutcome = 'error';
+    try {
+      const res = await this.commit(payload);
+      outcome = res.outcome;
+      return res.response;
+    } catch (err) {
+      outcome = isMuseError(err, 'MUSE_ERR_REQUEST_INVALID') ? 'invalid' : isMuseError(err, 'MUSE_ERR_ARTIFACT_NOT_FOUND') ? 'not_found' : 'error';
+      if (outcome === 'error') this.deps.logger?.error({ err }, 'artifact commit failed');
+      else this.deps.logger?.warn({ code: (err as MuseError).code, message: (err as MuseError).message }, 'artifact commit rejected');
+      return { ok: false, error: toErrorBody(err) };
+    } finally {
+      this.deps.metrics?.commits.inc({ outcome });
+    }
+  }
+
+  private async commit(payload: unknown): Promise<{ outcome: CommitOutcome; response: ArtifactCommitResponse }> {
+    const req = parseRequest(payload);
+
+    // Checked before the blobs so that a stale writer hears "stale" rather
+    // than anything else; the script checks again, atomically with its writes.
+    if ((await this.deps.repo.highestToken(req.runId)) > req.fencingToken) return this.stale(req);
+
+    for (const a of req.artifacts) {
+      const size = await this.deps.blobs.size(a.digest);
+      if (size === null) {
+        throw new MuseError('MUSE_ERR_ARTIFACT_NOT_FOUND', `blob ${a.digest} (artifact "${a.name}") is not stored`, {
+          details: { name: a.name, digest: a.digest },
+        });
+      }
+      if (size !== a.size) {
+        throw new MuseError('MUSE_ERR_REQUEST_INVALID', `artifact "${a.name}" says ${a.size} bytes, blob ${a.digest} has ${size}`, {
+          details: { name: a.name, digest: a.digest, size: a.size, storedSize: size },
+        });
+      }
+    }
+
+    const res = await this.deps.repo.commit(req);
+    if (!res.ok) return this.stale(req);
+    const artifacts: ArtifactRef[] = res.artifacts.map(({ meta }) => ({
+      id: meta.id,
+      name: meta.name,
+      version: meta.version,
+      digest: meta.digest,
+      size: meta.size,
+      mediaType: meta.mediaType,
+    }));
+    const created = res.artifacts.some((a) => a.created);
+    this.deps.logger?.debug({ runId: req.runId, stepId: req.stepId, attempt: req.attempt, count: artifacts.length, created }, 'artifacts committed');
+    return { outcome: created || artifacts.length === 0 ? 'committed' : 'replayed', response: { ok: true, artifacts } };
+  }
+
+  private stale(req: ArtifactCommitRequest): { outcome: CommitOutcome; response: ArtifactCommitResponse } {
+    this.deps.metrics?.staleTokenRejections.inc();
+    this.deps.logger?.warn({ runId: req.runId, stepId: req.stepId, attempt: req.attempt, fencingToken: req.fencingToken }, 'stale fencing token');
+    const err = new MuseError('MUSE_ERR_ARTIFACT_STALE_TOKEN', undefined, {
+      details: { runId: req.runId, fencingToken: req.fencingToken },
+    });
+    return { outcome: 'stale', response: { ok: false, error: err.toWire() } };
+  }
+}
+
+function parseRequest(payload: unknown): ArtifactCommitRequest {
+  const parsed = ArtifactCommitRequestSchema.safeParse(payload);
+  if (!parsed.success) {
+    throw new MuseError('MUSE_ERR_REQUEST_INVALID', 'invalid artifact commit request', {
+      details: { issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) },
+    });
+  }
+  const req = parsed.data;
+  const seen = new Set<string>();
+  for (const a of req.artifacts) {
+    if (!isDigest(a.digest)) throw new MuseError('MUSE_ERR_REQUEST_INVALID', `artifact "${a.name}": digest must be sha256:<64 hex>`);
+    if (a.name.length === 0 || a.name.length > 255) throw new MuseError('MUSE_ERR_REQUEST_INVALID', 'artifact names are 1 to 255 characters');
+    // One name twice in one commit would make the second a replay of the first.
+    if (seen.has(a.name)) throw new MuseError('MUSE_ERR_REQUEST_INVALID', `artifact "${a.name}" appears twice`);
+    seen.add(a.name);
+  }
+  return req;
+}
+
+function isMuseError(err: unknown, code: string): boolean {
+  return err instanceof MuseError && err.code === code;
+}

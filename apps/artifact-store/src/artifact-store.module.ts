@@ -1,0 +1,25 @@
+/** The artifact store's Nest module: the HTTP read API over already-opened resources. */
+import { Module, type DynamicModule } from '@nestjs/common';
+import type { ArtifactRepository } from './artifact.repository.js';
+import type { ArtifactContentService } from './artifact-content.service.js';
+import { ArtifactsController } from './artifacts.controller.js';
+import { ARTIFACT_CONTENT, ARTIFACT_REPOSITORY } from './artifact-store.tokens.js';
+
+export interface ArtifactStoreResources {
+  repo: ArtifactRepository;
+  content: ArtifactContentService;
+}
+
+@Module({})
+export class ArtifactStoreModule {
+  static forRoot(res: ArtifactStoreResources): DynamicModule {
+    return {
+      module: ArtifactStoreModule,
+      controllers: [ArtifactsController],
+      providers: [
+        { provide: ARTIFACT_REPOSITORY, useValue: res.repo },
+        { provide: ARTIFACT_CONTENT, useValue: res.content },
+      ],
+    };
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * The fencing Lua script against the real Redis (REDIS_URL, default
+ * localhost), under a namespace of its own that is deleted afterwards.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { museNames, type MuseNames } from '@muse/contracts';
+import { ArtifactRepository, ARTIFACT_ID_PATTERN, newArtifactId, splitAroundVersion, type CommitInput } from './artifact.repository.js';
+
+const digest = (c: string) => `sha256:${c.repeat(64)}`;
+
+function input(over: Partial<CommitInput> = {}): CommitInput {
+  return {
+    runId: 'run_1',
+    project: 'default',
+    stepId: 'build',
+    attempt: 1,
+    agentId: 'agent-1',
+    fencingToken: 1,
+    artifacts: [{ name: 'stdout.txt', digest: digest('a'), size: 3, mediaType: 'text/plain' }],
+    ...over,
+  };
+}
+
+describe('ArtifactRepository (fenced commit script, real Redis)', () => {
+  let redis: Redis;
+  let names: MuseNames;
+  let repo: ArtifactRepository;
+
+  before(async () => {
+    redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1 });
+    names = museNames(`t-spec-${randomBytes(4).toString('hex')}`);
+    repo = new ArtifactRepository(redis, names);
+  });
+
+  after(async () => {
+    const keys = await redis.keys(`${names.namespace}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+  });
+
+  const runKeys = (runId: string) => redis.zrange(names.runArtifactsKey(runId), '0', '-1');
+
+  test('a first commit creates version 1, stores metadata, indexes the run and raises the fence', async () => {
+    const res = await repo.commit(input({ runId: 'r-first', fencingToken: 3 }));
+    assert.ok(res.ok);
+    assert.equal(res.artifacts.length, 1);
+    const { meta, created } = res.artifacts[0]!;
+    assert.equal(created, true);
+    assert.match(meta.id, ARTIFACT_ID_PATTERN);
+    assert.equal(meta.version, 1);
+    assert.equal(meta.name, 'stdout.txt');
+    assert.deepEqual(meta.producer, { agentId: 'agent-1' });
+    assert.deepEqual(await repo.get(meta.id), meta);
+    assert.deepEqual(await runKeys('r-first'), [meta.id]);
+    const score = await redis.zscore(names.runArtifactsKey('r-first'), meta.id);
+    assert.equal(Number(score), Date.parse(meta.createdAt));
+    assert.equal(await repo.highestToken('r-first'), 3);
+  });
+
+  test('an older token is rejected and writes nothing', async () => {
+    const runId = 'r-stale';
+    assert.ok((await repo.commit(input({ runId, fencingToken: 5 }))).ok);
+    const res = await repo.commit(input({ runId, fencingToken: 4, attempt: 2 }));
+    assert.deepEqual(res, { ok: false, stale: true, highestToken: 5 });
+    assert.equal((await runKeys(runId)).length, 1);
+    assert.equal(await redis.get(names.artifactVersionKey(runId, 'stdout.txt')), '1');
+    assert.equal(await redis.get(repo.commitKey(runId, 'build', 2, 'stdout.txt')), null);
+    assert.equal(await repo.highestToken(runId), 5);
+  });
+
+  test('an equal token is accepted, a newer one is accepted and becomes the fence', async () => {
+    const runId = 'r-tokens';
+    assert.ok((await repo.commit(input({ runId, fencingToken: 7 }))).ok);
+    const equal = await repo.commit(input({ runId, fencingToken: 7, attempt: 2 }));
+    assert.ok(equal.ok);
+    assert.equal(equal.artifacts[0]!.meta.version, 2);
+    const newer = await repo.commit(input({ runId, fencingToken: 8, attempt: 3 }));
+    assert.ok(newer.ok);
+    assert.equal(newer.artifacts[0]!.meta.version, 3);
+    assert.equal(await repo.highestToken(runId), 8);
+    assert.equal((await repo.commit(input({ runId, fencingToken: 7, attempt: 4 }))).ok, false);
+  });
+
+  test('the same (run, step, attempt, name) committed again returns the first artifact', async () => {
+    const runId = 'r-idem';
+    const first = await repo.commit(input({ runId, fencingToken: 1 }));
+    const again = await repo.commit(input({ runId, fencingToken: 1 }));
+    // A coordinator that took over the run retries with its newer token.
+    const takeover = await repo.commit(input({ runId, fencingToken: 2 }));
+    assert.ok(first.ok && again.ok && takeover.ok);
+    assert.equal(again.artifacts[0]!.created, false);
+    assert.equal(takeover.artifacts[0]!.created, false);
+    assert.deepEqual(again.artifacts[0]!.meta, first.artifacts[0]!.meta);
+    assert.deepEqual(takeover.artifacts[0]!.meta, first.artifacts[0]!.meta);
+    assert.equal((await runKeys(runId)).length, 1);
+    assert.equal(await redis.get(names.artifactVersionKey(runId, 'stdout.txt')), '1');
+  });
+
+  test('concurrent commits of the same artifact agree on one id', async () => {
+    const runId = 'r-race';
+    const results = await Promise.all(Array.from({ length: 20 }, () => repo.commit(input({ runId }))));
+    const ids = new Set(results.map((r) => (r.ok ? r.artifacts[0]!.meta.id : 'stale')));
+    assert.equal(ids.size, 1);
+    assert.equal(results.filter((r) => r.ok && r.artifacts[0]!.created).length, 1);
+    assert.equal((await runKeys(runId)).length, 1);
+  });
+
+  test('several artifacts come back in request order, versions counted per name', async () => {
+    const runId = 'r-multi';
+    await repo.commit(input({ runId, artifacts: [{ name: 'b.txt', digest: digest('b'), size: 1, mediaType: 'text/plain' }] }));
+    const res = await repo.commit(
+      input({
+        runId,
+        attempt: 2,
+        artifacts: [
+          { name: 'a.txt', digest: digest('a'), size: 1, mediaType: 'text/plain' },
+          { name: 'b.txt', digest: digest('b'), size: 1, mediaType: 'text/plain' },
+          { name: 'c.json', digest: digest('c'), size: 1, mediaType: 'application/json' },
+        ],
+      }),
+    );
+    assert.ok(res.ok);
+    assert.deepEqual(res.artifacts.map((a) => [a.meta.name, a.meta.version]), [['a.txt', 1], ['b.txt', 2], ['c.json', 1]]);
+    assert.equal((await runKeys(runId)).length, 4);
+  });
+
+  test('names with quotes, slashes, colons and non-ASCII survive the JSON round trip', async () => {
+    const name = 'out/"weird": naïve ✓.md';
+    const res = await repo.commit(input({ runId: 'r-json', artifacts: [{ name, digest: digest('d'), size: 12345678901, mediaType: 'text/markdown' }] }));
+    assert.ok(res.ok);
+    const meta = res.artifacts[0]!.meta;
+    assert.equal(meta.name, name);
+    assert.equal(meta.size, 12345678901);
+    assert.deepEqual(await repo.get(meta.id), meta);
+  });
+
+  test('an empty commit still fences', async () => {
+    const res = await repo.commit(input({ runId: 'r-empty', fencingToken: 9, artifacts: [] }));
+    assert.deepEqual(res, { ok: true, artifacts: [] });
+    assert.equal(await repo.highestToken('r-empty'), 9);
+  });
+
+  test('get returns null for unknown or malformed ids', async () => {
+    assert.equal(await repo.get('art_doesnotexist0'), null);
+    assert.equal(await repo.get('../../etc'), null);
+  });
+});
+
+describe('artifact ids and metadata JSON', () => {
+  test('ids are art_ and 20 characters of [a-z0-9]', () => {
+    for (let i = 0; i < 200; i++) assert.match(newArtifactId(), /^art_[a-z0-9]{20}$/);
+  });
+
+  test('splitAroundVersion joins into the metadata with the version', () => {
+    const { head, tail } = splitAroundVersion({
+      id: 'art_x', name: 'n', digest: digest('e'), size: 1, mediaType: 'text/plain', project: 'p', runId: 'r',
+      stepId: 's', attempt: 1, producer: { agentId: 'a' }, createdAt: 't',
+    });
+    assert.equal(JSON.parse(`${head}42${tail}`).version, 42);
+  });
+});

@@ -1,0 +1,48 @@
+/** `GET /v1/artifacts/{id}` and `GET /v1/artifacts/{id}/content`: adapters over the repository and the content service. */
+import { Controller, Get, Inject, Param, Req, Res } from '@nestjs/common';
+import { MuseError, type ArtifactMeta } from '@muse/contracts';
+import { LOGGER, type Logger } from '@muse/telemetry';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ArtifactRepository } from './artifact.repository.js';
+import type { ArtifactContentService } from './artifact-content.service.js';
+import { ARTIFACT_CONTENT, ARTIFACT_REPOSITORY } from './artifact-store.tokens.js';
+
+@Controller('v1/artifacts')
+export class ArtifactsController {
+  constructor(
+    @Inject(ARTIFACT_REPOSITORY) private readonly repo: Pick<ArtifactRepository, 'get'>,
+    @Inject(ARTIFACT_CONTENT) private readonly content: ArtifactContentService,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  @Get(':id')
+  async meta(@Param('id') id: string): Promise<ArtifactMeta> {
+    return this.find(id);
+  }
+
+  @Get(':id/content')
+  async download(@Param('id') id: string, @Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    const meta = await this.find(id);
+    const { plan, stream } = await this.content.open(meta, {
+      range: header(req, 'range'),
+      ifRange: header(req, 'if-range'),
+      ifNoneMatch: header(req, 'if-none-match'),
+    });
+    reply.code(plan.status).headers(plan.headers);
+    // A digest mismatch found mid-stream destroys the response before its
+    // last bytes: the client sees a short body, never a corrupt one.
+    stream?.once('error', (err) => this.logger.error({ err, artifactId: id, digest: meta.digest }, 'artifact content stream failed'));
+    await reply.send(stream ?? '');
+  }
+
+  private async find(id: string): Promise<ArtifactMeta> {
+    const meta = await this.repo.get(id);
+    if (!meta) throw new MuseError('MUSE_ERR_ARTIFACT_NOT_FOUND', `no artifact ${id}`);
+    return meta;
+  }
+}
+
+function header(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}

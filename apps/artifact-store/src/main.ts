@@ -1,0 +1,83 @@
+/**
+ * muse-artifact-store: content-addressed blobs on the local filesystem,
+ * artifact metadata in Redis, fenced commits over NATS request/reply.
+ */
+import { MuseError, museNames, ArtifactStoreConfigSchema, type ArtifactCommitResponse } from '@muse/contracts';
+import { JetStreamBus } from '@muse/messaging';
+import { createRedis } from '@muse/queues';
+import { runService } from '@muse/telemetry';
+import { ArtifactCommitHandler } from './artifact-commit.handler.js';
+import { ArtifactContentService } from './artifact-content.service.js';
+import { ArtifactRepository } from './artifact.repository.js';
+import { ArtifactStoreMetrics } from './artifact-store.metrics.js';
+import { ArtifactStoreModule } from './artifact-store.module.js';
+import { BlobStore } from './blob.store.js';
+import { registerBlobUploadRoute, type BlobUploadDeps } from './blob-upload.route.js';
+import { InFlightTracker } from './in-flight.tracker.js';
+import { MuseErrorFilter } from './muse-error.filter.js';
+
+/** How often temp files of dead uploads are swept after the one at start, in ms. */
+const SWEEP_INTERVAL_MS = 10 * 60_000;
+
+let upload: BlobUploadDeps | undefined;
+
+await runService({
+  service: 'artifact-store',
+  configSchema: ArtifactStoreConfigSchema,
+  port: (c) => c.ARTIFACT_STORE_PORT,
+  setup: async (kit) => {
+    const c = kit.config;
+    const log = kit.logger;
+    const names = museNames(c.MUSE_NAMESPACE);
+    const metrics = new ArtifactStoreMetrics(kit.metrics);
+
+    const blobs = new BlobStore(c.MUSE_ARTIFACT_DIR, { maxBytes: c.MUSE_ARTIFACT_MAX_BYTES });
+    const removed = await blobs.init();
+    log.info({ dir: blobs.root, removedTemps: removed }, 'blob store ready');
+    const sweeper = setInterval(() => {
+      blobs.sweepTemps().then(
+        (n) => n > 0 && log.info({ removedTemps: n }, 'removed temp files of dead uploads'),
+        (err: unknown) => log.warn({ err }, 'temp sweep failed'),
+      );
+    }, SWEEP_INTERVAL_MS);
+    sweeper.unref();
+    kit.onShutdown(() => clearInterval(sweeper));
+
+    // Not the blocking-connection default of createRedis: a request handler
+    // should fail fast (and say so) while Redis is away, not hang.
+    const redis = createRedis(c.REDIS_URL, { maxRetriesPerRequest: 3 });
+    redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+    kit.onShutdown(async () => {
+      await redis.quit().catch(() => redis.disconnect());
+    });
+
+    const bus = await JetStreamBus.connect({ url: c.NATS_URL, names, name: 'muse-artifact-store' });
+    kit.onShutdown(() => bus.close());
+
+    const repo = new ArtifactRepository(redis, names);
+    const commits = new ArtifactCommitHandler({ blobs, repo, metrics, logger: log });
+    const inFlight = new InFlightTracker();
+    const draining = (): ArtifactCommitResponse => ({
+      ok: false,
+      error: new MuseError('MUSE_ERR_UNAVAILABLE', 'artifact store is shutting down; try again').toWire(),
+    });
+    bus.serve(names.artifactCommitSubject, (payload) => inFlight.run(() => commits.handle(payload), draining));
+    kit.onDrain(async () => {
+      inFlight.close();
+      await inFlight.idle();
+    });
+
+    kit.readiness.add('nats', () => bus.ping());
+    kit.readiness.add('redis', async () => {
+      await redis.ping();
+    });
+    kit.readiness.add('data-dir', () => blobs.checkWritable());
+
+    upload = { blobs, maxBytes: c.MUSE_ARTIFACT_MAX_BYTES, metrics, logger: log };
+    return ArtifactStoreModule.forRoot({ repo, content: new ArtifactContentService(blobs) });
+  },
+  configure: (app, kit) => {
+    app.useGlobalFilters(new MuseErrorFilter(kit.logger));
+    registerBlobUploadRoute(app.getHttpAdapter().getInstance(), upload!);
+  },
+});
