@@ -20,7 +20,8 @@ export async function up(opts: UpOptions): Promise<number> {
   const natsUrl = process.env.NATS_URL ?? CommonConfigShape.NATS_URL.parse(undefined);
   const redisUrl = process.env.REDIS_URL ?? CommonConfigShape.REDIS_URL.parse(undefined);
   const namespace = process.env.MUSE_NAMESPACE ?? 'muse';
-  const home = join(REPO_ROOT, '.muse');
+  // Data, logs, workspaces and artifacts of this cluster. @default <repo>/.muse
+  const home = process.env.MUSE_HOME ?? join(REPO_ROOT, '.muse');
   const say = (line: string) => process.stdout.write(`${dim('muse')} ${line}\n`);
 
   if (!existsSync(join(REPO_ROOT, 'apps', 'gateway', 'dist', 'main.js'))) {

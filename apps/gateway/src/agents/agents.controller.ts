@@ -1,0 +1,25 @@
+import { Controller, Get, Inject } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import type { GatewayConfig, MuseNames } from '@muse/contracts';
+import { LOGGER, type Logger } from '@muse/telemetry';
+import { GATEWAY_CONFIG, NAMES, REDIS } from '../gateway.tokens.js';
+import { toAgentViews } from './agent-view.js';
+
+/** Agents are shared by every project (the pool serves them all), so this lists them all. */
+@Controller('v1/agents')
+export class AgentsController {
+  constructor(
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(NAMES) private readonly names: MuseNames,
+    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  @Get()
+  async list() {
+    const hash = await this.redis.hgetall(this.names.agentsKey);
+    const { items, invalid } = toAgentViews(hash, Date.now(), this.config.MUSE_AGENT_TTL_MS);
+    if (invalid.length > 0) this.logger.warn({ agents: invalid }, 'agent heartbeats that do not parse');
+    return { items };
+  }
+}

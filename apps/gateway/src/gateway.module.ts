@@ -1,0 +1,51 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import type { Redis } from 'ioredis';
+import type { GatewayConfig, MuseNames } from '@muse/contracts';
+import type { JetStreamBus } from '@muse/messaging';
+import { AgentsController } from './agents/agents.controller.js';
+import { ArtifactsController } from './artifacts/artifacts.controller.js';
+import { ArtifactsService } from './artifacts/artifacts.service.js';
+import { CallerGuard } from './caller/caller.guard.js';
+import { BUS, GATEWAY_CONFIG, NAMES, REDIS } from './gateway.tokens.js';
+import { MuseExceptionFilter } from './http/muse-exception.filter.js';
+import { OpenApiController } from './openapi/openapi.controller.js';
+import { RunStore } from './runs/run-store.service.js';
+import { RunsController } from './runs/runs.controller.js';
+import { RunsService } from './runs/runs.service.js';
+import { StreamGateway } from './stream/stream.gateway.js';
+import { WorkflowRegistry } from './workflows/workflow-registry.service.js';
+import { WorkflowsController } from './workflows/workflows.controller.js';
+
+export interface GatewayResources {
+  config: GatewayConfig;
+  names: MuseNames;
+  bus: JetStreamBus;
+  redis: Redis;
+}
+
+/** Every controller of the gateway; the OpenAPI spec test reads their routes from here. */
+export const GATEWAY_CONTROLLERS = [WorkflowsController, RunsController, ArtifactsController, AgentsController, OpenApiController] as const;
+
+@Module({})
+export class GatewayModule {
+  static forRoot(res: GatewayResources): DynamicModule {
+    return {
+      module: GatewayModule,
+      controllers: [...GATEWAY_CONTROLLERS],
+      providers: [
+        { provide: GATEWAY_CONFIG, useValue: res.config },
+        { provide: NAMES, useValue: res.names },
+        { provide: BUS, useValue: res.bus },
+        { provide: REDIS, useValue: res.redis },
+        { provide: APP_GUARD, useClass: CallerGuard },
+        { provide: APP_FILTER, useClass: MuseExceptionFilter },
+        WorkflowRegistry,
+        RunStore,
+        RunsService,
+        ArtifactsService,
+        StreamGateway,
+      ],
+    };
+  }
+}

@@ -1,0 +1,5 @@
+/** DI tokens of the gateway's resources, opened once in main.ts and handed to Nest as values. */
+export const GATEWAY_CONFIG = Symbol('muse.gateway.config');
+export const BUS = Symbol('muse.gateway.bus');
+export const REDIS = Symbol('muse.gateway.redis');
+export const NAMES = Symbol('muse.gateway.names');

@@ -1,0 +1,135 @@
+/**
+ * The `/v1/stream` WebSocket endpoint, on the same HTTP server as the REST
+ * API. `ws` runs with `noServer`, so the handshake passes through
+ * `authorizeUpgrade` first: the one place credentials will be checked.
+ */
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Inject, Injectable } from '@nestjs/common';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import type { Gauge } from 'prom-client';
+import { MuseError, type GatewayConfig } from '@muse/contracts';
+import type { JetStreamBus } from '@muse/messaging';
+import { LOGGER, MuseMetrics, type Logger } from '@muse/telemetry';
+import { resolveCaller, type Caller, type CallerPolicy } from '../caller/caller.js';
+import { BUS, GATEWAY_CONFIG } from '../gateway.tokens.js';
+import { toHttpError } from '../http/http-error.mapper.js';
+import { RunStore } from '../runs/run-store.service.js';
+import { CLOSE_CODES, DEFAULT_STREAM_LIMITS, StreamSession } from './stream-session.js';
+import { STREAM_PATH } from './stream.schema.js';
+
+/** How often the server pings each client; one that missed the previous ping is dropped, in ms. */
+const HEARTBEAT_MS = 30_000;
+
+/**
+ * Decides who opens a stream, from the handshake request alone. Today the
+ * same rule as REST (everyone, default project); throws a MuseError to refuse.
+ */
+export function authorizeUpgrade(req: IncomingMessage, policy: CallerPolicy): Caller {
+  return resolveCaller(req.headers, policy);
+}
+
+@Injectable()
+export class StreamGateway {
+  private wss: WebSocketServer | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private readonly sessions = new Map<WebSocket, { session: StreamSession; alive: boolean }>();
+  private readonly connections: Gauge;
+
+  constructor(
+    @Inject(BUS) private readonly bus: JetStreamBus,
+    @Inject(RunStore) private readonly runs: RunStore,
+    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(MuseMetrics) metrics: MuseMetrics,
+  ) {
+    this.connections = metrics.gauge('muse_gateway_ws_connections', 'Open WebSocket connections on /v1/stream');
+  }
+
+  attach(server: Server): void {
+    // maxPayload: a frame above the body limit closes the connection with 1009.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: this.config.MUSE_MAX_BODY_BYTES });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    this.heartbeat = setInterval(() => this.pingAll(), HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', (err) => this.logger.debug({ err }, 'upgrade socket error'));
+    const path = new URL(req.url ?? '/', 'http://gateway').pathname;
+    if (path !== STREAM_PATH || !this.wss) {
+      return rejectUpgrade(socket, new MuseError('MUSE_ERR_ROUTE_NOT_FOUND', `No WebSocket endpoint at ${path}; use ${STREAM_PATH}`));
+    }
+    let caller: Caller;
+    try {
+      caller = authorizeUpgrade(req, { defaultProject: this.config.MUSE_DEFAULT_PROJECT });
+    } catch (err) {
+      return rejectUpgrade(socket, err);
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, caller));
+  }
+
+  private onConnection(ws: WebSocket, caller: Caller): void {
+    const session = new StreamSession(
+      ws,
+      caller,
+      {
+        runVisible: async (project, runId) => (await this.runs.find(project, runId)) !== null,
+        subscribe: (runId, onEvent, from) => this.bus.subscribeRunEvents(runId, onEvent, from),
+      },
+      DEFAULT_STREAM_LIMITS,
+    );
+    const entry = { session, alive: true };
+    this.sessions.set(ws, entry);
+    this.connections.inc();
+    ws.on('pong', () => (entry.alive = true));
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      session.handle(isBinary ? null : rawText(data)).catch((err: unknown) => this.logger.error({ err }, 'stream message failed'));
+    });
+    ws.on('error', (err) => this.logger.debug({ err }, 'websocket error'));
+    ws.once('close', () => {
+      this.sessions.delete(ws);
+      this.connections.dec();
+      session.close().catch((err: unknown) => this.logger.warn({ err }, 'stopping stream subscriptions'));
+    });
+  }
+
+  private pingAll(): void {
+    for (const [ws, entry] of this.sessions) {
+      if (!entry.alive) {
+        ws.terminate();
+        continue;
+      }
+      entry.alive = false;
+      ws.ping();
+    }
+  }
+
+  /** On shutdown: tell every client to go away (1001) and stop their consumers while NATS is still up. */
+  async closeAll(): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    const sessions = [...this.sessions.entries()];
+    for (const [ws] of sessions) ws.close(CLOSE_CODES.goingAway, 'server shutting down');
+    await Promise.all(sessions.map(([, e]) => e.session.close()));
+    await new Promise<void>((resolve) => (this.wss ? this.wss.close(() => resolve()) : resolve()));
+  }
+}
+
+function rawText(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}
+
+/** Answers a refused handshake with a plain HTTP response in the Muse error shape. */
+function rejectUpgrade(socket: Duplex, err: unknown): void {
+  const { status, body } = toHttpError(err);
+  const json = JSON.stringify(body);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
+      'Content-Type: application/json; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(json)}\r\n` +
+      'Connection: close\r\n\r\n' +
+      json,
+  );
+}

@@ -1,0 +1,73 @@
+/**
+ * The README's first command, as a user runs it: `muse up` (what `npm start`
+ * runs) with no NATS and no Redis answering at the configured URLs starts its
+ * own, brings up the six services, runs the sample workflow to success, prints
+ * where to look, and stops everything it started.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { probe, purgeNamespace, REPO_ROOT } from '@muse/cluster';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+test('muse up: own NATS and Redis, six services, the sample run, a clean stop', { timeout: 180_000 }, async () => {
+  const natsPort = await freePort();
+  const redisPort = await freePort();
+  const namespace = `t-${randomBytes(5).toString('hex')}`;
+  const home = mkdtempSync(join(tmpdir(), `muse-up-${namespace}-`));
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    NATS_URL: `nats://127.0.0.1:${natsPort}`,
+    REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+    MUSE_NAMESPACE: namespace,
+    MUSE_HOME: home,
+    MUSE_LOCAL_PROVIDER_DELAY_MS: '0',
+  };
+  // Ports picked by the OS, so a cluster already running on the defaults is left alone.
+  for (const v of ['GATEWAY_PORT', 'COORDINATOR_PORT', 'AGENT_WORKER_PORT', 'ARTIFACT_STORE_PORT', 'OBSERVABILITY_PORT', 'SCALER_PORT']) env[v] = '0';
+
+  const child = spawn(process.execPath, [join(REPO_ROOT, 'apps/cli/dist/main.js'), 'up', '--exit-after-demo'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  try {
+    assert.equal(code, 0, out);
+    assert.match(out, new RegExp(`starting nats-server -js on 127\\.0\\.0\\.1:${natsPort}`));
+    assert.match(out, new RegExp(`starting redis-server on 127\\.0\\.0\\.1:${redisPort}`));
+    for (const s of ['artifact-store', 'coordinator', 'agent-worker-1', 'agent-worker-2', 'gateway', 'observability', 'scaler']) {
+      assert.match(out, new RegExp(`started ${s}\\s+http://127\\.0\\.0\\.1:\\d+`), `${s} started`);
+    }
+    assert.match(out, /Muse is up and the sample run succeeded\./);
+    assert.match(out, /gateway\s+http:\/\/127\.0\.0\.1:\d+/);
+    assert.match(out, /dashboard snapshot http:\/\/127\.0\.0\.1:\d+\/v1\/snapshot/);
+    assert.match(out, /run id\s+run_[a-z0-9_]+/);
+    assert.match(out, /final output\s+\[muse-local#[0-9a-f]{8}\] /);
+    assert.match(out, /stopped/);
+    // everything it started is gone
+    assert.equal(await probe('127.0.0.1', natsPort), false, 'its nats-server stopped');
+    assert.equal(await probe('127.0.0.1', redisPort), false, 'its redis-server stopped');
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    rmSync(home, { recursive: true, force: true });
+    // its NATS and Redis are gone with their data under .muse/data; nothing of this namespace is left on the shared ones
+    if (await probe('127.0.0.1', 4222) && await probe('127.0.0.1', 6379)) {
+      await purgeNamespace('nats://127.0.0.1:4222', 'redis://127.0.0.1:6379', namespace);
+    }
+  }
+});
