@@ -1,7 +1,7 @@
 /** REST request bodies and response views of API v1. */
 import { z } from 'zod';
 import { ErrorBodySchema } from './errors.js';
-import { ArtifactRefSchema } from './events.schema.js';
+import { ArtifactRefSchema, RunEventSchema } from './events.schema.js';
 import { RUN_STATUSES, STEP_STATUSES } from './status.js';
 import { WorkflowDefinitionSchema, WorkflowRefSchema } from './workflow.schema.js';
 
@@ -116,3 +116,17 @@ export const StreamClientMessageSchema = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('ping') }),
 ]);
 export type StreamClientMessage = z.infer<typeof StreamClientMessageSchema>;
+
+/** `GET /v1/runs/{id}/events`: every event so far, ordered by `seq`. */
+export const RunEventListSchema = z.object({ items: z.array(RunEventSchema) });
+
+/** WebSocket `/v1/stream`: what the gateway sends. */
+export const StreamServerMessageSchema = z.discriminatedUnion('type', [
+  /** The subscription is live: replayed events (if any) follow, then live ones. */
+  z.object({ type: z.literal('subscribed'), runId: z.string() }),
+  z.object({ type: z.literal('event'), event: RunEventSchema }),
+  z.object({ type: z.literal('pong') }),
+  /** `runId` says which subscription the error is about, when it is about one. */
+  z.object({ type: z.literal('error'), error: ErrorBodySchema, runId: z.string().optional() }),
+]);
+export type StreamServerMessage = z.infer<typeof StreamServerMessageSchema>;

@@ -92,8 +92,10 @@ export {
   AgentViewSchema,
   AgentListSchema,
   StreamClientMessageSchema,
+  RunEventListSchema,
+  StreamServerMessageSchema,
 } from './api.schema.js';
-export type { SubmitRunBody, StepView, RunView, ArtifactMeta, StreamClientMessage } from './api.schema.js';
+export type { SubmitRunBody, StepView, RunView, ArtifactMeta, StreamClientMessage, StreamServerMessage } from './api.schema.js';
 export {
   CommonConfigShape,
   GatewayConfigSchema,

@@ -212,6 +212,8 @@ export class JetStreamBus {
     runId: string,
     onEvent: (event: RunEvent) => void,
     from: 'all' | 'new' = 'all',
+    /** Called once if delivery ends without `stop()` (consumer deleted, connection closed). */
+    onEnd?: (err?: unknown) => void,
   ): Promise<Subscription$> {
     const subject = runId === '*' ? this.names.runSubjectWildcard : this.names.runSubject(runId);
     const consumer = await this.js.consumers.get(this.names.runsStream, {
@@ -219,17 +221,24 @@ export class JetStreamBus {
       deliver_policy: from === 'all' ? DeliverPolicy.All : DeliverPolicy.New,
     });
     const messages = await consumer.consume({ max_messages: 512 });
+    let stopped = false;
     void (async () => {
-      for await (const m of messages) {
-        try {
-          onEvent(RunEventSchema.parse(decodeJson(m.data)));
-        } catch {
-          // A malformed event is skipped here; the coordinator never writes one.
+      try {
+        for await (const m of messages) {
+          try {
+            onEvent(RunEventSchema.parse(decodeJson(m.data)));
+          } catch {
+            // A malformed event is skipped here; the coordinator never writes one.
+          }
         }
+        if (!stopped) onEnd?.();
+      } catch (err) {
+        if (!stopped) onEnd?.(err);
       }
     })();
     return {
       stop: async () => {
+        stopped = true;
         await messages.close().catch(() => undefined);
         await consumer.delete().catch(() => undefined);
       },

@@ -13,12 +13,14 @@ import {
   ErrorBodySchema,
   ErrorEnvelopeSchema,
   RunAcceptedSchema,
+  RunEventListSchema,
   RunEventSchema,
   RunListQuerySchema,
   RunListSchema,
   RunViewSchema,
   StepViewSchema,
   StreamClientMessageSchema,
+  StreamServerMessageSchema,
   SubmitRunBodySchema,
   WORKFLOW_NAME_PATTERN,
   WorkflowDefinitionSchema,
@@ -29,10 +31,6 @@ import {
   type MuseErrorCode,
 } from '@muse/contracts';
 import { RUN_ID_PATTERN } from '../runs/run-id.js';
-import { StreamServerMessageSchema } from '../stream/stream.schema.js';
-
-/** `GET /v1/runs/{id}/events`: the wrapper is the gateway's; the event is the contracts'. */
-export const RunEventListSchema = z.object({ items: z.array(RunEventSchema) });
 
 /** Named schemas, emitted once under `components.schemas` and referenced by `$ref`. */
 export const COMPONENT_SCHEMAS: ReadonlyArray<readonly [string, z.ZodType]> = [

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RunEvent } from '@muse/contracts';
-import { StreamServerMessageSchema, type StreamServerMessage } from './stream.schema.js';
+import { StreamServerMessageSchema, type StreamServerMessage } from '@muse/contracts';
 import { StreamSession, type StreamDeps, type StreamSocket } from './stream-session.js';
 
 class FakeSocket implements StreamSocket {
@@ -18,7 +18,7 @@ class FakeSocket implements StreamSocket {
 
 /** A bus whose subscriptions the test drives by hand. */
 class FakeBus implements StreamDeps {
-  readonly subs = new Map<string, { onEvent: (e: RunEvent) => void; from: 'all' | 'new'; stopped: boolean }>();
+  readonly subs = new Map<string, { onEvent: (e: RunEvent) => void; from: 'all' | 'new'; stopped: boolean; onEnd: (err?: unknown) => void }>();
   /** Events delivered synchronously during subscribe, before it resolves (the race the session must handle). */
   early: RunEvent[] = [];
   fail = false;
@@ -26,9 +26,9 @@ class FakeBus implements StreamDeps {
   async runVisible(project: string, runId: string): Promise<boolean> {
     return project === 'p' && this.visible.has(runId);
   }
-  async subscribe(runId: string, onEvent: (e: RunEvent) => void, from: 'all' | 'new') {
+  async subscribe(runId: string, onEvent: (e: RunEvent) => void, from: 'all' | 'new', onEnd: (err?: unknown) => void) {
     if (this.fail) throw new Error('nats down');
-    const entry = { onEvent, from, stopped: false };
+    const entry = { onEvent, from, stopped: false, onEnd };
     this.subs.set(runId, entry);
     for (const e of this.early) onEvent(e);
     return { stop: async () => void (entry.stopped = true) };
@@ -145,4 +145,18 @@ test('a client that does not read is disconnected instead of buffered forever', 
   bus.subs.get('run_a')!.onEvent(ev('run_a', 1));
   assert.equal(socket.closedWith?.[0], 1013);
   assert.equal(bus.subs.get('run_a')!.stopped, true);
+});
+
+test('a stream that ends on its own is reported with the seq to resume from, and can be subscribed again', async () => {
+  const { bus, session, types, socket } = setup();
+  await session.handle(JSON.stringify({ op: 'subscribe', runId: 'run_a' }));
+  bus.subs.get('run_a')!.onEvent(ev('run_a', 1));
+  bus.subs.get('run_a')!.onEvent(ev('run_a', 2));
+  bus.subs.get('run_a')!.onEnd(new Error('consumer deleted'));
+  assert.deepEqual(types(), ['subscribed', 'event:run_a:1', 'event:run_a:2', 'error:MUSE_ERR_UNAVAILABLE']);
+  const last = socket.sent.at(-1)!;
+  assert.ok(last.type === 'error' && last.runId === 'run_a' && /fromSeq 3/.test(last.error.message) && last.error.retryable);
+  assert.equal(session.subscriptionCount, 0);
+  await session.handle(JSON.stringify({ op: 'subscribe', runId: 'run_a', fromSeq: 3 }));
+  assert.equal(types().at(-1), 'subscribed');
 });

@@ -12,7 +12,7 @@
 import { MuseError, StreamClientMessageSchema, zodIssues, type ErrorBody, type RunEvent, type StreamClientMessage } from '@muse/contracts';
 import type { Caller } from '../caller/caller.js';
 import { isRunId } from '../runs/run-id.js';
-import type { StreamServerMessage } from './stream.schema.js';
+import type { StreamServerMessage } from '@muse/contracts';
 
 /** The slice of a `ws` WebSocket the session needs. */
 export interface StreamSocket {
@@ -26,7 +26,12 @@ export interface StreamDeps {
   /** Whether the run exists and belongs to the project. */
   runVisible(project: string, runId: string): Promise<boolean>;
   /** `JetStreamBus.subscribeRunEvents`. */
-  subscribe(runId: string, onEvent: (event: RunEvent) => void, from: 'all' | 'new'): Promise<{ stop(): Promise<void> }>;
+  subscribe(
+    runId: string,
+    onEvent: (event: RunEvent) => void,
+    from: 'all' | 'new',
+    onEnd: (err?: unknown) => void,
+  ): Promise<{ stop(): Promise<void> }>;
 }
 
 export interface StreamLimits {
@@ -106,7 +111,7 @@ export class StreamSession {
         this.drop(sub);
         return this.sendError(new MuseError('MUSE_ERR_RUN_NOT_FOUND', `No run "${runId}"`), runId);
       }
-      const handle = await this.deps.subscribe(runId, (event) => this.onEvent(sub, event), all ? 'new' : 'all');
+      const handle = await this.deps.subscribe(runId, (event) => this.onEvent(sub, event), all ? 'new' : 'all', (cause) => this.onEnd(sub, cause));
       if (sub.cancelled) {
         await handle.stop();
         return;
@@ -131,6 +136,20 @@ export class StreamSession {
     }
     if (sub.live) this.send({ type: 'event', event });
     else sub.queue.push(event);
+  }
+
+  /**
+   * Delivery stopped on its own (the consumer was deleted, the connection
+   * closed): tell the client, which can subscribe again with `fromSeq` set to
+   * the last seq it saw + 1 and miss nothing.
+   */
+  private onEnd(sub: Subscription, cause: unknown): void {
+    if (sub.cancelled || this.closed) return;
+    this.drop(sub);
+    this.sendError(
+      new MuseError('MUSE_ERR_UNAVAILABLE', `The event stream for "${sub.runId}" ended; subscribe again with fromSeq ${sub.lastSeq + 1}`, { cause }),
+      sub.runId,
+    );
   }
 
   private async unsubscribe(runId: string): Promise<void> {

@@ -16,7 +16,7 @@ import { BUS, GATEWAY_CONFIG } from '../gateway.tokens.js';
 import { toHttpError } from '../http/http-error.mapper.js';
 import { RunStore } from '../runs/run-store.service.js';
 import { CLOSE_CODES, DEFAULT_STREAM_LIMITS, StreamSession } from './stream-session.js';
-import { STREAM_PATH } from './stream.schema.js';
+import { STREAM_PATH } from './stream-path.js';
 
 /** How often the server pings each client; one that missed the previous ping is dropped, in ms. */
 const HEARTBEAT_MS = 30_000;
@@ -75,7 +75,7 @@ export class StreamGateway {
       caller,
       {
         runVisible: async (project, runId) => (await this.runs.find(project, runId)) !== null,
-        subscribe: (runId, onEvent, from) => this.bus.subscribeRunEvents(runId, onEvent, from),
+        subscribe: (runId, onEvent, from, onEnd) => this.bus.subscribeRunEvents(runId, onEvent, from, onEnd),
       },
       DEFAULT_STREAM_LIMITS,
     );
