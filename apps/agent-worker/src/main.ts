@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { AgentWorkerConfigSchema, museNames } from '@muse/contracts';
 import { JetStreamBus } from '@muse/messaging';
 import { LocalDeterministicProvider } from '@muse/providers';
-import { createRedis } from '@muse/queues';
+import { openRedis } from '@muse/queues';
 import { runService } from '@muse/telemetry';
 import { parseRoles, resolveAgentId } from './agent-identity.js';
 import { AgentStepExecutor } from './agent-step.executor.js';
@@ -40,15 +40,8 @@ await runService({
     const agentId = resolveAgentId(c.MUSE_AGENT_ID);
     const metrics = new WorkerMetrics(kit.metrics);
 
-    const redis = createRedis(c.REDIS_URL);
-    redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
-    kit.onShutdown(async () => {
-      await redis.quit().catch(() => redis.disconnect());
-    });
-    const bus = await JetStreamBus.connect({ url: c.NATS_URL, names, name: `muse-agent-worker-${agentId}` });
-    kit.onShutdown(() => bus.close());
-    // Idempotent; done here too so that reports never depend on who booted first.
-    await bus.ensureStreams();
+    const redis = openRedis(kit, c.REDIS_URL, { connectionName: `muse-agent-worker-${agentId}` });
+    const bus = await JetStreamBus.open(kit, { url: c.NATS_URL, names, name: `muse-agent-worker-${agentId}` });
 
     const shell = new ShellRunner();
     // A hard exit (grace period over) must not leave step processes behind.
@@ -84,11 +77,6 @@ await runService({
       counts: () => workers.snapshot(),
       intervalMs: c.MUSE_HEARTBEAT_MS,
       logger: log,
-    });
-
-    kit.readiness.add('nats', () => bus.ping());
-    kit.readiness.add('redis', async () => {
-      await redis.ping();
     });
 
     kit.onDrain(async () => {

@@ -4,7 +4,7 @@
  */
 import { MuseError, museNames, ArtifactStoreConfigSchema, type ArtifactCommitResponse } from '@muse/contracts';
 import { JetStreamBus } from '@muse/messaging';
-import { createRedis } from '@muse/queues';
+import { openRedis } from '@muse/queues';
 import { runService } from '@muse/telemetry';
 import { ArtifactCommitHandler } from './artifact-commit.handler.js';
 import { ArtifactContentService } from './artifact-content.service.js';
@@ -43,16 +43,9 @@ await runService({
     sweeper.unref();
     kit.onShutdown(() => clearInterval(sweeper));
 
-    // Not the blocking-connection default of createRedis: a request handler
-    // should fail fast (and say so) while Redis is away, not hang.
-    const redis = createRedis(c.REDIS_URL, { maxRetriesPerRequest: 3 });
-    redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
-    kit.onShutdown(async () => {
-      await redis.quit().catch(() => redis.disconnect());
-    });
-
-    const bus = await JetStreamBus.connect({ url: c.NATS_URL, names, name: 'muse-artifact-store' });
-    kit.onShutdown(() => bus.close());
+    // A request handler should fail fast (and say so) while Redis is away, not hang.
+    const redis = openRedis(kit, c.REDIS_URL, { connectionName: 'muse-artifact-store', mode: 'request' });
+    const bus = await JetStreamBus.open(kit, { url: c.NATS_URL, names, name: 'muse-artifact-store' });
 
     const repo = new ArtifactRepository(redis, names);
     const commits = new ArtifactCommitHandler({ blobs, repo, metrics, logger: log });
@@ -67,10 +60,6 @@ await runService({
       await inFlight.idle();
     });
 
-    kit.readiness.add('nats', () => bus.ping());
-    kit.readiness.add('redis', async () => {
-      await redis.ping();
-    });
     kit.readiness.add('data-dir', () => blobs.checkWritable());
 
     upload = { blobs, maxBytes: c.MUSE_ARTIFACT_MAX_BYTES, metrics, logger: log };

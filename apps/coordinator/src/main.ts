@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { CoordinatorConfigSchema, museNames } from '@muse/contracts';
 import { JetStreamBus } from '@muse/messaging';
-import { StepQueues, createRedis } from '@muse/queues';
+import { StepQueues, openRedis } from '@muse/queues';
 import { RunLocks } from '@muse/locks';
 import { runService } from '@muse/telemetry';
 import { CommandHandler } from './command.handler.js';
@@ -15,9 +15,8 @@ await runService({
   setup: async (kit) => {
     const c = kit.config;
     const names = museNames(c.MUSE_NAMESPACE);
-    const bus = await JetStreamBus.connect({ url: c.NATS_URL, names, name: 'muse-coordinator' });
-    await bus.ensureStreams();
-    const redis = createRedis(c.REDIS_URL);
+    const redis = openRedis(kit, c.REDIS_URL, { connectionName: 'muse-coordinator' });
+    const bus = await JetStreamBus.open(kit, { url: c.NATS_URL, names, name: 'muse-coordinator' });
     const queues = new StepQueues(redis, names);
     const handler = new CommandHandler({
       bus,
@@ -29,17 +28,13 @@ await runService({
       logger: kit.logger,
       metrics: kit.metrics,
     });
-    kit.readiness.add('nats', () => bus.ping());
-    kit.readiness.add('redis', async () => void (await redis.ping()));
     await bus.consumeCommands(names.coordinatorConsumer, (cmd, ctx) => handler.handle(cmd, ctx), {
       concurrency: c.COORDINATOR_CONCURRENCY,
       ackWaitMs: 10_000,
       onError: (err, cmd) => kit.logger.warn({ err, cmd: summarize(cmd) }, 'command failed; will be redelivered'),
     });
     kit.onDrain(() => bus.stopConsuming());
-    kit.onShutdown(() => bus.close());
     kit.onShutdown(() => queues.close());
-    kit.onShutdown(async () => void (await redis.quit()));
 
     @Module({ controllers: [CoordinatorController], providers: [{ provide: CommandHandler, useValue: handler }] })
     class CoordinatorModule {}

@@ -6,15 +6,14 @@
  */
 import type { Redis } from 'ioredis';
 import { AgentHeartbeatSchema, RunViewSchema, type AgentHeartbeat, type MuseNames, type RunEvent, type RunView } from '@muse/contracts';
-import type { JetStreamBus, Subscription$ } from '@muse/messaging';
+import type { JetStreamBus, RunEventFeedOptions, Subscription$ } from '@muse/messaging';
 import type { StepQueues } from '@muse/queues';
-import { followRunEvents, type RunEventFeedOptions } from './run-event-feed.js';
 import type { QueueDepth } from './snapshot.schema.js';
 
 export const LIVE_SOURCES = Symbol('observability.live-sources');
 
 export interface LiveSources {
-  /** Run events of every run appended from now on, in order per run (JetStream; see run-event-feed.ts). */
+  /** Run events of every run appended from now on, in order per run (JetStream; resilient to consumer resets). */
   subscribeRunEvents(onEvent: (event: RunEvent) => void): Promise<Subscription$>;
   /** Heartbeats as workers publish them (core NATS, best effort); bad payloads are dropped. */
   subscribeHeartbeats(onHeartbeat: (hb: AgentHeartbeat) => void): void;
@@ -38,7 +37,7 @@ export function createLiveSources(deps: {
 }): LiveSources {
   const { bus, redis, queues, names } = deps;
   return {
-    subscribeRunEvents: (onEvent) => followRunEvents({ bus, names, onEvent, onError: deps.onEventError }),
+    subscribeRunEvents: (onEvent) => bus.subscribeRunEvents('*', onEvent, 'new', deps.onEventError),
 
     subscribeHeartbeats: (onHeartbeat) =>
       bus.subscribe(names.agentHeartbeatSubject, (payload) => {

@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AgentHeartbeat, RunEvent, RunView } from '@muse/contracts';
+import { agentLoad, type AgentHeartbeat, type RunEvent, type RunView } from '@muse/contracts';
 import {
-  agentLoad,
   applyHeartbeat,
   applyRunEvent,
   buildSnapshot,

@@ -16,6 +16,7 @@
  */
 import {
   DEFAULT_ROLES,
+  agentLoad,
   ROLE_PATTERN,
   RUN_STATUSES,
   TERMINAL_RUN_STATUSES,
@@ -381,16 +382,6 @@ export function buildSnapshot(state: LiveState, now: Date): Snapshot {
   };
 }
 
-/**
- * Share of the agent's job slots in use, 0..1. `concurrency` is per role
- * (`MUSE_AGENT_CONCURRENCY`: one BullMQ worker per role), so an agent serving
- * four roles has four times that many slots.
- */
-export function agentLoad(hb: Pick<AgentHeartbeat, 'inFlight' | 'concurrency' | 'roles'>): number {
-  const slots = hb.concurrency * Math.max(1, hb.roles.length);
-  if (slots <= 0) return 0;
-  return Math.round((hb.inFlight / slots) * 1000) / 1000;
-}
 
 function duplicate(state: LiveState, reason: 'duplicate-id' | 'duplicate-seq'): EventResult {
   state.totals.duplicatesIgnored++;

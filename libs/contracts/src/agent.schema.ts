@@ -15,3 +15,14 @@ export const AgentHeartbeatSchema = z.object({
   version: z.string(),
 });
 export type AgentHeartbeat = z.infer<typeof AgentHeartbeatSchema>;
+
+/**
+ * Share of an agent's job slots in use, 0..1 (3 decimals). `concurrency` is
+ * per role (one BullMQ worker per role), so an agent serving four roles has
+ * four times that many slots. The gateway and the dashboard both show this.
+ */
+export function agentLoad(hb: Pick<AgentHeartbeat, 'inFlight' | 'concurrency' | 'roles'>): number {
+  const slots = hb.concurrency * Math.max(1, hb.roles.length);
+  if (slots <= 0) return 0;
+  return Math.round((hb.inFlight / slots) * 1000) / 1000;
+}

@@ -87,6 +87,12 @@ export type ArtifactStoreConfig = z.infer<typeof ArtifactStoreConfigSchema>;
 export const ObservabilityConfigSchema = z.object({
   ...CommonConfigShape,
   OBSERVABILITY_PORT: port(3004),
+  /** An agent whose last heartbeat is older than this leaves the live view, in ms. */
+  MUSE_AGENT_TTL_MS: ms(10_000),
+  /** How often the agent list and queue depths are read, in ms. */
+  MUSE_OBSERVABILITY_POLL_MS: ms(1_000),
+  /** Runs per project read from the read model at start. */
+  MUSE_OBSERVABILITY_SEED_RUNS: z.coerce.number().int().min(0).default(1_000),
 });
 export type ObservabilityConfig = z.infer<typeof ObservabilityConfigSchema>;
 
@@ -95,6 +101,8 @@ export const ScalerConfigSchema = z.object({
   SCALER_PORT: port(3005),
   /** How often the scaler reads queue depths and agent heartbeats, in ms. */
   MUSE_SCALER_INTERVAL_MS: ms(5_000),
+  /** An agent whose last heartbeat is older than this is not counted, in ms. */
+  MUSE_AGENT_TTL_MS: ms(10_000),
 });
 export type ScalerConfig = z.infer<typeof ScalerConfigSchema>;
 

@@ -27,6 +27,7 @@ import {
 import { CommandSchema, RunEventSchema, type Command, type MuseNames, type RunEvent } from '@muse/contracts';
 import { decodeJson, encodeJson } from './codec.js';
 import { WrongLastSequenceError } from './errors.js';
+import { RunEventFeed } from './run-event-feed.js';
 
 /** Convert ms to the nanoseconds JetStream's API takes. */
 const nanos = (ms: number): number => ms * 1_000_000;
@@ -40,6 +41,12 @@ export interface BusOptions {
   runRetentionMs?: number;
   /** Duplicate window for message ids, in ms. @default 120_000 */
   duplicateWindowMs?: number;
+}
+
+/** The slice of a service's kit the bus registers itself with. */
+export interface BusHost {
+  readiness: { add(name: string, check: () => Promise<void>): void };
+  onShutdown(fn: () => Promise<void> | void): void;
 }
 
 export interface CommandContext {
@@ -57,6 +64,7 @@ export interface Subscription$ {
 export class JetStreamBus {
   private readonly consumers: ConsumerMessages[] = [];
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly feeds = new Set<RunEventFeed>();
   private readonly subs: Subscription[] = [];
 
   private constructor(
@@ -76,6 +84,22 @@ export class JetStreamBus {
     });
     const jsm = await jetstreamManager(nc);
     return new JetStreamBus(nc, jetstream(nc), jsm, opts.names, opts);
+  }
+
+  /**
+   * The bus of a service: connected, streams ensured (idempotent, so no
+   * service depends on another having booted first), a `nats` readiness
+   * check, and closed on shutdown.
+   */
+  static async open(host: BusHost, opts: BusOptions): Promise<JetStreamBus> {
+    const bus = await JetStreamBus.connect(opts);
+    host.onShutdown(() => bus.close());
+    await bus.ensureStreams();
+    host.readiness.add('nats', async () => {
+      if (!bus.isConnected()) throw new Error('NATS connection closed');
+      await bus.ping();
+    });
+    return bus;
   }
 
   /** Creates (or brings up to date) both streams; safe to call from every replica at every boot. */
@@ -205,42 +229,27 @@ export class JetStreamBus {
   }
 
   /**
-   * Live events of one run (or of every run with `'*'`), in order, starting
-   * from the beginning of the log (or from new events only with `fromSeq: 'new'`).
+   * Events of one run (or of every run with `'*'`), in order: from the start
+   * of the log with `'all'`, or only those appended from now on with `'new'`.
+   * Delivery survives consumer resets (see RunEventFeed) without skipping or
+   * repeating an event.
    */
   async subscribeRunEvents(
     runId: string,
     onEvent: (event: RunEvent) => void,
     from: 'all' | 'new' = 'all',
-    /** Called once if delivery ends without `stop()` (consumer deleted, connection closed). */
-    onEnd?: (err?: unknown) => void,
+    /** Told about events skipped because they do not parse, and about retried re-subscriptions. */
+    onError?: (err: unknown, stage: 'parse' | 'apply' | 'resubscribe') => void,
   ): Promise<Subscription$> {
     const subject = runId === '*' ? this.names.runSubjectWildcard : this.names.runSubject(runId);
-    const consumer = await this.js.consumers.get(this.names.runsStream, {
-      filter_subjects: subject,
-      deliver_policy: from === 'all' ? DeliverPolicy.All : DeliverPolicy.New,
-    });
-    const messages = await consumer.consume({ max_messages: 512 });
-    let stopped = false;
-    void (async () => {
-      try {
-        for await (const m of messages) {
-          try {
-            onEvent(RunEventSchema.parse(decodeJson(m.data)));
-          } catch {
-            // A malformed event is skipped here; the coordinator never writes one.
-          }
-        }
-        if (!stopped) onEnd?.();
-      } catch (err) {
-        if (!stopped) onEnd?.(err);
-      }
-    })();
+    const lastSeq = from === 'all' ? 0 : (await this.jsm.streams.info(this.names.runsStream)).state.last_seq;
+    const feed = new RunEventFeed({ js: this.js, stream: this.names.runsStream, subject, onEvent, ...(onError ? { onError } : {}) }, lastSeq);
+    await feed.open();
+    this.feeds.add(feed);
     return {
       stop: async () => {
-        stopped = true;
-        await messages.close().catch(() => undefined);
-        await consumer.delete().catch(() => undefined);
+        this.feeds.delete(feed);
+        await feed.stop();
       },
     };
   }
@@ -368,6 +377,8 @@ export class JetStreamBus {
   /** Stops consuming (in-flight handlers finish) and drains the connection. */
   async close(): Promise<void> {
     await this.stopConsuming();
+    for (const f of this.feeds) await f.stop();
+    this.feeds.clear();
     for (const s of this.subs) s.unsubscribe();
     if (!this.nc.isClosed()) await this.nc.drain().catch(() => undefined);
   }

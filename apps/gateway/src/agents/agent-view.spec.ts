@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AgentListSchema, type AgentHeartbeat } from '@muse/contracts';
-import { agentLoad, toAgentViews } from './agent-view.js';
+import { agentLoad } from '@muse/contracts';
+import { toAgentViews } from './agent-view.js';
 
 const now = Date.parse('2025-01-01T00:00:10.000Z');
 const hb = (agentId: string, at: string, inFlight = 1, concurrency = 4): AgentHeartbeat => ({

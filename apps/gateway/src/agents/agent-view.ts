@@ -1,6 +1,6 @@
 /** Agent workers as `GET /v1/agents` shows them, from the heartbeats they leave in Redis. */
 import type { z } from 'zod';
-import { AgentHeartbeatSchema, type AgentHeartbeat, type AgentViewSchema } from '@muse/contracts';
+import { AgentHeartbeatSchema, agentLoad, type AgentViewSchema } from '@muse/contracts';
 
 export type AgentView = z.infer<typeof AgentViewSchema>;
 
@@ -10,17 +10,6 @@ export interface AgentViewResult {
   invalid: string[];
 }
 
-/**
- * Share of the agent's job slots in use, 0..1. `concurrency` is per role
- * (one BullMQ worker per role, see AgentHeartbeatSchema), so an agent serving
- * four roles has four times as many slots. The same formula as the
- * observability dashboard's, so both show the same number.
- */
-export function agentLoad(hb: Pick<AgentHeartbeat, 'inFlight' | 'concurrency' | 'roles'>): number {
-  const slots = hb.concurrency * Math.max(1, hb.roles.length);
-  if (slots <= 0) return 0;
-  return Math.round((hb.inFlight / slots) * 1000) / 1000;
-}
 
 /**
  * Heartbeats younger than `ttlMs` as views, sorted by agent id. A heartbeat

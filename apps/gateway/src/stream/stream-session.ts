@@ -139,13 +139,14 @@ export class StreamSession {
   }
 
   /**
-   * Delivery stopped on its own (the consumer was deleted, the connection
-   * closed): tell the client, which can subscribe again with `fromSeq` set to
-   * the last seq it saw + 1 and miss nothing.
+   * Delivery broke (the bus could not re-subscribe after a consumer reset):
+   * stop it and tell the client, which can subscribe again with `fromSeq`
+   * set to the last seq it saw + 1 and miss nothing.
    */
   private onEnd(sub: Subscription, cause: unknown): void {
     if (sub.cancelled || this.closed) return;
     this.drop(sub);
+    void sub.stop?.().catch(() => undefined);
     this.sendError(
       new MuseError('MUSE_ERR_UNAVAILABLE', `The event stream for "${sub.runId}" ended; subscribe again with fromSeq ${sub.lastSeq + 1}`, { cause }),
       sub.runId,

@@ -75,7 +75,11 @@ export class StreamGateway {
       caller,
       {
         runVisible: async (project, runId) => (await this.runs.find(project, runId)) !== null,
-        subscribe: (runId, onEvent, from, onEnd) => this.bus.subscribeRunEvents(runId, onEvent, from, onEnd),
+        // The bus re-subscribes by itself after a consumer reset; only a failure to do so ends the stream.
+        subscribe: (runId, onEvent, from, onEnd) =>
+          this.bus.subscribeRunEvents(runId, onEvent, from, (err, stage) => {
+            if (stage === 'resubscribe') onEnd(err);
+          }),
       },
       DEFAULT_STREAM_LIMITS,
     );

@@ -1,9 +1,9 @@
 /**
- * Every run event appended after the feed starts, in order per run, and
- * still flowing after a consumer reset. Used instead of
- * `JetStreamBus.subscribeRunEvents('*', cb, 'new')` because of two things
- * seen with nats.js 3.4's ordered consumer (reproduced by deleting the
- * server-side consumer of an idle subscription, as a NATS restart does):
+ * Run events from a given stream sequence on, in order, and still flowing
+ * after a consumer reset: what `JetStreamBus.subscribeRunEvents` delivers.
+ * Written by hand around nats.js's ordered consumer because of two things
+ * seen with nats.js 3.4 (reproduced by deleting the server-side consumer of
+ * an idle subscription, as a NATS restart does):
  *
  * 1. Under `DeliverPolicy.New` its cursor starts at stream sequence 0, so a
  *    reset before the first message recreates the consumer from sequence 1:
@@ -16,16 +16,17 @@
  *    the feed drops that consumer and opens a fresh one from the last
  *    sequence it handled plus one: nothing is skipped, nothing handled twice.
  *
- * Both belong in `@muse/messaging` (see the issue note); this file can go
- * once `subscribeRunEvents` does the same.
  */
 import { DeliverPolicy, type Consumer, type ConsumerMessages } from '@nats-io/jetstream';
-import { RunEventSchema, type MuseNames, type RunEvent } from '@muse/contracts';
-import { decodeJson, type JetStreamBus, type Subscription$ } from '@muse/messaging';
+import { RunEventSchema, type RunEvent } from '@muse/contracts';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { decodeJson } from './codec.js';
 
 export interface RunEventFeedOptions {
-  bus: JetStreamBus;
-  names: MuseNames;
+  js: JetStreamClient;
+  stream: string;
+  /** One run's subject, or the wildcard for every run. */
+  subject: string;
   onEvent: (event: RunEvent) => void;
   /** Told about an event that does not parse or that `onEvent` threw on (both are skipped), and about failed re-subscriptions (retried). */
   onError?: (err: unknown, stage: 'parse' | 'apply' | 'resubscribe') => void;
@@ -54,15 +55,7 @@ interface Generation {
   messages: ConsumerMessages;
 }
 
-/** Starts the feed at the run stream's current end; resolves once the consumer exists. */
-export async function followRunEvents(opts: RunEventFeedOptions): Promise<Subscription$> {
-  const info = await opts.bus.jsm.streams.info(opts.names.runsStream);
-  const feed = new RunEventFeed(opts, info.state.last_seq);
-  await feed.open();
-  return { stop: () => feed.stop() };
-}
-
-class RunEventFeed {
+export class RunEventFeed {
   private current: Generation | undefined;
   private stopped = false;
 
@@ -73,9 +66,8 @@ class RunEventFeed {
   ) {}
 
   async open(): Promise<void> {
-    const { bus, names } = this.opts;
-    const consumer = await bus.js.consumers.get(names.runsStream, {
-      filter_subjects: names.runSubjectWildcard,
+    const consumer = await this.opts.js.consumers.get(this.opts.stream, {
+      filter_subjects: this.opts.subject,
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: this.lastSeq + 1,
     });
