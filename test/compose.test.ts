@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
+import { documentedMetrics } from './support/docs.js';
 import { SERVICE_CONFIG_SCHEMAS, SERVICE_NAMES, SERVICE_PORT_VARS, type ServiceName } from '@muse/contracts';
 
 const ROOT = process.cwd();
@@ -23,21 +24,13 @@ const GRAFANA_DASHBOARD_PROVIDERS_DIR = 'infra/grafana/provisioning/dashboards';
 const GRAFANA_DASHBOARDS_DIR = 'infra/grafana/dashboards';
 
 /**
- * Metric names the services export today. The dashboards may query only these
- * (plus histogram `_bucket`/`_sum`/`_count` series and default process
- * metrics). The observability work replaces this list with the names read
- * from the services' real registries.
+ * Metric names the services export, as documented in the README (the
+ * end-to-end test checks that table against the services' real /metrics).
+ * Dashboards may query only these, their histogram series and Node's defaults.
  */
-const SERVICE_METRICS: readonly string[] = [
-  'muse_gateway_requests_total',
-  'muse_gateway_request_duration_seconds',
-  'muse_worker_steps_total',
-  'muse_runs_total',
-  'muse_queue_depth',
-  'muse_scaler_desired_workers',
-  'muse_scaler_actual_workers',
-];
-const SERVICE_HISTOGRAMS: readonly string[] = ['muse_gateway_request_duration_seconds'];
+const DOCUMENTED = documentedMetrics();
+const SERVICE_METRICS: readonly string[] = DOCUMENTED.map((m) => m.name);
+const SERVICE_HISTOGRAMS: readonly string[] = DOCUMENTED.filter((m) => m.type === 'histogram').map((m) => m.name);
 /** prom-client's default Node metrics, registered by `MuseMetrics` under this prefix. */
 const SERVICE_METRIC_PREFIXES: readonly string[] = ['muse_process_'];
 /** Series Prometheus itself writes for every target (not exported by the services). */

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '@muse/cluster';
 import type { RunEvent, RunView } from '@muse/contracts';
+import { documentedMetrics } from '../support/docs.js';
 import { http, startTestCluster, StreamRecorder, waitForEvent, waitForRun, type TestCluster } from '../support/harness.js';
 
 const CODE_REVIEW = readFileSync(join(REPO_ROOT, 'examples', 'code-review.yaml'), 'utf8');
@@ -243,5 +244,25 @@ describe('foundation: a multi-agent workflow end to end', { timeout: 240_000 }, 
     assert.deepEqual(ws.events.map((e) => e.id), log.map((e) => e.id), 'the WebSocket subscriber saw every event once, in order');
 
     await t.cluster.restart(victim);
+  });
+
+  test('every service exports exactly the metrics the README documents', async () => {
+    const exported = new Map<string, { type: string; services: Set<string> }>();
+    for (const p of t.cluster.processes) {
+      const text = (await http(p.url, 'GET', '/metrics')).text;
+      for (const m of text.matchAll(/^# TYPE (muse_\S+) (\S+)$/gm)) {
+        if (m[1]!.startsWith('muse_process_')) continue;
+        const e = exported.get(m[1]!) ?? { type: m[2]!, services: new Set<string>() };
+        e.services.add(p.opts.service);
+        exported.set(m[1]!, e);
+      }
+    }
+    const documented = documentedMetrics();
+    assert.deepEqual([...exported.keys()].sort(), documented.map((d) => d.name).sort(), 'exported vs documented metric names');
+    for (const d of documented) {
+      const e = exported.get(d.name)!;
+      assert.equal(e.type, d.type, `${d.name} type`);
+      assert.deepEqual([...e.services], [d.service], `${d.name} service`);
+    }
   });
 });
