@@ -38,8 +38,8 @@ test('muse up: own NATS and Redis, six services, the sample run, a clean stop', 
     MUSE_HOME: home,
     MUSE_LOCAL_PROVIDER_DELAY_MS: '0',
   };
-  // Ports picked by the OS, so a cluster already running on the defaults is left alone.
-  for (const v of ['GATEWAY_PORT', 'COORDINATOR_PORT', 'AGENT_WORKER_PORT', 'ARTIFACT_STORE_PORT', 'OBSERVABILITY_PORT', 'SCALER_PORT']) env[v] = '0';
+  // Fixed free ports (like the defaults, but free here), so two workers asking for the same one would collide.
+  for (const v of ['GATEWAY_PORT', 'COORDINATOR_PORT', 'AGENT_WORKER_PORT', 'ARTIFACT_STORE_PORT', 'OBSERVABILITY_PORT', 'SCALER_PORT']) env[v] = String(await freePort());
 
   const child = spawn(process.execPath, [join(REPO_ROOT, 'apps/cli/dist/main.js'), 'up', '--exit-after-demo'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -54,7 +54,8 @@ test('muse up: own NATS and Redis, six services, the sample run, a clean stop', 
       assert.match(out, new RegExp(`started ${s}\\s+http://127\\.0\\.0\\.1:\\d+`), `${s} started`);
     }
     assert.match(out, /Muse is up and the sample run succeeded\./);
-    assert.match(out, /gateway\s+http:\/\/127\.0\.0\.1:\d+/);
+    assert.match(out, new RegExp(`gateway\\s+http://127\\.0\\.0\\.1:${env.GATEWAY_PORT}`));
+    assert.match(out, new RegExp(`started agent-worker-1\\s+http://127\\.0\\.0\\.1:${env.AGENT_WORKER_PORT} `), 'the first worker on the configured port');
     assert.match(out, /dashboard snapshot http:\/\/127\.0\.0\.1:\d+\/v1\/snapshot/);
     assert.match(out, /run id\s+run_[a-z0-9_]+/);
     assert.match(out, /final output\s+\[muse-local#[0-9a-f]{8}\] /);

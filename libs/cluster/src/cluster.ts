@@ -55,7 +55,9 @@ export class Cluster {
       ...(o.env ?? {}),
       ...(o.serviceEnv?.[service] ?? {}),
     };
-    if (o.ports === 'random') env[SERVICE_PORT_VARS[service]] = '0';
+    // Every process of a service after the first takes a port the OS picks: two workers cannot share one.
+    const sibling = this.processes.some((p) => p.opts.service === service);
+    if (o.ports === 'random' || sibling) env[SERVICE_PORT_VARS[service]] = '0';
     if (service === 'agent-worker' && !env.MUSE_AGENT_ID) env.MUSE_AGENT_ID = instance;
     const store = this.processes.find((p) => p.opts.service === 'artifact-store');
     if (store && (service === 'gateway' || service === 'agent-worker')) env.MUSE_ARTIFACT_STORE_URL = store.url;
