@@ -6,7 +6,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { REPO_ROOT } from '@muse/cluster';
 import type { RunEvent, RunView } from '@muse/contracts';
@@ -264,5 +266,37 @@ describe('foundation: a multi-agent workflow end to end', { timeout: 240_000 }, 
       assert.equal(e.type, d.type, `${d.name} type`);
       assert.deepEqual([...e.services], [d.service], `${d.name} service`);
     }
+  });
+
+  test('the muse CLI registers, runs with --watch, lists, shows and refuses to cancel a finished run', async () => {
+    const muse = async (...args: string[]) => {
+      try {
+        const r = await promisify(execFile)(process.execPath, [join(REPO_ROOT, 'apps/cli/dist/main.js'), '--gateway', t.gateway, ...args]);
+        return { code: 0, out: r.stdout, err: r.stderr };
+      } catch (e) {
+        const x = e as { code: number; stdout: string; stderr: string };
+        return { code: x.code, out: x.stdout, err: x.stderr };
+      }
+    };
+    const reg = await muse('workflows', 'register', join(REPO_ROOT, 'examples', 'code-review.yaml'));
+    assert.equal(reg.code, 0, reg.err);
+    assert.match(reg.out, /registered code-review v\d+/);
+    const run = await muse('run', 'code-review', '--version', '1', '--input', 'repo=cli/repo', '--watch');
+    assert.equal(run.code, 0, run.err + run.out);
+    for (const step of ['plan', 'lint', 'review']) assert.match(run.out, new RegExp(`${step}\\s+succeeded on agent-worker-\\d`));
+    assert.match(run.out, /run succeeded/);
+    const id = /run (run_[a-z0-9_]+)/.exec(run.out)![1]!;
+    const status = await muse('--json', 'status', id);
+    assert.equal(status.code, 0);
+    const view = JSON.parse(status.out) as RunView;
+    assert.equal(view.status, 'succeeded');
+    assert.equal((view.steps[1]!.output as { stdout: string }).stdout, 'linting cli/repo\n');
+    assert.match((await muse('runs', '--workflow', 'code-review')).out, new RegExp(`${id}\\s+succeeded`));
+    const cancel = await muse('cancel', id);
+    assert.equal(cancel.code, 1);
+    assert.match(cancel.err, /MUSE_ERR_RUN_TERMINAL/);
+    const bad = await muse('run', 'code-review', '--input', 'novalue');
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /expected key=value/);
   });
 });
