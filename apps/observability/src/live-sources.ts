@@ -7,7 +7,7 @@
 import type { Redis } from 'ioredis';
 import { AgentHeartbeatSchema, RunViewSchema, type AgentHeartbeat, type MuseNames, type RunEvent, type RunView } from '@muse/contracts';
 import type { JetStreamBus, RunEventFeedOptions, Subscription$ } from '@muse/messaging';
-import type { StepQueues } from '@muse/queues';
+import { readAgentHeartbeats, type StepQueues } from '@muse/queues';
 import type { QueueDepth } from './snapshot.schema.js';
 
 export const LIVE_SOURCES = Symbol('observability.live-sources');
@@ -45,15 +45,7 @@ export function createLiveSources(deps: {
         if (hb.success) onHeartbeat(hb.data);
       }),
 
-    readHeartbeats: async () => {
-      const all = await redis.hgetall(names.agentsKey);
-      const out: AgentHeartbeat[] = [];
-      for (const raw of Object.values(all)) {
-        const hb = AgentHeartbeatSchema.safeParse(parseJson(raw));
-        if (hb.success) out.push(hb.data);
-      }
-      return out;
-    },
+    readHeartbeats: async () => (await readAgentHeartbeats(redis, names)).heartbeats,
 
     queueDepth: (role) => queues.depth(role),
 

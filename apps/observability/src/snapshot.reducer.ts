@@ -16,7 +16,7 @@
  */
 import {
   DEFAULT_ROLES,
-  agentLoad,
+  toAgentView,
   ROLE_PATTERN,
   RUN_STATUSES,
   TERMINAL_RUN_STATUSES,
@@ -353,20 +353,7 @@ export function buildSnapshot(state: LiveState, now: Date): Snapshot {
   const agents = [...state.agents.values()]
     .filter((hb) => nowMs - toMs(hb.at) <= state.opts.agentTtlMs)
     .sort((a, b) => a.agentId.localeCompare(b.agentId))
-    .map((hb) => ({
-      agentId: hb.agentId,
-      roles: [...hb.roles],
-      pid: hb.pid,
-      host: hb.host,
-      concurrency: hb.concurrency,
-      inFlight: hb.inFlight,
-      load: agentLoad(hb),
-      completed: hb.completed,
-      failed: hb.failed,
-      startedAt: hb.startedAt,
-      lastSeenAt: hb.at,
-      version: hb.version,
-    }));
+    .map(toAgentView);
   const queues = knownRoles(state).map((role) => {
     const q = state.queues.get(role);
     return q ? { role, ...q.depth, readAt: q.readAt } : { role, waiting: 0, active: 0, delayed: 0 };

@@ -3,8 +3,8 @@
  * service needs (the spec feeds it by hand). Payloads are parsed here.
  */
 import type { Redis } from 'ioredis';
-import { AgentHeartbeatSchema, type AgentHeartbeat, type MuseNames } from '@muse/contracts';
-import type { StepQueues } from '@muse/queues';
+import type { AgentHeartbeat, MuseNames } from '@muse/contracts';
+import { readAgentHeartbeats, type StepQueues } from '@muse/queues';
 
 export const SCALER_SOURCES = Symbol('scaler.sources');
 
@@ -17,23 +17,8 @@ export interface ScalerSources {
 export function createScalerSources(deps: { redis: Redis; queues: StepQueues; names: MuseNames }): ScalerSources {
   const { redis, queues, names } = deps;
   return {
-    readHeartbeats: async () => {
-      const all = await redis.hgetall(names.agentsKey);
-      const out: AgentHeartbeat[] = [];
-      for (const raw of Object.values(all)) {
-        const hb = AgentHeartbeatSchema.safeParse(parseJson(raw));
-        if (hb.success) out.push(hb.data);
-      }
-      return out;
-    },
+    readHeartbeats: async () => (await readAgentHeartbeats(redis, names)).heartbeats,
     queueDepth: (role) => queues.depth(role),
   };
 }
 
-function parseJson(raw: string): unknown {
-  try {
-    return JSON.parse(raw);
-  } catch {
-    return undefined;
-  }
-}

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { AgentViewSchema } from './api.schema.js';
 
 export const AgentHeartbeatSchema = z.object({
   agentId: z.string(),
@@ -25,4 +26,22 @@ export function agentLoad(hb: Pick<AgentHeartbeat, 'inFlight' | 'concurrency' | 
   const slots = hb.concurrency * Math.max(1, hb.roles.length);
   if (slots <= 0) return 0;
   return Math.round((hb.inFlight / slots) * 1000) / 1000;
+}
+
+/** How `GET /v1/agents` and the dashboard show an agent. */
+export function toAgentView(hb: AgentHeartbeat): z.infer<typeof AgentViewSchema> {
+  return {
+    agentId: hb.agentId,
+    roles: [...hb.roles],
+    pid: hb.pid,
+    host: hb.host,
+    concurrency: hb.concurrency,
+    inFlight: hb.inFlight,
+    load: agentLoad(hb),
+    completed: hb.completed,
+    failed: hb.failed,
+    startedAt: hb.startedAt,
+    lastSeenAt: hb.at,
+    version: hb.version,
+  };
 }

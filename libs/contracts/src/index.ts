@@ -72,7 +72,7 @@ export type {
 } from './commands.schema.js';
 export { StepJobSchema, stepJobId } from './jobs.schema.js';
 export type { StepJob } from './jobs.schema.js';
-export { AgentHeartbeatSchema, agentLoad } from './agent.schema.js';
+export { AgentHeartbeatSchema, agentLoad, toAgentView } from './agent.schema.js';
 export type { AgentHeartbeat } from './agent.schema.js';
 export {
   RunInputSchema,

@@ -1,6 +1,7 @@
 import { Controller, Get, Inject } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import type { GatewayConfig, MuseNames } from '@muse/contracts';
+import { readAgentHeartbeats } from '@muse/queues';
 import { LOGGER, type Logger } from '@muse/telemetry';
 import { GATEWAY_CONFIG, NAMES, REDIS } from '../gateway.tokens.js';
 import { toAgentViews } from './agent-view.js';
@@ -17,9 +18,8 @@ export class AgentsController {
 
   @Get()
   async list() {
-    const hash = await this.redis.hgetall(this.names.agentsKey);
-    const { items, invalid } = toAgentViews(hash, Date.now(), this.config.MUSE_AGENT_TTL_MS);
+    const { heartbeats, invalid } = await readAgentHeartbeats(this.redis, this.names);
     if (invalid.length > 0) this.logger.warn({ agents: invalid }, 'agent heartbeats that do not parse');
-    return { items };
+    return { items: toAgentViews(heartbeats, Date.now(), this.config.MUSE_AGENT_TTL_MS) };
   }
 }
