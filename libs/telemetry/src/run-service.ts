@@ -88,7 +88,8 @@ export async function runService<S extends z.ZodType>(spec: ServiceSpec<S>): Pro
   const address = app.getHttpServer().address();
   const actualPort = typeof address === 'object' && address ? address.port : port;
   const url = `http://${c.HOST}:${actualPort}`;
-  logger.info({ url }, `muse-${spec.service} listening`);
+  // Always printed, whatever LOG_LEVEL says: launchers and tests learn the URL from this line.
+  logger.child({}, { level: 'info' }).info({ url }, `muse-${spec.service} listening`);
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {

@@ -1,0 +1,154 @@
+/** A cluster to measure, started the way `npm start` starts one, and the means to talk to it. */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Cluster, ensureInfra, purgeNamespace, type InfraHandle } from '@muse/cluster';
+import { museNames, type MuseNames, type RunEvent } from '@muse/contracts';
+
+export interface BenchContext {
+  quick: boolean;
+  /** Measured repetitions per figure (after one warm-up). */
+  reps: number;
+  cluster: Cluster;
+  gateway: string;
+  namespace: string;
+  names: MuseNames;
+  natsUrl: string;
+  redisUrl: string;
+  apiKey: string;
+  headers(extra?: Record<string, string>): Record<string, string>;
+  api<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
+  log(line: string): void;
+}
+
+export async function startBench(opts: { quick: boolean; log: (l: string) => void }): Promise<{ ctx: BenchContext; stop(): Promise<void> }> {
+  const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+  const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const namespace = `bench-${randomBytes(4).toString('hex')}`;
+  const dataDir = mkdtempSync(join(tmpdir(), `muse-${namespace}-`));
+  const apiKey = process.env.MUSE_BOOTSTRAP_API_KEY ?? `muse_bench_${randomBytes(24).toString('hex')}`;
+  const infra: InfraHandle = await ensureInfra({ natsUrl, redisUrl, dataDir: join(dataDir, 'infra'), log: opts.log });
+  const cluster = await Cluster.start({
+    namespace,
+    natsUrl,
+    redisUrl,
+    ports: 'random',
+    workers: 2,
+    dataDir,
+    logDir: join(dataDir, 'logs'),
+    env: {
+      LOG_LEVEL: 'warn',
+      MUSE_BOOTSTRAP_API_KEY: apiKey,
+      // The benchmark measures Muse, not a rate limiter protecting it.
+      MUSE_RATE_LIMIT_PER_KEY: '1000000',
+      MUSE_RATE_LIMIT_PER_PROJECT: '1000000',
+      MUSE_AGENT_CONCURRENCY: '25',
+    },
+    log: (l) => opts.log(`started ${l}`),
+  });
+  const gateway = cluster.url('gateway');
+  const headers = (extra: Record<string, string> = {}) => ({ authorization: `Bearer ${apiKey}`, ...extra });
+  const ctx: BenchContext = {
+    quick: opts.quick,
+    reps: opts.quick ? 2 : 5,
+    cluster,
+    gateway,
+    namespace,
+    names: museNames(namespace),
+    natsUrl,
+    redisUrl,
+    apiKey,
+    headers,
+    api: async (method, path, body) => {
+      const res = await fetch(`${gateway}${path}`, {
+        method,
+        headers: headers(body === undefined ? {} : { 'content-type': 'application/json' }),
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : undefined };
+    },
+    log: opts.log,
+  };
+  return {
+    ctx,
+    stop: async () => {
+      await cluster.stop();
+      await purgeNamespace(natsUrl, redisUrl, namespace);
+      await infra.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Registers a definition; throws with the gateway's error when it is refused. */
+export async function register(ctx: BenchContext, def: unknown): Promise<{ name: string; version: number }> {
+  const res = await ctx.api('POST', '/v1/workflows', def);
+  if (res.status !== 200 && res.status !== 201) throw new Error(`workflow refused: ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+export async function submit(ctx: BenchContext, workflow: string, input: Record<string, unknown> = {}): Promise<string> {
+  const res = await ctx.api<{ id: string }>('POST', '/v1/runs', { workflow, input });
+  if (res.status !== 202) throw new Error(`submission refused (${res.status}): ${JSON.stringify(res.body)}`);
+  return res.body.id;
+}
+
+/**
+ * One WebSocket subscribed to every run's new events: `finished(runId)`
+ * resolves with the time (performance.now()) the run's last event arrived.
+ */
+export class RunWatcher {
+  private readonly waiters = new Map<string, (t: number) => void>();
+  private readonly done = new Map<string, number>();
+  readonly lags: number[] = [];
+  private ws!: WebSocket;
+
+  static async open(ctx: BenchContext): Promise<RunWatcher> {
+    const w = new RunWatcher();
+    w.ws = new WebSocket(`${ctx.gateway.replace(/^http/, 'ws')}/v1/stream?access_token=${encodeURIComponent(ctx.apiKey)}`, { headers: ctx.headers() } as never);
+    await new Promise<void>((resolve, reject) => {
+      w.ws.addEventListener('open', () => resolve(), { once: true });
+      w.ws.addEventListener('error', () => reject(new Error('websocket error')), { once: true });
+    });
+    const subscribed = new Promise<void>((resolve) => {
+      w.ws.addEventListener('message', (m) => {
+        const msg = JSON.parse(String(m.data)) as { type: string; event?: RunEvent };
+        if (msg.type === 'subscribed') resolve();
+        if (msg.type !== 'event' || !msg.event) return;
+        const now = performance.now();
+        w.lags.push(Date.now() - Date.parse(msg.event.at));
+        if (msg.event.type === 'run.completed' || msg.event.type === 'run.failed' || msg.event.type === 'run.cancelled') {
+          const waiter = w.waiters.get(msg.event.runId);
+          if (waiter) {
+            w.waiters.delete(msg.event.runId);
+            waiter(now);
+          } else w.done.set(msg.event.runId, now);
+        }
+      });
+    });
+    w.ws.send(JSON.stringify({ op: 'subscribe', runId: '*' }));
+    await subscribed;
+    return w;
+  }
+
+  finished(runId: string, timeoutMs = 60_000): Promise<number> {
+    const t = this.done.get(runId);
+    if (t !== undefined) {
+      this.done.delete(runId);
+      return Promise.resolve(t);
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`run ${runId} not finished within ${timeoutMs} ms`)), timeoutMs);
+      this.waiters.set(runId, (at) => {
+        clearTimeout(timer);
+        resolve(at);
+      });
+    });
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}

@@ -1,0 +1,112 @@
+/** Latency scenarios: one step end to end, a 50-step chain, event → WebSocket. */
+import { jsDeliveryP99, bullChain, bullRoundTrip } from '../baselines.js';
+import { register, RunWatcher, submit, type BenchContext } from '../context.js';
+import type { Row } from '../report.js';
+import { percentile, summarize } from '../stats.js';
+
+const step = (id: string, needs?: string[]) => ({ id, agent: 'executor', prompt: `no-op ${id}`, ...(needs ? { needs } : {}) });
+
+export async function singleStep(ctx: BenchContext): Promise<Row> {
+  await register(ctx, { name: 'bench-one', steps: [step('only')] });
+  const samples = ctx.quick ? 10 : 50;
+  const watcher = await RunWatcher.open(ctx);
+  const p50s: number[] = [];
+  const p99s: number[] = [];
+  try {
+    for (let rep = 0; rep <= ctx.reps; rep++) {
+      const times: number[] = [];
+      for (let i = 0; i < samples; i++) {
+        const t0 = performance.now();
+        const id = await submit(ctx, 'bench-one');
+        times.push((await watcher.finished(id)) - t0);
+      }
+      if (rep === 0) continue; // warm-up
+      p50s.push(percentile(times, 50));
+      p99s.push(percentile(times, 99));
+    }
+  } finally {
+    watcher.close();
+  }
+  const base50: number[] = [];
+  const base99: number[] = [];
+  for (let rep = 0; rep < ctx.reps; rep++) {
+    const b = await bullRoundTrip(ctx, samples);
+    base50.push(b.p50);
+    base99.push(b.p99);
+  }
+  const muse = summarize(p50s);
+  const p99 = summarize(p99s).median;
+  return {
+    scenario: 'single-step run: REST submit → succeeded on WebSocket (p50)',
+    unit: 'ms',
+    muse,
+    extra: { p99 },
+    baseline: summarize(base50),
+    baselineLabel: 'BullMQ add+wait',
+    ratio: muse.median / summarize(base50).median,
+    target: 'p50 ≤ 5, p99 ≤ 20',
+    met: muse.median <= 5 && p99 <= 20,
+  };
+}
+
+export async function chain(ctx: BenchContext): Promise<Row> {
+  const length = 50;
+  await register(ctx, { name: 'bench-chain', steps: Array.from({ length }, (_, i) => step(`s${i}`, i > 0 ? [`s${i - 1}`] : undefined)) });
+  const watcher = await RunWatcher.open(ctx);
+  const per: number[] = [];
+  try {
+    for (let rep = 0; rep <= ctx.reps; rep++) {
+      const t0 = performance.now();
+      const id = await submit(ctx, 'bench-chain');
+      const ms = (await watcher.finished(id, 120_000)) - t0;
+      if (rep > 0) per.push(ms / length);
+    }
+  } finally {
+    watcher.close();
+  }
+  const base: number[] = [];
+  for (let rep = 0; rep < ctx.reps; rep++) base.push(await bullChain(ctx, length));
+  const muse = summarize(per);
+  const baseline = summarize(base);
+  const ratio = muse.median / baseline.median;
+  return {
+    scenario: '50-step sequential chain: time per step',
+    unit: 'ms/step',
+    muse,
+    baseline,
+    baselineLabel: 'BullMQ chain',
+    ratio,
+    target: '≤ 2 and ≤ 3.5x BullMQ',
+    met: muse.median <= 2 && ratio <= 3.5,
+  };
+}
+
+export async function eventToWebSocket(ctx: BenchContext): Promise<Row> {
+  await register(ctx, { name: 'bench-one', steps: [step('only')] });
+  const p99s: number[] = [];
+  const runs = ctx.quick ? 20 : 100;
+  for (let rep = 0; rep <= ctx.reps; rep++) {
+    const watcher = await RunWatcher.open(ctx);
+    try {
+      const ids = await Promise.all(Array.from({ length: runs }, () => submit(ctx, 'bench-one')));
+      await Promise.all(ids.map((id) => watcher.finished(id)));
+      if (rep > 0) p99s.push(percentile(watcher.lags, 99));
+    } finally {
+      watcher.close();
+    }
+  }
+  const base: number[] = [];
+  for (let rep = 0; rep < ctx.reps; rep++) base.push(await jsDeliveryP99(ctx, runs));
+  const muse = summarize(p99s);
+  const baseline = summarize(base);
+  return {
+    scenario: 'event appended → WebSocket client (p99)',
+    unit: 'ms',
+    muse,
+    baseline,
+    baselineLabel: 'JetStream publish→consume',
+    ratio: muse.median / baseline.median,
+    target: 'p99 ≤ 50',
+    met: muse.median <= 50,
+  };
+}

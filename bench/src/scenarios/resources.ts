@@ -1,0 +1,80 @@
+/** Resource scenarios: idle memory of each service, Redis memory per queued step. */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { StepQueues, createRedis } from '@muse/queues';
+import { bullBytesPerJob, usedMemory } from '../baselines.js';
+import type { BenchContext } from '../context.js';
+import type { Row } from '../report.js';
+import { summarize } from '../stats.js';
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
+}
+
+export async function idleRss(ctx: BenchContext): Promise<Row> {
+  await new Promise((r) => setTimeout(r, ctx.quick ? 1_000 : 5_000));
+  const per: Record<string, number> = {};
+  for (const p of ctx.cluster.processes) if (p.pid) per[p.instance] = rssMb(p.pid);
+  // The floor: a bare Node process of the same version serving HTTP.
+  const bare = spawn(process.execPath, ['-e', "require('node:http').createServer((q,s)=>s.end()).listen(0);setInterval(()=>{},1000)"], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 1_000));
+  const bareMb = rssMb(bare.pid!);
+  bare.kill();
+  const values = Object.values(per);
+  const muse = summarize(values);
+  return {
+    scenario: 'idle RSS of each service (median over services; max shown)',
+    unit: 'MB',
+    muse,
+    extra: per,
+    baseline: summarize([bareMb]),
+    baselineLabel: 'bare Node HTTP server',
+    ratio: muse.median / bareMb,
+    target: '≤ 100 each',
+    met: muse.max <= 100,
+  };
+}
+
+export async function redisPerQueuedStep(ctx: BenchContext): Promise<Row> {
+  const count = ctx.quick ? 5_000 : 100_000;
+  const redis = createRedis(ctx.redisUrl);
+  const queues = new StepQueues(redis, ctx.names);
+  const role = 'bench-memory';
+  let perStep: number;
+  try {
+    const before = await usedMemory(redis);
+    for (let i = 0; i < count; i += 500) {
+      await Promise.all(Array.from({ length: Math.min(500, count - i) }, (_, j) =>
+        queues.enqueue({
+          runId: `run_bench${String(i + j).padStart(8, '0')}`,
+          project: 'default',
+          stepId: 'step',
+          attempt: 1,
+          role,
+          kind: 'agent',
+          prompt: 'Plan a change to github.com/acme/widgets',
+          model: 'muse-local',
+          seed: 0,
+          timeoutMs: 300_000,
+        }),
+      ));
+    }
+    perStep = ((await usedMemory(redis)) - before) / count;
+    await queues.queue(role).obliterate({ force: true });
+  } finally {
+    await queues.close();
+    await redis.quit();
+  }
+  const bare = await bullBytesPerJob(ctx, count);
+  return {
+    scenario: `Redis memory per queued step (${count.toLocaleString('en')} queued)`,
+    unit: 'bytes',
+    muse: summarize([perStep]),
+    baseline: summarize([bare]),
+    baselineLabel: 'BullMQ job, minimal payload',
+    ratio: perStep / bare,
+    target: '≤ 2048',
+    met: perStep <= 2048,
+  };
+}

@@ -1,0 +1,85 @@
+/** Throughput scenarios: a 10-step DAG at scale, a 1,000-item fan-out. */
+import { bullThroughput } from '../baselines.js';
+import { register, RunWatcher, submit, type BenchContext } from '../context.js';
+import type { Row } from '../report.js';
+import { summarize } from '../stats.js';
+
+/** 10 steps: a, then b1..b8 in parallel, then z. */
+const dag = {
+  name: 'bench-dag',
+  steps: [
+    { id: 'a', agent: 'executor', prompt: 'a' },
+    ...Array.from({ length: 8 }, (_, i) => ({ id: `b${i}`, agent: i % 2 ? 'reviewer' : 'optimizer', prompt: `b${i}`, needs: ['a'] })),
+    { id: 'z', agent: 'orchestrator', prompt: 'z', needs: Array.from({ length: 8 }, (_, i) => `b${i}`) },
+  ],
+};
+
+async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let i = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (i < items.length) await fn(items[i++]!);
+  }));
+}
+
+export async function dagThroughput(ctx: BenchContext): Promise<Row> {
+  await register(ctx, dag);
+  const runs = ctx.quick ? 40 : 500;
+  const rates: number[] = [];
+  for (let rep = 0; rep <= ctx.reps; rep++) {
+    const watcher = await RunWatcher.open(ctx);
+    try {
+      const t0 = performance.now();
+      const ids: string[] = [];
+      await pool(Array.from({ length: runs }, (_, i) => i), 50, async () => void ids.push(await submit(ctx, 'bench-dag')));
+      await Promise.all(ids.map((id) => watcher.finished(id, 300_000)));
+      if (rep > 0) rates.push((runs * 10) / ((performance.now() - t0) / 1000));
+    } finally {
+      watcher.close();
+    }
+  }
+  const base: number[] = [];
+  for (let rep = 0; rep < ctx.reps; rep++) base.push(await bullThroughput(ctx, ctx.quick ? 2_000 : 20_000));
+  const muse = summarize(rates);
+  const baseline = summarize(base);
+  return {
+    scenario: `throughput: steps/s over ${runs} concurrent runs of a 10-step DAG`,
+    unit: 'steps/s',
+    muse,
+    baseline,
+    baselineLabel: 'BullMQ no-op jobs/s',
+    ratio: muse.median / baseline.median,
+    target: '≥ 2000',
+    met: muse.median >= 2000,
+  };
+}
+
+export async function fanOut(ctx: BenchContext): Promise<Row> {
+  const items = ctx.quick ? 100 : 1000;
+  const def = {
+    name: 'bench-fanout',
+    steps: [
+      { id: 'each', agent: 'executor', prompt: 'item {{ item }}', forEach: '{{ input.items }}', concurrency: 100 },
+      { id: 'join', agent: 'reviewer', prompt: 'joined', needs: ['each'] },
+    ],
+  };
+  const base = { scenario: `${items}-item forEach fan-out and join`, unit: 's', baselineLabel: '—', target: '≤ 2' };
+  try {
+    await register(ctx, def);
+  } catch (err) {
+    return { ...base, note: `forEach is not available in this build (${(err as Error).message.slice(0, 80)}…)` };
+  }
+  const times: number[] = [];
+  const watcher = await RunWatcher.open(ctx);
+  try {
+    for (let rep = 0; rep <= ctx.reps; rep++) {
+      const t0 = performance.now();
+      const id = await submit(ctx, 'bench-fanout', { items: Array.from({ length: items }, (_, i) => i) });
+      const t = (await watcher.finished(id, 300_000)) - t0;
+      if (rep > 0) times.push(t / 1000);
+    }
+  } finally {
+    watcher.close();
+  }
+  const muse = summarize(times);
+  return { ...base, muse, met: muse.median <= 2 };
+}
