@@ -31,7 +31,7 @@ export function printTable(rows: Row[], out: (line: string) => void = console.lo
     `${fmt(r.baseline)} ${r.baselineLabel}`,
     r.ratio === undefined ? '—' : `${round(r.ratio)}x`,
     r.target,
-    r.met === undefined ? (r.note ? `n/a: ${r.note}` : '—') : r.met ? 'yes' : 'NO',
+    r.met === undefined ? (r.note ? `n/a: ${r.note.slice(0, 60)}` : '—') : r.met ? 'yes' : 'NO',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const row = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;

@@ -23,11 +23,12 @@ export async function idleRss(ctx: BenchContext): Promise<Row> {
   bare.kill();
   const values = Object.values(per);
   const muse = summarize(values);
+  ctx.log(`idle RSS by process (MB): ${Object.entries(per).map(([k, v]) => `${k}=${v.toFixed(1)}`).join(' ')}`);
   return {
     scenario: 'idle RSS of each service (median over services; max shown)',
     unit: 'MB',
     muse,
-    extra: per,
+    extra: { maxMb: muse.max },
     baseline: summarize([bareMb]),
     baselineLabel: 'bare Node HTTP server',
     ratio: muse.median / bareMb,
