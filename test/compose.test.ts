@@ -14,10 +14,12 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { documentedMetrics } from './support/docs.js';
-import { SERVICE_CONFIG_SCHEMAS, SERVICE_NAMES, SERVICE_PORT_VARS, type ServiceName } from '@muse/contracts';
+import { SERVICE_CONFIG_SCHEMAS, SERVICE_NAMES, SERVICE_PORT_VARS, museNames, type ServiceName } from '@muse/contracts';
+import { NATS_SERVICE_ROLES, natsServerConfig } from '@muse/messaging';
 
 const ROOT = process.cwd();
 const COMPOSE_FILE = 'docker-compose.yml';
+const NATS_CONFIG_FILE = 'infra/nats/nats-server.conf';
 const PROMETHEUS_FILE = 'infra/prometheus/prometheus.yml';
 const GRAFANA_DATASOURCES_DIR = 'infra/grafana/provisioning/datasources';
 const GRAFANA_DASHBOARD_PROVIDERS_DIR = 'infra/grafana/provisioning/dashboards';
@@ -151,6 +153,14 @@ function flagValue(words: string[], ...flags: string[]): string | undefined {
     }
   }
   return undefined;
+}
+
+/** The text of the nats config file the command names with -c, read from the repo through its bind mount; '' without one. */
+function natsConfigText(cmd: string[]): string {
+  const path = flagValue(cmd, '-c', '--config');
+  if (!path) return '';
+  const mount = volumesOf(service('nats')).find((v) => v.target === path);
+  return mount?.source.startsWith('./') ? readText(mount.source.slice(2)) : '';
 }
 
 function healthcheckText(service: Obj): string {
@@ -301,7 +311,9 @@ describe('docker-compose.yml: Muse services', () => {
       test('reaches NATS, Redis and other services by their compose names and binds to all interfaces', () => {
         const env = environmentOf(service(name));
         assert.equal(env.NATS_URL, 'nats://nats:4222', `${name}: NATS_URL is ${JSON.stringify(env.NATS_URL)}, expected nats://nats:4222`);
-        assert.equal(env.REDIS_URL, 'redis://redis:6379', `${name}: REDIS_URL is ${JSON.stringify(env.REDIS_URL)}, expected redis://redis:6379`);
+        // Redis with its ACL user and password (checked against the redis command below).
+        const redisUrl = new URL(env.REDIS_URL ?? '');
+        assert.equal(`${redisUrl.protocol}//${redisUrl.host}`, 'redis://redis:6379', `${name}: REDIS_URL is ${JSON.stringify(env.REDIS_URL)}, expected redis://<user>:<password>@redis:6379`);
         assert.equal(env.HOST, '0.0.0.0', `${name}: HOST is ${JSON.stringify(env.HOST)}; in a container it must be 0.0.0.0 or nothing outside can reach the port`);
         // Any URL whose schema default is loopback would point the container at itself.
         for (const key of Object.keys(schema.shape)) {
@@ -366,16 +378,58 @@ describe('docker-compose.yml: NATS and Redis', () => {
     const nats = service('nats');
     assert.match(String(nats.image), /^nats:2\.11(?:$|[-.])/, `nats: image is ${JSON.stringify(nats.image)}, expected nats:2.11`);
     const cmd = commandOf(nats);
-    assert.ok(cmd.includes('-js') || cmd.includes('--jetstream'), `nats: command ${JSON.stringify(cmd)} does not enable JetStream (-js)`);
-    const storeDir = flagValue(cmd, '-sd', '--store_dir');
+    // JetStream, its store dir and monitoring come from the command line or the config file (-c).
+    const conf = natsConfigText(cmd);
+    assert.ok(cmd.includes('-js') || cmd.includes('--jetstream') || /^jetstream\b/m.test(conf), `nats: command ${JSON.stringify(cmd)} does not enable JetStream (-js)`);
+    const storeDir = flagValue(cmd, '-sd', '--store_dir') ?? /store_dir:\s*"([^"]+)"/.exec(conf)?.[1];
     assert.ok(storeDir, `nats: command ${JSON.stringify(cmd)} sets no JetStream store dir (-sd)`);
     const mount = volumesOf(nats).find((v) => v.target === storeDir);
     assert.ok(mount, `nats: nothing is mounted at the JetStream store dir ${storeDir}, so streams die with the container`);
     assert.ok(namedVolumes.has(mount.source), `nats: "${mount.source}" at ${storeDir} is not a declared named volume`);
-    const monitor = Number(flagValue(cmd, '-m', '--http_port'));
+    const monitor = Number(flagValue(cmd, '-m', '--http_port') ?? /^http_port:\s*(\d+)/m.exec(conf)?.[1]);
     assert.ok(monitor > 0, `nats: command ${JSON.stringify(cmd)} does not enable the monitoring port (-m)`);
     assert.ok(portsOf(nats).some((p) => p.target === monitor), `nats: monitoring port ${monitor} is not published`);
     assert.ok(healthcheckText(nats), 'nats: no healthcheck, so depends_on: service_healthy would never be satisfied');
+  });
+
+  test('nats reads the generated infra/nats/nats-server.conf, and every service connects as its own user', () => {
+    const nats = service('nats');
+    const cmd = commandOf(nats);
+    const confPath = flagValue(cmd, '-c', '--config');
+    assert.ok(confPath, `nats: command ${JSON.stringify(cmd)} names no config file (-c)`);
+    const mount = volumesOf(nats).find((v) => v.target === confPath);
+    assert.equal(mount?.source, `./${NATS_CONFIG_FILE}`, `nats: ${confPath} is not ${NATS_CONFIG_FILE} from the repo`);
+    // The file is the generator's output for the namespace `muse`: regenerate it rather than edit it.
+    const expected = natsServerConfig({
+      names: museNames('muse'),
+      storeDir: '/data',
+      httpPort: 8222,
+      users: [...NATS_SERVICE_ROLES, 'admin' as const].map((role) => ({ role, user: `muse-${role}`, password: `$MUSE_NATS_PASSWORD_${role.toUpperCase().replace(/-/g, '_')}` })),
+    });
+    assert.equal(readText(NATS_CONFIG_FILE), expected, `${NATS_CONFIG_FILE} is stale: node scripts/nats-config.mjs --store-dir /data --http-port 8222 --out ${NATS_CONFIG_FILE}`);
+    const natsEnv = environmentOf(nats);
+    for (const name of SERVICE_NAMES) {
+      const env = environmentOf(service(name));
+      assert.equal(env.NATS_USER, `muse-${name}`, `${name}: NATS_USER is ${JSON.stringify(env.NATS_USER)}`);
+      const variable = `MUSE_NATS_PASSWORD_${name.toUpperCase().replace(/-/g, '_')}`;
+      assert.ok(readText(NATS_CONFIG_FILE).includes(`password: $${variable},`), `${NATS_CONFIG_FILE}: muse-${name}'s password is not $${variable}`);
+      assert.ok(natsEnv[variable], `nats: ${variable} is not set in its environment`);
+      assert.equal(env.NATS_PASSWORD, natsEnv[variable], `${name}: NATS_PASSWORD differs from the nats service's ${variable}`);
+    }
+  });
+
+  test('redis has no default user, and the services\' ACL user may touch only the `muse` namespace', () => {
+    const cmd = commandOf(service('redis')).map(interpolate);
+    const users = cmd.flatMap((w, i) => (w === '--user' ? [cmd.slice(i + 1, cmd.indexOf('--user', i + 1) === -1 ? undefined : cmd.indexOf('--user', i + 1))] : []));
+    assert.deepEqual(users.find((u) => u[0] === 'default')?.slice(0, 2), ['default', 'off'], 'redis: the default user is not switched off');
+    for (const name of SERVICE_NAMES) {
+      const url = new URL(environmentOf(service(name)).REDIS_URL ?? '');
+      const acl = users.find((u) => u[0] === url.username);
+      assert.ok(acl, `${name}: Redis user "${url.username}" is not defined in the redis command`);
+      assert.ok(acl.includes('on') && acl.includes(`>${decodeURIComponent(url.password)}`), `${name}: the password in REDIS_URL is not the ACL user's`);
+      const keys = acl.filter((w) => w.startsWith('~'));
+      assert.deepEqual(keys.sort(), ['~muse:*', '~mutex:muse:*'], `${name}: the ACL user's key patterns are ${JSON.stringify(keys)}`);
+    }
   });
 
   test('redis runs redis 7 with the append-only file on a volume', () => {

@@ -6,6 +6,7 @@ import { mkdir } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { MuseError, type ShellOutput, type StepJob } from '@muse/contracts';
 import type { ShellRunner, ShellRunResult } from './shell.runner.js';
+import { sandboxedArgv, type Sandbox, type SandboxLimits } from './shell.sandbox.js';
 import { isStepHandedBack } from './step.errors.js';
 
 /** Letters, digits, `.`, `_` and `-`, starting with a letter or digit: a run id that is one plain folder name. */
@@ -39,6 +40,12 @@ export interface ShellStepExecutorOptions {
   path?: string;
   /** @default 2_000 ms */
   killGraceMs?: number;
+  /** How commands are started (probed once at start); unset = no sandbox. */
+  sandbox?: Sandbox;
+  /** CPU and memory limits of every step process. @default none */
+  limits?: SandboxLimits;
+  /** Resolves the secrets a step names (SecretStore); unset = a step naming secrets fails. */
+  secrets?: { resolve(names: readonly string[]): Record<string, string> };
 }
 
 export class ShellStepExecutor {
@@ -53,13 +60,24 @@ export class ShellStepExecutor {
     }
     const cwd = workspaceFor(this.opts.workspaceRoot, job.runId);
     await mkdir(cwd, { recursive: true });
+    const secrets = job.secrets?.length ? this.resolveSecrets(job.secrets) : {};
+    const sandbox: Sandbox = this.opts.sandbox ?? { kind: 'none', reason: 'not configured' };
     let res: ShellRunResult;
     try {
       res = await this.runner.run({
         command: job.command,
+        argv: sandboxedArgv(sandbox, {
+          shell: '/bin/sh',
+          command: job.command,
+          workspace: cwd,
+          network: job.network === true,
+          limits: this.opts.limits ?? { cpuSeconds: 0, memoryBytes: 0 },
+        }),
         cwd,
-        // Minimal on purpose: the worker's own secrets (REDIS_URL, API keys) stay out of user commands.
+        // Minimal on purpose: the worker's own secrets (REDIS_URL, API keys) stay out of user commands;
+        // only the secrets the step names are added, and Muse's own variables win over a secret of the same name.
         env: {
+          ...secrets,
           PATH: this.opts.path ?? process.env.PATH ?? DEFAULT_PATH,
           HOME: cwd,
           LANG: 'C.UTF-8',
@@ -87,6 +105,13 @@ export class ShellStepExecutor {
     const out: ShellOutput = { exitCode: res.exitCode, stdout: res.stdout, stderr: res.stderr };
     if (res.truncated) out.truncated = true;
     return out;
+  }
+
+  private resolveSecrets(names: readonly string[]): Record<string, string> {
+    if (!this.opts.secrets) {
+      throw new MuseError('MUSE_ERR_STEP_SECRET_MISSING', `this worker has no secrets configured; the step needs ${names.join(', ')}`, { details: { missing: names } });
+    }
+    return this.opts.secrets.resolve(names);
   }
 }
 

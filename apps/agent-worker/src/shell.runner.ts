@@ -25,6 +25,8 @@ export interface ShellRunOptions {
   killGraceMs?: number;
   /** @default "/bin/sh" */
   shell?: string;
+  /** The whole argv to spawn instead of `[shell, "-c", command]` (a sandbox and limits around it; see shell.sandbox.ts). */
+  argv?: string[];
 }
 
 export interface ShellRunResult {
@@ -64,7 +66,8 @@ export class ShellRunner {
       return Promise.resolve({ exitCode: 128 + constants.signals.SIGTERM, signal: 'SIGTERM', stdout: '', stderr: '', truncated: false, aborted: true, durationMs: 0 });
     }
     return new Promise<ShellRunResult>((resolve, reject) => {
-      const child = spawn(opts.shell ?? '/bin/sh', ['-c', opts.command], {
+      const [file, ...args] = opts.argv ?? [opts.shell ?? '/bin/sh', '-c', opts.command];
+      const child = spawn(file!, args, {
         cwd: opts.cwd,
         env: opts.env,
         detached: true,
