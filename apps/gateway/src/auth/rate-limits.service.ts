@@ -1,0 +1,37 @@
+/**
+ * Requests per second per credential and per project, counted in Redis by
+ * rate-limiter-flexible (atomic Lua counters) so every gateway replica
+ * shares one budget.
+ */
+import { Inject, Injectable } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { MuseError, type GatewayConfig, type MuseNames } from '@muse/contracts';
+import type { Caller } from '../caller/caller.js';
+import { GATEWAY_CONFIG, NAMES, REDIS } from '../gateway.tokens.js';
+
+@Injectable()
+export class RateLimits {
+  private readonly perPrincipal: RateLimiterRedis;
+  private readonly perProject: RateLimiterRedis;
+
+  constructor(@Inject(REDIS) redis: Redis, @Inject(NAMES) names: MuseNames, @Inject(GATEWAY_CONFIG) config: GatewayConfig) {
+    // duration is in seconds: a one-second fixed window.
+    this.perPrincipal = new RateLimiterRedis({ storeClient: redis, keyPrefix: `${names.rateLimitPrefix}:principal`, points: config.MUSE_RATE_LIMIT_KEY_PER_SEC, duration: 1 });
+    this.perProject = new RateLimiterRedis({ storeClient: redis, keyPrefix: `${names.rateLimitPrefix}:project`, points: config.MUSE_RATE_LIMIT_PROJECT_PER_SEC, duration: 1 });
+  }
+
+  /** Counts one request; throws MUSE_ERR_RATE_LIMITED (429, `details.retryAfterSeconds`) when over either budget. */
+  async consume(caller: Caller): Promise<void> {
+    try {
+      await this.perPrincipal.consume(caller.principal);
+      await this.perProject.consume(caller.project);
+    } catch (err) {
+      if (err instanceof RateLimiterRes) {
+        const retryAfterSeconds = Math.max(1, Math.ceil(err.msBeforeNext / 1000));
+        throw new MuseError('MUSE_ERR_RATE_LIMITED', `Too many requests; retry after ${retryAfterSeconds} s`, { details: { retryAfterSeconds } });
+      }
+      throw new MuseError('MUSE_ERR_UNAVAILABLE', 'The rate limiter cannot reach Redis', { cause: err });
+    }
+  }
+}

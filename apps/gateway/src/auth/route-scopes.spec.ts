@@ -1,0 +1,51 @@
+/** Deny by default, checked: every route the gateway registers declares a scope (or is public), and the OpenAPI table says the same. */
+import 'reflect-metadata';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RequestMethod } from '@nestjs/common';
+import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
+import { GATEWAY_CONTROLLERS } from '../gateway.module.js';
+import { API_ROUTES } from '../openapi/api-routes.js';
+import { PUBLIC_METADATA, SCOPE_METADATA } from './scope.decorator.js';
+
+function routeScopes(): Map<string, string | undefined> {
+  const out = new Map<string, string | undefined>();
+  for (const ctrl of GATEWAY_CONTROLLERS) {
+    const base = String(Reflect.getMetadata(PATH_METADATA, ctrl) ?? '');
+    for (const name of Object.getOwnPropertyNames(ctrl.prototype)) {
+      const handler = (ctrl.prototype as unknown as Record<string, unknown>)[name];
+      if (typeof handler !== 'function' || name === 'constructor') continue;
+      const path = Reflect.getMetadata(PATH_METADATA, handler) as string | undefined;
+      const method = Reflect.getMetadata(METHOD_METADATA, handler) as RequestMethod | undefined;
+      if (path === undefined || method === undefined) continue;
+      const full = ['', base, path].join('/').replace(/\/+/g, '/').replace(/\/$/, '').replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+      const isPublic = (Reflect.getMetadata(PUBLIC_METADATA, handler) ?? Reflect.getMetadata(PUBLIC_METADATA, ctrl)) === true;
+      const scope = (Reflect.getMetadata(SCOPE_METADATA, handler) ?? Reflect.getMetadata(SCOPE_METADATA, ctrl)) as string | undefined;
+      out.set(`${RequestMethod[method]} ${full}`, isPublic ? 'public' : scope);
+    }
+  }
+  return out;
+}
+
+test('every registered route declares a scope or is public', () => {
+  const scopes = routeScopes();
+  assert.ok(scopes.size >= 20, `only ${scopes.size} routes found`);
+  const undeclared = [...scopes].filter(([, s]) => s === undefined).map(([r]) => r);
+  assert.deepEqual(undeclared, [], 'routes without @RequireScope or @Public');
+});
+
+test('only the documentation is public among the controllers; mutations need write or admin', () => {
+  const scopes = routeScopes();
+  assert.deepEqual([...scopes].filter(([, s]) => s === 'public').map(([r]) => r).sort(), ['GET /docs', 'GET /docs/openapi.json']);
+  for (const [route, scope] of scopes) {
+    if (!route.startsWith('GET ')) assert.ok(scope === 'write' || scope === 'admin', `${route} is a mutation with scope ${scope}`);
+  }
+});
+
+test('the OpenAPI route table states the same scope as the controllers', () => {
+  const scopes = routeScopes();
+  for (const r of API_ROUTES.filter((x) => !x.websocket && !x.serviceKit)) {
+    assert.equal(r.scope, scopes.get(`${r.method.toUpperCase()} ${r.path}`), `${r.method} ${r.path}`);
+  }
+  for (const r of API_ROUTES.filter((x) => x.serviceKit)) assert.equal(r.scope, 'public', r.path);
+});
