@@ -34,7 +34,7 @@ export class StepQueues {
   }
 
   async enqueue(job: StepJob, opts: StepJobOptions = {}): Promise<string> {
-    const jobId = stepJobId(job.runId, job.stepId, job.attempt);
+    const jobId = stepJobId(job.runId, job.stepId, job.attempt, job.index);
     await this.queue(job.role).add(job.stepId, job, {
       jobId,
       // Retries are the coordinator's decision (a new attempt, a new job); BullMQ only re-runs stalled jobs.
@@ -82,7 +82,10 @@ export function createStepWorker(
     concurrency: opts.concurrency,
     lockDuration: opts.lockDurationMs,
     stalledInterval: Math.max(1000, Math.floor(opts.lockDurationMs / 2)),
-    maxStalledCount: 5,
+    // A stalled job (its worker died or stopped renewing the lock) is failed, never re-run under
+    // the same attempt: a shell step's side effect must happen at most once per attempt. The
+    // coordinator's step watch sees the failed job and queues the next attempt under the retry policy.
+    maxStalledCount: 0,
     autorun: true,
   });
 }

@@ -1,0 +1,151 @@
+/**
+ * The coordinators' durable timers, as delayed BullMQ jobs on one queue shared
+ * by every replica (so a timer outlives the replica that set it: a killed
+ * replica's timer job stalls and another replica's worker takes it):
+ *
+ * - `watch-step`: every `watchMs` while an attempt is open, look at its step
+ *   job. A job its worker lost (BullMQ moved it to failed after its lock
+ *   lapsed; step workers never re-run a stalled job under the same attempt),
+ *   a missing job, or one active past its `timeoutMs` by more than `watchMs`
+ *   fails the attempt: a `step-report` from `coordinator`, with a message id,
+ *   so the engine retries it under the step's policy. A report about an
+ *   attempt that already ended is stale and changes nothing.
+ * - `run-deadline`: when a run's `timeoutMs` passes, a `run-timeout` command.
+ * - `approval-timeout`: when an approval gate's `timeoutMs` passes, its
+ *   `onTimeout` decision, by `timeout` (a person's earlier decision wins).
+ *
+ * The next watch is added before the current one completes, so a crash in
+ * between only means the same check runs again (ids make adds idempotent).
+ */
+import { Queue, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { stepKey, type Command, type MuseNames } from '@muse/contracts';
+import type { StepQueues } from '@muse/queues';
+import type { Logger } from '@muse/telemetry';
+
+export type TimerJob =
+  | { kind: 'watch-step'; runId: string; project: string; stepId: string; attempt: number; role: string; jobId: string; timeoutMs: number; n: number; index?: number }
+  | { kind: 'run-deadline'; runId: string; project: string; timeoutMs: number }
+  | { kind: 'approval-timeout'; runId: string; project: string; stepId: string; decision: 'approve' | 'reject' };
+
+/** Finished timer jobs are kept this long so a repeated add stays a no-op, in seconds. */
+const KEEP_FINISHED_S = 3600;
+
+export interface StepTimersDeps {
+  connection: Redis;
+  names: MuseNames;
+  queues: Pick<StepQueues, 'queue'>;
+  publish: (cmd: Command, msgId: string) => Promise<unknown>;
+  /** Period of step watches, in ms. */
+  watchMs: number;
+  logger: Pick<Logger, 'debug' | 'warn'>;
+  now?: () => number;
+  /** The timer queue (tests pass a fake); made from `connection` by default. */
+  queue?: Pick<Queue<TimerJob>, 'add' | 'close'>;
+}
+
+export class StepTimers {
+  private readonly queue: Pick<Queue<TimerJob>, 'add' | 'close'>;
+  private worker: Worker<TimerJob> | undefined;
+  private readonly now: () => number;
+
+  constructor(private readonly deps: StepTimersDeps) {
+    this.queue = deps.queue ?? new Queue<TimerJob>(deps.names.timerQueue, { connection: deps.connection, prefix: deps.names.bullPrefix });
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** Starts the first watch of an attempt (a no-op when it exists). */
+  async watchStep(t: Omit<Extract<TimerJob, { kind: 'watch-step' }>, 'kind' | 'n'>): Promise<void> {
+    await this.add({ kind: 'watch-step', ...t, n: 1 }, `${t.jobId}.w1`, this.deps.watchMs);
+  }
+
+  /** Sets the run's deadline at `createdAtMs + timeoutMs` (a no-op when it exists). */
+  async runDeadline(runId: string, project: string, timeoutMs: number, createdAtMs: number): Promise<void> {
+    const delay = Math.max(0, createdAtMs + timeoutMs - this.now());
+    await this.add({ kind: 'run-deadline', runId, project, timeoutMs }, `${runId}.deadline`, delay);
+  }
+
+  /** Decides an approval gate by itself at `waitingSinceMs + timeoutMs` (a no-op when set already). */
+  async approvalTimeout(runId: string, project: string, stepId: string, timeoutMs: number, decision: 'approve' | 'reject', waitingSinceMs: number): Promise<void> {
+    const delay = Math.max(0, waitingSinceMs + timeoutMs - this.now());
+    await this.add({ kind: 'approval-timeout', runId, project, stepId, decision }, `${runId}.${stepId}.approval-timeout`, delay);
+  }
+
+  private async add(data: TimerJob, jobId: string, delay: number): Promise<void> {
+    await this.queue.add(data.kind, data, {
+      jobId,
+      delay,
+      attempts: 5,
+      backoff: { type: 'exponential', delay: 500 },
+      removeOnComplete: { age: KEEP_FINISHED_S },
+      removeOnFail: { age: KEEP_FINISHED_S },
+    });
+  }
+
+  /** Starts taking timer jobs; `lockMs` is how soon another replica takes over a dead one's timers. */
+  start(opts: { concurrency: number; lockMs: number }): void {
+    this.worker = new Worker<TimerJob>(this.deps.names.timerQueue, (job) => this.fire(job), {
+      connection: this.deps.connection,
+      prefix: this.deps.names.bullPrefix,
+      concurrency: opts.concurrency,
+      lockDuration: opts.lockMs,
+      stalledInterval: Math.max(1000, Math.floor(opts.lockMs / 2)),
+      // Timers are idempotent: a stalled one simply runs again.
+      maxStalledCount: 1000,
+    });
+    this.worker.on('error', (err) => this.deps.logger.warn({ err: err.message }, 'timer worker error'));
+  }
+
+  async fire(job: Pick<Job<TimerJob>, 'data'>): Promise<void> {
+    const t = job.data;
+    if (t.kind === 'run-deadline') {
+      await this.deps.publish({ kind: 'run-timeout', runId: t.runId, project: t.project, timeoutMs: t.timeoutMs }, `${t.runId}.timeout`);
+      return;
+    }
+    if (t.kind === 'approval-timeout') {
+      await this.deps.publish(
+        { kind: 'approval-decision', runId: t.runId, project: t.project, stepId: t.stepId, decision: t.decision, by: 'timeout', at: new Date(this.now()).toISOString() },
+        `${t.runId}.${t.stepId}.approval.timeout`,
+      );
+      return;
+    }
+    const stepJob = await this.deps.queues.queue(t.role).getJob(t.jobId);
+    const state = stepJob ? await stepJob.getState() : 'missing';
+    if (state === 'completed') return; // its final report is stored before a step job completes
+    if (state === 'failed' || state === 'missing' || state === 'unknown') {
+      await this.report(t, 'MUSE_ERR_STEP_LOST', `the worker lost attempt ${t.attempt} of step "${t.stepId}" (job ${state})`, 'lost');
+      return;
+    }
+    if (state === 'active' && stepJob?.processedOn !== undefined && this.now() - stepJob.processedOn > t.timeoutMs + this.deps.watchMs) {
+      await this.report(t, 'MUSE_ERR_STEP_TIMEOUT', `step "${t.stepId}" attempt ${t.attempt} ran past ${t.timeoutMs} ms without its worker reporting`, 'timeout');
+      return;
+    }
+    // Still waiting, delayed (backoff) or running within its time: look again later.
+    await this.add({ ...t, n: t.n + 1 }, `${t.jobId}.w${t.n + 1}`, this.deps.watchMs);
+  }
+
+  private async report(t: Extract<TimerJob, { kind: 'watch-step' }>, code: 'MUSE_ERR_STEP_LOST' | 'MUSE_ERR_STEP_TIMEOUT', message: string, tag: string): Promise<void> {
+    this.deps.logger.debug({ runId: t.runId, stepId: t.stepId, attempt: t.attempt, code }, 'failing an attempt no worker will finish');
+    await this.deps.publish(
+      {
+        kind: 'step-report',
+        runId: t.runId,
+        project: t.project,
+        stepId: t.stepId,
+        attempt: t.attempt,
+        agentId: 'coordinator',
+        outcome: 'failed',
+        at: new Date(this.now()).toISOString(),
+        error: { code, message, retryable: true },
+        ...(t.index !== undefined ? { index: t.index } : {}),
+      },
+      // One lost (or timeout) report per attempt; a worker's own final report has another id, and whichever the engine folds first wins.
+      `${t.runId}.${stepKey(t.stepId, t.index)}.${t.attempt}.failed.${tag}`,
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.worker?.close();
+    await this.queue.close();
+  }
+}
