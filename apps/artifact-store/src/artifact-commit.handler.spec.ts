@@ -12,6 +12,7 @@ import { MuseMetrics } from '@muse/telemetry';
 import { ArtifactCommitHandler } from './artifact-commit.handler.js';
 import { ArtifactRepository } from './artifact.repository.js';
 import { ArtifactStoreMetrics } from './artifact-store.metrics.js';
+import { BlobGc } from './blob-gc.service.js';
 import { BlobStore } from './blob.store.js';
 
 describe('ArtifactCommitHandler', () => {
@@ -22,6 +23,7 @@ describe('ArtifactCommitHandler', () => {
   let handler: ArtifactCommitHandler;
   let metrics: ArtifactStoreMetrics;
   let stored: { digest: string; size: number };
+  let put: (source: Readable) => Promise<{ digest: string; size: number }>;
 
   const req = (over: Partial<ArtifactCommitRequest> = {}): ArtifactCommitRequest => ({
     runId: 'run_h',
@@ -40,7 +42,10 @@ describe('ArtifactCommitHandler', () => {
     dir = await mkdtemp(join(tmpdir(), 'muse-commit-spec-'));
     blobs = new BlobStore(dir, { maxBytes: 1 << 20 });
     await blobs.init();
-    stored = await blobs.put(Readable.from([Buffer.from('# hello\n')]));
+    // Uploads mark their digest pending, as the service's upload route does (see blob-gc.service.ts).
+    const gc = new BlobGc({ redis, names, backend: blobs, repo: new ArtifactRepository(redis, names), graceMs: 3_600_000 });
+    put = (source) => blobs.put(source, { onDigest: (d) => gc.markPending(d) });
+    stored = await put(Readable.from([Buffer.from('# hello\n')]));
     metrics = new ArtifactStoreMetrics(new MuseMetrics('artifact-store-spec'));
     handler = new ArtifactCommitHandler({ blobs, repo: new ArtifactRepository(redis, names), metrics });
   });
@@ -89,6 +94,31 @@ describe('ArtifactCommitHandler', () => {
     assert.ok(!res.ok);
     assert.equal(res.error.code, 'MUSE_ERR_ARTIFACT_NOT_FOUND');
     assert.equal(await redis.zcard(names.runArtifactsKey('run_missing')), 0);
+  });
+
+  test('If-Match on a stale version: MUSE_ERR_ARTIFACT_VERSION_CONFLICT (412), counted as a conflict', async () => {
+    const item = (ifMatch: number) => [{ name: 'plan.md', digest: stored.digest, size: stored.size, mediaType: 'text/markdown', ifMatch }];
+    assert.ok((await handler.handle(req({ runId: 'run_im', stepId: 'a', artifacts: item(0) }))).ok);
+    const res = await handler.handle(req({ runId: 'run_im', stepId: 'b', artifacts: item(0) }));
+    assert.ok(!res.ok);
+    assert.equal(res.error.code, 'MUSE_ERR_ARTIFACT_VERSION_CONFLICT');
+    assert.deepEqual(res.error.details, { runId: 'run_im', name: 'plan.md', latestVersion: 1 });
+    assert.equal((await metrics.commits.get()).values.find((v) => v.labels.outcome === 'conflict')?.value, 1);
+  });
+
+  test('retention: the request\'s ttlSeconds, else the store default, sets expiresAt', async () => {
+    const withTtl = new ArtifactCommitHandler({ blobs, repo: new ArtifactRepository(redis, names), defaultTtlMs: 60_000 });
+    const a = await withTtl.handle(req({ runId: 'run_ttl_default' }));
+    const b = await withTtl.handle(req({ runId: 'run_ttl_wf', ttlSeconds: 86_400 }));
+    assert.ok(a.ok && b.ok);
+    const meta = async (id: string) => new ArtifactRepository(redis, names).get(id);
+    const ma = (await meta(a.artifacts[0]!.id))!;
+    const mb = (await meta(b.artifacts[0]!.id))!;
+    assert.equal(Date.parse(ma.expiresAt!) - Date.parse(ma.createdAt), 60_000);
+    assert.equal(Date.parse(mb.expiresAt!) - Date.parse(mb.createdAt), 86_400_000);
+    const forever = await withTtl.handle(req({ runId: 'run_ttl_forever', ttlSeconds: 0 }));
+    assert.ok(forever.ok);
+    assert.equal((await meta(forever.artifacts[0]!.id))!.expiresAt, undefined);
   });
 
   test('invalid requests: MUSE_ERR_REQUEST_INVALID', async () => {

@@ -13,15 +13,18 @@ import {
   type ArtifactRef,
 } from '@muse/contracts';
 import type { Logger } from '@muse/telemetry';
-import { isDigest, type BlobStore } from './blob.store.js';
+import type { BlobBackend } from './blob.backend.js';
+import { isDigest } from './blob.store.js';
 import type { ArtifactRepository } from './artifact.repository.js';
 import type { ArtifactStoreMetrics, CommitOutcome } from './artifact-store.metrics.js';
 
 export interface ArtifactCommitDeps {
-  blobs: Pick<BlobStore, 'size'>;
+  blobs: Pick<BlobBackend, 'size'>;
   repo: Pick<ArtifactRepository, 'commit' | 'highestToken'>;
   metrics?: Pick<ArtifactStoreMetrics, 'commits' | 'staleTokenRejections'>;
   logger?: Pick<Logger, 'warn' | 'error' | 'debug'>;
+  /** Retention of artifacts whose request names none, in ms; 0 = forever. @default 0 */
+  defaultTtlMs?: number;
 }
 
 export class ArtifactCommitHandler {
@@ -34,7 +37,15 @@ export class ArtifactCommitHandler {
       outcome = res.outcome;
       return res.response;
     } catch (err) {
-      outcome = isMuseError(err, 'MUSE_ERR_REQUEST_INVALID') ? 'invalid' : isMuseError(err, 'MUSE_ERR_ARTIFACT_NOT_FOUND') ? 'not_found' : 'error';
+      outcome = isMuseError(err, 'MUSE_ERR_REQUEST_INVALID')
+        ? 'invalid'
+        : isMuseError(err, 'MUSE_ERR_ARTIFACT_NOT_FOUND')
+          ? 'not_found'
+          : isMuseError(err, 'MUSE_ERR_ARTIFACT_VERSION_CONFLICT')
+            ? 'conflict'
+            : isMuseError(err, 'MUSE_ERR_ARTIFACT_BLOB_COLLECTING')
+              ? 'collecting'
+              : 'error';
       if (outcome === 'error') this.deps.logger?.error({ err }, 'artifact commit failed');
       else this.deps.logger?.warn({ code: (err as MuseError).code, message: (err as MuseError).message }, 'artifact commit rejected');
       return { ok: false, error: toErrorBody(err) };
@@ -64,8 +75,19 @@ export class ArtifactCommitHandler {
       }
     }
 
-    const res = await this.deps.repo.commit(req);
-    if (!res.ok) return this.stale(req);
+    const ttlMs = req.ttlSeconds !== undefined ? req.ttlSeconds * 1000 : (this.deps.defaultTtlMs ?? 0);
+    const res = await this.deps.repo.commit({ ...req, ttlMs });
+    if (!res.ok) {
+      if ('conflict' in res) {
+        throw new MuseError('MUSE_ERR_ARTIFACT_VERSION_CONFLICT', `artifact "${res.name}" is at version ${res.latest}`, {
+          details: { runId: req.runId, name: res.name, latestVersion: res.latest },
+        });
+      }
+      if ('collecting' in res) {
+        throw new MuseError('MUSE_ERR_ARTIFACT_BLOB_COLLECTING', `blob ${res.digest} was or is being garbage-collected, or was uploaded longer ago than the GC grace period; upload it again`, { details: { digest: res.digest } });
+      }
+      return this.stale(req);
+    }
     const artifacts: ArtifactRef[] = res.artifacts.map(({ meta }) => ({
       id: meta.id,
       name: meta.name,

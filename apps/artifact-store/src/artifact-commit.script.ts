@@ -1,21 +1,31 @@
 /**
  * The fenced, idempotent commit of a step's artifacts, as one Lua script so
- * that the fencing check and every write happen atomically: no stale writer
- * can slip a write in between another's check and its writes.
+ * that the fencing check, the If-Match checks, the GC check and every write
+ * happen atomically: no stale writer can slip a write in between another's
+ * check and its writes, and GC cannot delete a blob between "it is there"
+ * and "an artifact references it".
  *
  * KEYS[1]  fence key of the run (the highest fencing token seen)
  * KEYS[2]  ZSET of the run's artifact ids, scored by creation time
- * then, per artifact i (0-based), KEYS[3+3i..5+3i]:
+ * KEYS[3]  HASH digest -> reference count (GC frees blobs at 0)
+ * KEYS[4]  ZSET of digests GC is deleting, scored by when it started (ms)
+ * KEYS[5]  ZSET of artifact ids scored by expiry time (ms), for retention
+ * then, per artifact i (0-based), KEYS[6+3i..8+3i]:
  *          version counter of (run, name), commit key of (run, step, attempt, name), metadata key of the new id
+ * last     ZSET of digests uploaded lately (pending marks), scored by upload time (ms)
  * ARGV[1]  fencing token of the request
  * ARGV[2]  creation time, epoch ms (the ZSET score)
- * then, per artifact i, ARGV[3+3i..5+3i]:
- *          new artifact id, metadata JSON up to the version, the rest of the JSON after it
+ * ARGV[3]  expiry time, epoch ms (0 = kept forever)
+ * ARGV[4]  how long a GC claim holds, ms (an older one is from a GC that died)
+ * then, per artifact i, ARGV[5+5i..9+5i]:
+ *          new artifact id, metadata JSON up to the version, the rest of the JSON after it, digest, If-Match version (-1 = none)
  *
- * Returns `{0, highestToken}` when the token is stale, else
- * `{1, created_1, meta_1, created_2, meta_2, ...}` where `created_i` is 1 for
- * a new artifact and 0 when the same (run, step, attempt, name) was committed
- * before, in which case `meta_i` is that first artifact's metadata.
+ * Returns `{0, highestToken}` when the token is stale, `{2, i, latest}`
+ * when the If-Match of artifact i (0-based) does not hold, `{3, digest}` when GC is deleting a blob,
+ * else `{1, created_1, meta_1, created_2, meta_2, ...}` where `created_i` is 1
+ * for a new artifact and 0 when the same (run, step, attempt, name) was
+ * committed before, in which case `meta_i` is that first artifact's metadata
+ * (a replay is answered as before, without re-checking If-Match).
  *
  * The metadata JSON is built in TypeScript and split around the version,
  * which only the script knows; that avoids cjson (its number formatting and
@@ -30,14 +40,37 @@ local highest = tonumber(redis.call('GET', KEYS[1]) or '0')
 if token < highest then
   return {0, highest}
 end
+local now = tonumber(ARGV[2])
+local n = (#KEYS - 6) / 3
+for i = 0, n - 1 do
+  local versionKey, commitKey = KEYS[6 + 3 * i], KEYS[7 + 3 * i]
+  local digest, ifMatch = ARGV[8 + 5 * i], tonumber(ARGV[9 + 5 * i])
+  if redis.call('EXISTS', commitKey) == 0 then
+    local claimed = redis.call('ZSCORE', KEYS[4], digest)
+    if claimed and now - tonumber(claimed) < tonumber(ARGV[4]) then
+      return {3, digest}
+    end
+    -- Live means referenced or marked pending by an upload; GC removes the
+    -- pending mark when it claims a blob, so a blob it may have deleted is
+    -- never live, whatever the caller saw a moment ago.
+    if tonumber(redis.call('HGET', KEYS[3], digest) or '0') <= 0 and not redis.call('ZSCORE', KEYS[6 + 3 * n], digest) then
+      return {3, digest}
+    end
+    if ifMatch >= 0 then
+      local latest = tonumber(redis.call('GET', versionKey) or '0')
+      if latest ~= ifMatch then
+        return {2, i, latest}
+      end
+    end
+  end
+end
 if token > highest then
   redis.call('SET', KEYS[1], ARGV[1])
 end
 local out = {1}
-local n = (#KEYS - 2) / 3
 for i = 0, n - 1 do
-  local versionKey, commitKey, metaKey = KEYS[3 + 3 * i], KEYS[4 + 3 * i], KEYS[5 + 3 * i]
-  local id, head, tail = ARGV[3 + 3 * i], ARGV[4 + 3 * i], ARGV[5 + 3 * i]
+  local versionKey, commitKey, metaKey = KEYS[6 + 3 * i], KEYS[7 + 3 * i], KEYS[8 + 3 * i]
+  local id, head, tail, digest = ARGV[5 + 5 * i], ARGV[6 + 5 * i], ARGV[7 + 5 * i], ARGV[8 + 5 * i]
   local existing = redis.call('GET', commitKey)
   if existing then
     out[#out + 1] = 0
@@ -48,6 +81,10 @@ for i = 0, n - 1 do
     redis.call('SET', metaKey, meta)
     redis.call('ZADD', KEYS[2], ARGV[2], id)
     redis.call('SET', commitKey, meta)
+    redis.call('HINCRBY', KEYS[3], digest, 1)
+    if tonumber(ARGV[3]) > 0 then
+      redis.call('ZADD', KEYS[5], ARGV[3], id)
+    end
     out[#out + 1] = 1
     out[#out + 1] = meta
   end
@@ -55,14 +92,20 @@ end
 return out
 `;
 
-const SHA = createHash('sha1').update(ARTIFACT_COMMIT_LUA).digest('hex');
+const SHAS = new Map<string, string>();
 
-/** Runs the script by SHA, loading it on the first NOSCRIPT (a fresh or flushed Redis). */
-export async function evalArtifactCommit(redis: Redis, keys: string[], args: Array<string | number>): Promise<unknown> {
+/** Runs a script by SHA, loading it on the first NOSCRIPT (a fresh or flushed Redis). */
+export async function evalCached(redis: Redis, script: string, keys: string[], args: Array<string | number>): Promise<unknown> {
+  let sha = SHAS.get(script);
+  if (!sha) SHAS.set(script, (sha = createHash('sha1').update(script).digest('hex')));
   try {
-    return await redis.evalsha(SHA, keys.length, ...keys, ...args);
+    return await redis.evalsha(sha, keys.length, ...keys, ...args);
   } catch (err) {
     if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-    return redis.eval(ARTIFACT_COMMIT_LUA, keys.length, ...keys, ...args);
+    return redis.eval(script, keys.length, ...keys, ...args);
   }
+}
+
+export function evalArtifactCommit(redis: Redis, keys: string[], args: Array<string | number>): Promise<unknown> {
+  return evalCached(redis, ARTIFACT_COMMIT_LUA, keys, args);
 }

@@ -4,7 +4,7 @@
  */
 import type { Readable } from 'node:stream';
 import { MuseError, type ArtifactMeta } from '@muse/contracts';
-import type { BlobStore } from './blob.store.js';
+import type { BlobBackend } from './blob.backend.js';
 import { parseByteRange } from './byte-range.parser.js';
 
 export interface ContentRequest {
@@ -67,7 +67,7 @@ function matchesEtag(header: string, etag: string): boolean {
 }
 
 export class ArtifactContentService {
-  constructor(private readonly blobs: Pick<BlobStore, 'size' | 'openRange' | 'openVerified'>) {}
+  constructor(private readonly blobs: Pick<BlobBackend, 'size' | 'openRange' | 'openVerified'>) {}
 
   /** The plan and, unless it sends nothing, the stream of bytes. */
   async open(meta: ArtifactMeta, req: ContentRequest): Promise<{ plan: ContentPlan; stream?: Readable }> {
@@ -78,9 +78,9 @@ export class ArtifactContentService {
     const plan = planContent(meta, size, req);
     switch (plan.body.kind) {
       case 'whole':
-        return { plan, stream: this.blobs.openVerified(meta.digest, meta.size) };
+        return { plan, stream: await this.blobs.openVerified(meta.digest, meta.size) };
       case 'range':
-        return { plan, stream: this.blobs.openRange(meta.digest, plan.body.start, plan.body.end) };
+        return { plan, stream: await this.blobs.openRange(meta.digest, plan.body.start, plan.body.end) };
       case 'none':
         return { plan };
     }

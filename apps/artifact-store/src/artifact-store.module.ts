@@ -2,12 +2,14 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import type { ArtifactRepository } from './artifact.repository.js';
 import type { ArtifactContentService } from './artifact-content.service.js';
+import type { ArtifactLineageService } from './artifact-lineage.service.js';
 import { ArtifactsController } from './artifacts.controller.js';
-import { ARTIFACT_CONTENT, ARTIFACT_REPOSITORY } from './artifact-store.tokens.js';
+import { ARTIFACT_CONTENT, ARTIFACT_LINEAGE, ARTIFACT_REPOSITORY } from './artifact-store.tokens.js';
 
 export interface ArtifactStoreResources {
   repo: ArtifactRepository;
   content: ArtifactContentService;
+  lineage: ArtifactLineageService;
 }
 
 @Module({})
@@ -19,6 +21,7 @@ export class ArtifactStoreModule {
       providers: [
         { provide: ARTIFACT_REPOSITORY, useValue: res.repo },
         { provide: ARTIFACT_CONTENT, useValue: res.content },
+        { provide: ARTIFACT_LINEAGE, useValue: res.lineage },
       ],
     };
   }

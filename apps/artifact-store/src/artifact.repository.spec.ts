@@ -41,10 +41,16 @@ describe('ArtifactRepository (fenced commit script, real Redis)', () => {
     await redis.quit();
   });
 
+  /** A commit as after an upload: the blobs carry the pending mark an upload leaves (see blob-gc.service.ts). */
+  const commit = async (i: CommitInput) => {
+    for (const a of i.artifacts) await redis.zadd(names.artifactBlobPendingKey, Date.now(), a.digest);
+    return repo.commit(i);
+  };
+
   const runKeys = (runId: string) => redis.zrange(names.runArtifactsKey(runId), '0', '-1');
 
   test('a first commit creates version 1, stores metadata, indexes the run and raises the fence', async () => {
-    const res = await repo.commit(input({ runId: 'r-first', fencingToken: 3 }));
+    const res = await commit(input({ runId: 'r-first', fencingToken: 3 }));
     assert.ok(res.ok);
     assert.equal(res.artifacts.length, 1);
     const { meta, created } = res.artifacts[0]!;
@@ -62,8 +68,8 @@ describe('ArtifactRepository (fenced commit script, real Redis)', () => {
 
   test('an older token is rejected and writes nothing', async () => {
     const runId = 'r-stale';
-    assert.ok((await repo.commit(input({ runId, fencingToken: 5 }))).ok);
-    const res = await repo.commit(input({ runId, fencingToken: 4, attempt: 2 }));
+    assert.ok((await commit(input({ runId, fencingToken: 5 }))).ok);
+    const res = await commit(input({ runId, fencingToken: 4, attempt: 2 }));
     assert.deepEqual(res, { ok: false, stale: true, highestToken: 5 });
     assert.equal((await runKeys(runId)).length, 1);
     assert.equal(await redis.get(names.artifactVersionKey(runId, 'stdout.txt')), '1');
@@ -73,23 +79,23 @@ describe('ArtifactRepository (fenced commit script, real Redis)', () => {
 
   test('an equal token is accepted, a newer one is accepted and becomes the fence', async () => {
     const runId = 'r-tokens';
-    assert.ok((await repo.commit(input({ runId, fencingToken: 7 }))).ok);
-    const equal = await repo.commit(input({ runId, fencingToken: 7, attempt: 2 }));
+    assert.ok((await commit(input({ runId, fencingToken: 7 }))).ok);
+    const equal = await commit(input({ runId, fencingToken: 7, attempt: 2 }));
     assert.ok(equal.ok);
     assert.equal(equal.artifacts[0]!.meta.version, 2);
-    const newer = await repo.commit(input({ runId, fencingToken: 8, attempt: 3 }));
+    const newer = await commit(input({ runId, fencingToken: 8, attempt: 3 }));
     assert.ok(newer.ok);
     assert.equal(newer.artifacts[0]!.meta.version, 3);
     assert.equal(await repo.highestToken(runId), 8);
-    assert.equal((await repo.commit(input({ runId, fencingToken: 7, attempt: 4 }))).ok, false);
+    assert.equal((await commit(input({ runId, fencingToken: 7, attempt: 4 }))).ok, false);
   });
 
   test('the same (run, step, attempt, name) committed again returns the first artifact', async () => {
     const runId = 'r-idem';
-    const first = await repo.commit(input({ runId, fencingToken: 1 }));
-    const again = await repo.commit(input({ runId, fencingToken: 1 }));
+    const first = await commit(input({ runId, fencingToken: 1 }));
+    const again = await commit(input({ runId, fencingToken: 1 }));
     // A coordinator that took over the run retries with its newer token.
-    const takeover = await repo.commit(input({ runId, fencingToken: 2 }));
+    const takeover = await commit(input({ runId, fencingToken: 2 }));
     assert.ok(first.ok && again.ok && takeover.ok);
     assert.equal(again.artifacts[0]!.created, false);
     assert.equal(takeover.artifacts[0]!.created, false);
@@ -101,7 +107,7 @@ describe('ArtifactRepository (fenced commit script, real Redis)', () => {
 
   test('concurrent commits of the same artifact agree on one id', async () => {
     const runId = 'r-race';
-    const results = await Promise.all(Array.from({ length: 20 }, () => repo.commit(input({ runId }))));
+    const results = await Promise.all(Array.from({ length: 20 }, () => commit(input({ runId }))));
     const ids = new Set(results.map((r) => (r.ok ? r.artifacts[0]!.meta.id : 'stale')));
     assert.equal(ids.size, 1);
     assert.equal(results.filter((r) => r.ok && r.artifacts[0]!.created).length, 1);
@@ -110,8 +116,8 @@ describe('ArtifactRepository (fenced commit script, real Redis)', () => {
 
   test('several artifacts come back in request order, versions counted per name', async () => {
     const runId = 'r-multi';
-    await repo.commit(input({ runId, artifacts: [{ name: 'b.txt', digest: digest('b'), size: 1, mediaType: 'text/plain' }] }));
-    const res = await repo.commit(
+    await commit(input({ runId, artifacts: [{ name: 'b.txt', digest: digest('b'), size: 1, mediaType: 'text/plain' }] }));
+    const res = await commit(
       input({
         runId,
         attempt: 2,
@@ -129,7 +135,7 @@ describe('ArtifactRepository (fenced commit script, real Redis)', () => {
 
   test('names with quotes, slashes, colons and non-ASCII survive the JSON round trip', async () => {
     const name = 'out/"weird": naïve ✓.md';
-    const res = await repo.commit(input({ runId: 'r-json', artifacts: [{ name, digest: digest('d'), size: 12345678901, mediaType: 'text/markdown' }] }));
+    const res = await commit(input({ runId: 'r-json', artifacts: [{ name, digest: digest('d'), size: 12345678901, mediaType: 'text/markdown' }] }));
     assert.ok(res.ok);
     const meta = res.artifacts[0]!.meta;
     assert.equal(meta.name, name);
@@ -138,7 +144,7 @@ describe('ArtifactRepository (fenced commit script, real Redis)', () => {
   });
 
   test('an empty commit still fences', async () => {
-    const res = await repo.commit(input({ runId: 'r-empty', fencingToken: 9, artifacts: [] }));
+    const res = await commit(input({ runId: 'r-empty', fencingToken: 9, artifacts: [] }));
     assert.deepEqual(res, { ok: true, artifacts: [] });
     assert.equal(await repo.highestToken('r-empty'), 9);
   });
@@ -146,6 +152,56 @@ describe('ArtifactRepository (fenced commit script, real Redis)', () => {
   test('get returns null for unknown or malformed ids', async () => {
     assert.equal(await repo.get('art_doesnotexist0'), null);
     assert.equal(await repo.get('../../etc'), null);
+  });
+
+  test('If-Match: the commit lands only while the name is at that version (0 = new), and a replay skips the check', async () => {
+    const item = (ifMatch: number) => [{ name: 'plan.md', digest: digest('c'), size: 3, mediaType: 'text/markdown', ifMatch }];
+    const first = await commit(input({ runId: 'r-im', stepId: 's1', artifacts: item(0) }));
+    assert.ok(first.ok);
+    assert.equal(first.artifacts[0]!.meta.version, 1);
+    const clash = await commit(input({ runId: 'r-im', stepId: 's2', artifacts: item(0) }));
+    assert.deepEqual(clash, { ok: false, conflict: true, name: 'plan.md', latest: 1 });
+    const second = await commit(input({ runId: 'r-im', stepId: 's2', artifacts: item(1) }));
+    assert.ok(second.ok);
+    assert.equal(second.artifacts[0]!.meta.version, 2);
+    // The same (run, step, attempt, name) again: the first answer, not a 412.
+    const replay = await commit(input({ runId: 'r-im', stepId: 's2', artifacts: item(1) }));
+    assert.ok(replay.ok);
+    assert.equal(replay.artifacts[0]!.created, false);
+    assert.equal(await repo.latestVersion('r-im', 'plan.md'), 2);
+  });
+
+  test('a conflict anywhere in a commit writes nothing, not even the fence', async () => {
+    await commit(input({ runId: 'r-atomic', fencingToken: 1, artifacts: [{ name: 'a', digest: digest('d'), size: 1, mediaType: 'text/plain' }] }));
+    const res = await commit(input({
+      runId: 'r-atomic', stepId: 'other', fencingToken: 5,
+      artifacts: [{ name: 'b', digest: digest('d'), size: 1, mediaType: 'text/plain' }, { name: 'a', digest: digest('d'), size: 1, mediaType: 'text/plain', ifMatch: 7 }],
+    }));
+    assert.equal(res.ok, false);
+    assert.equal(await repo.highestToken('r-atomic'), 1);
+    assert.equal(await repo.latestVersion('r-atomic', 'b'), 0);
+  });
+
+  test('a blob no upload marked pending and nothing references is refused (GC may have taken it)', async () => {
+    const res = await repo.commit(input({ runId: 'r-unmarked', artifacts: [{ name: 'x', digest: digest('9'), size: 1, mediaType: 'text/plain' }] }));
+    assert.deepEqual(res, { ok: false, collecting: true, digest: digest('9') });
+  });
+
+  test('commits count blob references; retention removes expired artifacts and drops their references', async () => {
+    const d = digest('8');
+    const res = await commit(input({ runId: 'r-ttl', ttlMs: 1000, artifacts: [{ name: 'out', digest: d, size: 1, mediaType: 'text/plain', tool: 'shell', schema: 'muse.shell-output/v1' }] }));
+    assert.ok(res.ok);
+    const meta = res.artifacts[0]!.meta;
+    assert.deepEqual(meta.producer, { agentId: 'agent-1', tool: 'shell' });
+    assert.equal(meta.schema, 'muse.shell-output/v1');
+    assert.equal(Date.parse(meta.expiresAt!) - Date.parse(meta.createdAt), 1000);
+    assert.equal(await redis.hget(names.artifactBlobRefsKey, d), '1');
+    assert.deepEqual(await repo.expireDue(Date.parse(meta.createdAt) + 999), []);
+    const gone = await repo.expireDue(Date.parse(meta.createdAt) + 1000);
+    assert.deepEqual(gone.map((m) => m.id), [meta.id]);
+    assert.equal(await repo.get(meta.id), null);
+    assert.deepEqual(await runKeys('r-ttl'), []);
+    assert.equal(await redis.hget(names.artifactBlobRefsKey, d), null);
   });
 });
 

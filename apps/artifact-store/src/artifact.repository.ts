@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { ArtifactMetaSchema, type ArtifactMeta, type MuseNames } from '@muse/contracts';
-import { evalArtifactCommit } from './artifact-commit.script.js';
+import { evalArtifactCommit, evalCached } from './artifact-commit.script.js';
 
 /** `art_` and 20 characters of [a-z0-9] (about 103 bits). */
 export const ARTIFACT_ID_PATTERN = /^art_[a-z0-9]{1,64}$/;
@@ -27,6 +27,11 @@ export interface CommitItem {
   digest: string;
   size: number;
   mediaType: string;
+  tool?: string;
+  toolVersion?: string;
+  schema?: string;
+  /** Commit only while the name's latest version is this one (0 = new name). */
+  ifMatch?: number;
 }
 
 export interface CommitInput {
@@ -37,11 +42,20 @@ export interface CommitInput {
   agentId: string;
   fencingToken: number;
   artifacts: CommitItem[];
+  /** How long the artifacts are kept, in ms; 0 or unset = forever. */
+  ttlMs?: number;
+  /** What makes a retried commit a replay (see ArtifactCommitRequestSchema). @default 'attempt' */
+  replay?: 'attempt' | 'content';
 }
 
 export type CommitResult =
   | { ok: true; artifacts: Array<{ meta: ArtifactMeta; created: boolean }> }
-  | { ok: false; stale: true; highestToken: number };
+  | { ok: false; stale: true; highestToken: number }
+  | { ok: false; conflict: true; name: string; latest: number }
+  | { ok: false; collecting: true; digest: string };
+
+/** A GC claim older than this is from a collector that died mid-delete and no longer holds, in ms. */
+export const GC_CLAIM_HOLD_MS = 60_000;
 
 export interface ArtifactRepositoryOptions {
   now?: () => Date;
@@ -82,8 +96,15 @@ export class ArtifactRepository {
    */
   async commit(input: CommitInput): Promise<CommitResult> {
     const createdAt = this.now();
-    const keys = [this.names.artifactFenceKey(input.runId), this.names.runArtifactsKey(input.runId)];
-    const args: Array<string | number> = [input.fencingToken, createdAt.getTime()];
+    const keys = [
+      this.names.artifactFenceKey(input.runId),
+      this.names.runArtifactsKey(input.runId),
+      this.names.artifactBlobRefsKey,
+      this.names.artifactBlobDeletingKey,
+      this.names.artifactExpiryKey,
+    ];
+    const expiresAt = input.ttlMs ? new Date(createdAt.getTime() + input.ttlMs) : undefined;
+    const args: Array<string | number> = [input.fencingToken, createdAt.getTime(), expiresAt?.getTime() ?? 0, GC_CLAIM_HOLD_MS];
     for (const a of input.artifacts) {
       const id = this.newId();
       const { head, tail } = splitAroundVersion({
@@ -96,18 +117,27 @@ export class ArtifactRepository {
         runId: input.runId,
         stepId: input.stepId,
         attempt: input.attempt,
-        producer: { agentId: input.agentId },
+        producer: {
+          agentId: input.agentId,
+          ...(a.tool !== undefined ? { tool: a.tool } : {}),
+          ...(a.toolVersion !== undefined ? { toolVersion: a.toolVersion } : {}),
+        },
+        ...(a.schema !== undefined ? { schema: a.schema } : {}),
         createdAt: createdAt.toISOString(),
+        ...(expiresAt ? { expiresAt: expiresAt.toISOString() } : {}),
       });
       keys.push(
         this.names.artifactVersionKey(input.runId, a.name),
-        this.commitKey(input.runId, input.stepId, input.attempt, a.name),
+        this.commitKey(input.runId, input.stepId, input.attempt, input.replay === 'content' ? contentReplayName(a.name, a.digest) : a.name),
         this.names.artifactKey(id),
       );
-      args.push(id, head, tail);
+      args.push(id, head, tail, a.digest, a.ifMatch ?? -1);
     }
+    keys.push(this.names.artifactBlobPendingKey);
     const reply = (await evalArtifactCommit(this.redis, keys, args)) as Array<number | string>;
     if (reply[0] === 0) return { ok: false, stale: true, highestToken: Number(reply[1]) };
+    if (reply[0] === 2) return { ok: false, conflict: true, name: input.artifacts[Number(reply[1])]!.name, latest: Number(reply[2]) };
+    if (reply[0] === 3) return { ok: false, collecting: true, digest: String(reply[1]) };
     const artifacts: Array<{ meta: ArtifactMeta; created: boolean }> = [];
     for (let i = 1; i < reply.length; i += 2) {
       artifacts.push({ created: reply[i] === 1, meta: ArtifactMetaSchema.parse(JSON.parse(String(reply[i + 1]))) });
@@ -120,6 +150,66 @@ export class ArtifactRepository {
     const raw = await this.redis.get(this.names.artifactKey(id));
     return raw === null ? null : ArtifactMetaSchema.parse(JSON.parse(raw));
   }
+
+  /** Several artifacts by id; missing ones are left out. */
+  async getMany(ids: string[]): Promise<ArtifactMeta[]> {
+    const valid = ids.filter((id) => ARTIFACT_ID_PATTERN.test(id));
+    if (valid.length === 0) return [];
+    const raws = await this.redis.mget(...valid.map((id) => this.names.artifactKey(id)));
+    return raws.flatMap((raw) => (raw === null ? [] : [ArtifactMetaSchema.parse(JSON.parse(raw))]));
+  }
+
+  /** The latest version of a name in a run (0 when none). */
+  async latestVersion(runId: string, name: string): Promise<number> {
+    return Number((await this.redis.get(this.names.artifactVersionKey(runId, name))) ?? 0);
+  }
+
+  /**
+   * Retention: removes up to `limit` artifacts whose expiry has passed —
+   * metadata, the run's index entry, the replay key — and drops their blob
+   * references, each in one atomic step. @returns the removed artifacts
+   */
+  async expireDue(now: number, limit = 500): Promise<ArtifactMeta[]> {
+    const ids = await this.redis.zrangebyscore(this.names.artifactExpiryKey, '-inf', now, 'LIMIT', 0, limit);
+    const removed: ArtifactMeta[] = [];
+    for (const id of ids) {
+      const meta = await this.get(id);
+      if (!meta) {
+        await this.redis.zrem(this.names.artifactExpiryKey, id);
+        continue;
+      }
+      const keys = [
+        this.names.artifactExpiryKey,
+        this.names.artifactKey(id),
+        this.names.runArtifactsKey(meta.runId),
+        this.commitKey(meta.runId, meta.stepId, meta.attempt, meta.name),
+        this.names.artifactBlobRefsKey,
+        this.commitKey(meta.runId, meta.stepId, meta.attempt, contentReplayName(meta.name, meta.digest)),
+      ];
+      if ((await evalCached(this.redis, ARTIFACT_EXPIRE_LUA, keys, [id, now, meta.digest])) === 1) removed.push(meta);
+    }
+    return removed;
+  }
+}
+
+/**
+ * KEYS: expiry ZSET, metadata key, run's artifact ZSET, replay key, blob refs HASH, replay key of a content-keyed write;
+ * ARGV: id, now (ms), digest. Removes the artifact if it is (still) due. @returns 1 when removed
+ */
+const ARTIFACT_EXPIRE_LUA = `
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not due or tonumber(due) > tonumber(ARGV[2]) then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+if redis.call('DEL', KEYS[2]) == 0 then return 0 end
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('DEL', KEYS[4], KEYS[6])
+if redis.call('HINCRBY', KEYS[5], ARGV[3], -1) <= 0 then redis.call('HDEL', KEYS[5], ARGV[3]) end
+return 1
+`;
+
+/** The name part of a replay key when replays are told apart by content: `#` cannot end a digest, so no name collides. */
+export function contentReplayName(name: string, digest: string): string {
+  return `${name}#${digest}`;
 }
 
 /** `{...meta, version: <v>}` as JSON, cut where the version's digits go. */

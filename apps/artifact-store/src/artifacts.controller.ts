@@ -1,23 +1,30 @@
-/** `GET /v1/artifacts/{id}` and `GET /v1/artifacts/{id}/content`: adapters over the repository and the content service. */
+/** `GET /v1/artifacts/{id}`, `.../content` and `.../lineage`: adapters over the repository, the content and the lineage services. */
 import { Controller, Get, Inject, Param, Req, Res } from '@nestjs/common';
-import { MuseError, type ArtifactMeta } from '@muse/contracts';
+import { MuseError, type ArtifactLineage, type ArtifactMeta } from '@muse/contracts';
 import { LOGGER, type Logger } from '@muse/telemetry';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ArtifactRepository } from './artifact.repository.js';
 import type { ArtifactContentService } from './artifact-content.service.js';
-import { ARTIFACT_CONTENT, ARTIFACT_REPOSITORY } from './artifact-store.tokens.js';
+import type { ArtifactLineageService } from './artifact-lineage.service.js';
+import { ARTIFACT_CONTENT, ARTIFACT_LINEAGE, ARTIFACT_REPOSITORY } from './artifact-store.tokens.js';
 
 @Controller('v1/artifacts')
 export class ArtifactsController {
   constructor(
     @Inject(ARTIFACT_REPOSITORY) private readonly repo: Pick<ArtifactRepository, 'get'>,
     @Inject(ARTIFACT_CONTENT) private readonly content: ArtifactContentService,
+    @Inject(ARTIFACT_LINEAGE) private readonly lineageOf: Pick<ArtifactLineageService, 'lineage' | 'withConsumers'>,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
   @Get(':id')
   async meta(@Param('id') id: string): Promise<ArtifactMeta> {
-    return this.find(id);
+    return this.lineageOf.withConsumers(await this.find(id));
+  }
+
+  @Get(':id/lineage')
+  async lineage(@Param('id') id: string): Promise<ArtifactLineage> {
+    return this.lineageOf.lineage(await this.find(id));
   }
 
   @Get(':id/content')

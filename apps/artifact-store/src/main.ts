@@ -1,9 +1,10 @@
 /**
- * muse-artifact-store: content-addressed blobs on the local filesystem,
- * artifact metadata in Redis, fenced commits over NATS request/reply.
+ * muse-artifact-store: content-addressed blobs (local filesystem, NATS
+ * Object Store or S3), artifact metadata in Redis, fenced commits over NATS
+ * request/reply and named writes over HTTP, lineage, retention and GC.
  */
 import { MuseError, museNames, ArtifactStoreConfigSchema, type ArtifactCommitResponse } from '@muse/contracts';
-import { JetStreamBus } from '@muse/messaging';
+import { JetStreamBus, natsAuthFromConfig } from '@muse/messaging';
 import { openRedis } from '@muse/queues';
 import { runService } from '@muse/telemetry';
 import { ArtifactCommitHandler } from './artifact-commit.handler.js';
@@ -11,7 +12,9 @@ import { ArtifactContentService } from './artifact-content.service.js';
 import { ArtifactRepository } from './artifact.repository.js';
 import { ArtifactStoreMetrics } from './artifact-store.metrics.js';
 import { ArtifactStoreModule } from './artifact-store.module.js';
-import { BlobStore } from './blob.store.js';
+import { openBlobBackend } from './blob-backend.factory.js';
+import { BlobGc } from './blob-gc.service.js';
+import { ArtifactLineageService } from './artifact-lineage.service.js';
 import { registerBlobUploadRoute, type BlobUploadDeps } from './blob-upload.route.js';
 import { InFlightTracker } from './in-flight.tracker.js';
 import { MuseErrorFilter } from './muse-error.filter.js';
@@ -31,9 +34,13 @@ await runService({
     const names = museNames(c.MUSE_NAMESPACE);
     const metrics = new ArtifactStoreMetrics(kit.metrics);
 
-    const blobs = new BlobStore(c.MUSE_ARTIFACT_DIR, { maxBytes: c.MUSE_ARTIFACT_MAX_BYTES });
+    // A request handler should fail fast (and say so) while Redis is away, not hang.
+    const redis = openRedis(kit, c.REDIS_URL, { connectionName: 'muse-artifact-store', mode: 'request' });
+    const bus = await JetStreamBus.open(kit, { url: c.NATS_URL, names, name: 'muse-artifact-store', auth: natsAuthFromConfig(c) });
+
+    const { backend: blobs, where } = await openBlobBackend(c, names, bus.nc, metrics);
     const removed = await blobs.init();
-    log.info({ dir: blobs.root, removedTemps: removed }, 'blob store ready');
+    log.info({ backend: blobs.kind, where, removedTemps: removed }, 'blob store ready');
     const sweeper = setInterval(() => {
       blobs.sweepTemps().then(
         (n) => n > 0 && log.info({ removedTemps: n }, 'removed temp files of dead uploads'),
@@ -43,12 +50,12 @@ await runService({
     sweeper.unref();
     kit.onShutdown(() => clearInterval(sweeper));
 
-    // A request handler should fail fast (and say so) while Redis is away, not hang.
-    const redis = openRedis(kit, c.REDIS_URL, { connectionName: 'muse-artifact-store', mode: 'request' });
-    const bus = await JetStreamBus.open(kit, { url: c.NATS_URL, names, name: 'muse-artifact-store' });
-
     const repo = new ArtifactRepository(redis, names);
-    const commits = new ArtifactCommitHandler({ blobs, repo, metrics, logger: log });
+    const commits = new ArtifactCommitHandler({ blobs, repo, metrics, logger: log, defaultTtlMs: c.MUSE_ARTIFACT_TTL_DAYS * 86_400_000 });
+    const gc = new BlobGc({ redis, names, backend: blobs, repo, graceMs: c.MUSE_ARTIFACT_GC_GRACE_MS, metrics, logger: log });
+    const collector = setInterval(() => gc.run().catch(() => undefined /* logged and counted by the pass */), c.MUSE_ARTIFACT_GC_INTERVAL_MS);
+    collector.unref();
+    kit.onShutdown(() => clearInterval(collector));
     const inFlight = new InFlightTracker();
     const draining = (): ArtifactCommitResponse => ({
       ok: false,
@@ -62,8 +69,17 @@ await runService({
 
     kit.readiness.add('data-dir', () => blobs.checkWritable());
 
-    upload = { blobs, maxBytes: c.MUSE_ARTIFACT_MAX_BYTES, metrics, logger: log };
-    return ArtifactStoreModule.forRoot({ repo, content: new ArtifactContentService(blobs) });
+    upload = {
+      blobs,
+      maxBytes: c.MUSE_ARTIFACT_MAX_BYTES,
+      metrics,
+      logger: log,
+      markPending: (digest) => gc.markPending(digest),
+      commit: (payload) => inFlight.run(() => commits.handle(payload), draining),
+      highestToken: (runId) => repo.highestToken(runId),
+    };
+    const lineage = new ArtifactLineageService(repo, async (runId) => (await bus.readRunEvents(runId)).events);
+    return ArtifactStoreModule.forRoot({ repo, content: new ArtifactContentService(blobs), lineage });
   },
   configure: (app, kit) => {
     app.useGlobalFilters(new MuseErrorFilter(kit.logger));

@@ -1,0 +1,96 @@
+/**
+ * The first half of every upload: the body streamed to a temp file on the
+ * local disk, hashed as it goes, size-limited, fsynced. The digest (the
+ * blob's name) is only known after the last byte, and neither S3 nor the
+ * NATS Object Store can rename an object, so every backend stages here and
+ * then moves the finished file into place (a rename for `local`, one upload
+ * under the digest's name for the others). Memory stays bounded: one chunk
+ * at a time.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { MuseError } from '@muse/contracts';
+
+export const TEMP_SUFFIX = '.part';
+
+export interface SpooledBlob {
+  /** The temp file holding the bytes; the caller moves or removes it. */
+  path: string;
+  digest: string;
+  size: number;
+}
+
+export class BlobSpool {
+  constructor(
+    /** Folder of temp files; on the same filesystem as a local backend's blobs, so its rename is atomic. */
+    readonly dir: string,
+    /** Largest blob accepted, in bytes. */
+    private readonly maxBytes: number,
+    /** A temp file untouched this long belongs to a dead upload, in ms. */
+    private readonly staleTempMs: number,
+  ) {}
+
+  async init(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+  }
+
+  /** A fresh temp file name. */
+  tempPath(): string {
+    return join(this.dir, `${randomUUID()}${TEMP_SUFFIX}`);
+  }
+
+  async spool(source: Readable | AsyncIterable<Uint8Array | string>): Promise<SpooledBlob> {
+    const path = this.tempPath();
+    const hash = createHash('sha256');
+    let size = 0;
+    const fh = await open(path, 'wx', 0o600);
+    try {
+      // destroyOnReturn: false — leaving the loop early must not destroy an
+      // HTTP request, or the client gets a reset instead of our 413.
+      const chunks = 'iterator' in source && typeof source.iterator === 'function' ? source.iterator({ destroyOnReturn: false }) : source;
+      for await (const raw of chunks as AsyncIterable<Uint8Array | string>) {
+        const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
+        size += chunk.length;
+        if (size > this.maxBytes) {
+          throw new MuseError('MUSE_ERR_REQUEST_TOO_LARGE', `blob is larger than ${this.maxBytes} bytes`, { details: { limitBytes: this.maxBytes } });
+        }
+        hash.update(chunk);
+        await writeAll(fh, chunk);
+      }
+      await fh.sync();
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      await rm(path, { force: true });
+      throw err;
+    }
+    await fh.close();
+    return { path, digest: `sha256:${hash.digest('hex')}`, size };
+  }
+
+  /**
+   * Removes temp files not written to for `olderThanMs`. Only old ones: on a
+   * shared volume another replica's upload may be in flight right now.
+   */
+  async sweep(olderThanMs = this.staleTempMs, now = Date.now()): Promise<number> {
+    let removed = 0;
+    for (const name of await readdir(this.dir).catch(() => [] as string[])) {
+      if (!name.endsWith(TEMP_SUFFIX)) continue;
+      const file = join(this.dir, name);
+      const st = await stat(file).catch(() => null);
+      if (!st || now - st.mtimeMs < olderThanMs) continue;
+      await rm(file, { force: true });
+      removed++;
+    }
+    return removed;
+  }
+}
+
+async function writeAll(fh: FileHandle, chunk: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < chunk.length) {
+    const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
+    off += bytesWritten;
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * Where blobs live. Every backend stores immutable, content-addressed blobs
+ * named by their sha256 digest; the artifact metadata (Redis) is the same
+ * whichever backend holds the bytes. Selected by MUSE_ARTIFACT_BACKEND.
+ */
+import type { Readable } from 'node:stream';
+
+export type BlobBackendKind = 'local' | 'nats' | 's3';
+
+export interface PutResult {
+  digest: string;
+  size: number;
+  /** True when the blob was already stored and this upload was dropped. */
+  dedup: boolean;
+}
+
+export interface PutHooks {
+  /**
+   * Called once the digest is known and before the store decides to reuse
+   * a stored copy: the GC's pending-reference marker goes here, so that a
+   * blob an upload counts on is never collected under it.
+   */
+  onDigest?(digest: string): Promise<void>;
+}
+
+export interface BlobInfo {
+  digest: string;
+  size: number;
+  /** When the blob was stored, epoch ms. */
+  storedAt: number;
+}
+
+export interface BlobBackend {
+  readonly kind: BlobBackendKind;
+  /** Prepares storage and removes temp files of dead uploads. @returns how many were removed */
+  init(): Promise<number>;
+  /** Removes temp files untouched for the configured time. @returns how many */
+  sweepTemps(): Promise<number>;
+  /**
+   * Streams `source` in, hashing it; over the size limit it throws
+   * MUSE_ERR_REQUEST_TOO_LARGE and leaves the source paused, not destroyed.
+   * A reader never sees a partial blob: it appears whole or not at all.
+   */
+  put(source: Readable | AsyncIterable<Uint8Array | string>, hooks?: PutHooks): Promise<PutResult>;
+  /** The blob's size, or null when it is not stored. */
+  size(digest: string): Promise<number | null>;
+  /** Bytes `start..end` (inclusive). */
+  openRange(digest: string, start: number, end: number): Promise<Readable>;
+  /** The whole blob, verified against digest and size as it streams (the last chunk is held back until it matches). */
+  openVerified(digest: string, expectedSize: number): Promise<Readable>;
+  /** Removes the blob; a missing blob is not an error. */
+  delete(digest: string): Promise<void>;
+  /** Every stored blob, for the garbage collector. */
+  list(): AsyncIterable<BlobInfo>;
+  /** Readiness: the backend takes a write. */
+  checkWritable(): Promise<void>;
+}

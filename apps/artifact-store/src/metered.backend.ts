@@ -1,0 +1,55 @@
+/** Times every blob backend call into `muse_artifact_backend_seconds`, by backend, operation and outcome. */
+import type { Readable } from 'node:stream';
+import type { Histogram } from 'prom-client';
+import type { BlobBackend, BlobInfo, PutHooks, PutResult } from './blob.backend.js';
+
+export class MeteredBackend implements BlobBackend {
+  readonly kind: BlobBackend['kind'];
+
+  constructor(
+    private readonly inner: BlobBackend,
+    private readonly seconds: Histogram<'backend' | 'op' | 'outcome'>,
+  ) {
+    this.kind = inner.kind;
+  }
+
+  private async time<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    const end = this.seconds.startTimer({ backend: this.kind, op });
+    try {
+      const v = await fn();
+      end({ outcome: 'ok' });
+      return v;
+    } catch (err) {
+      end({ outcome: 'error' });
+      throw err;
+    }
+  }
+
+  init(): Promise<number> {
+    return this.inner.init();
+  }
+  sweepTemps(): Promise<number> {
+    return this.inner.sweepTemps();
+  }
+  put(source: Readable | AsyncIterable<Uint8Array | string>, hooks?: PutHooks): Promise<PutResult> {
+    return this.time('put', () => this.inner.put(source, hooks));
+  }
+  size(digest: string): Promise<number | null> {
+    return this.time('stat', () => this.inner.size(digest));
+  }
+  openRange(digest: string, start: number, end: number): Promise<Readable> {
+    return this.time('get', () => this.inner.openRange(digest, start, end));
+  }
+  openVerified(digest: string, expectedSize: number): Promise<Readable> {
+    return this.time('get', () => this.inner.openVerified(digest, expectedSize));
+  }
+  delete(digest: string): Promise<void> {
+    return this.time('delete', () => this.inner.delete(digest));
+  }
+  list(): AsyncIterable<BlobInfo> {
+    return this.inner.list();
+  }
+  checkWritable(): Promise<void> {
+    return this.inner.checkWritable();
+  }
+}
