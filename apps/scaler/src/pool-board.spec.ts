@@ -12,7 +12,7 @@ test('first look at a pool with live agents and an empty queue: hold, recorded a
   const { record, change } = evaluatePool(undefined, 'executor', DEFAULT_POOL_POLICY, obs(0, 3), at(0));
   assert.equal(change, null);
   const view = PoolViewSchema.parse(toPoolView(record));
-  assert.deepEqual(view.lastDecision, { at: at(0).toISOString(), from: 3, to: 3, direction: 'hold', reason: 'started watching: 3 live agents' });
+  assert.deepEqual(view.lastDecision, { at: at(0).toISOString(), from: 3, to: 3, direction: 'hold', reason: 'started watching: 3 running, 3 live agents' });
   assert.equal(view.desired, 3);
   assert.equal(view.actual, 3);
   assert.deepEqual(view.queue, { waiting: 0, active: 0, delayed: 1 });

@@ -2,8 +2,11 @@
  * The scaler's memory between intervals: one record per role, moved forward
  * by `evaluatePool`, which runs the policy and says whether `desired` changed.
  */
-import { applyDecision, decide, initialPoolState, type PoolObservation, type PoolPolicy, type PoolState, type ScalingDecision } from './scaling.policy.js';
+import { applyDecision, decide, initialPoolState, type PoolObservation, type PoolPolicy, type ScalingDecision, type PoolState } from './scaling.policy.js';
 import type { PoolDecision, PoolView } from './pools.schema.js';
+
+/** How many past changes each pool keeps for `/v1/pools`. */
+const KEEP_DECISIONS = 10;
 
 export interface PoolRecord {
   role: string;
@@ -11,7 +14,11 @@ export interface PoolRecord {
   state: PoolState;
   obs: PoolObservation;
   lastDecision: PoolDecision;
+  /** Changes of `desired`, newest first. */
+  decisions: PoolDecision[];
   lastCheck: { at: string; need: number; reason: string };
+  /** What the driver runs for the pool; null when it has no say. */
+  driverActual: number | null;
 }
 
 export interface PoolEvaluation {
@@ -20,15 +27,20 @@ export interface PoolEvaluation {
   change: ScalingDecision | null;
 }
 
-export function evaluatePool(prev: PoolRecord | undefined, role: string, policy: PoolPolicy, obs: PoolObservation, now: Date): PoolEvaluation {
+/**
+ * @param startAt the size a pool the scaler has just started watching is
+ *   taken to have (what the driver runs, else the live agents): a new leader
+ *   continues from what is there instead of resizing it.
+ */
+export function evaluatePool(prev: PoolRecord | undefined, role: string, policy: PoolPolicy, obs: PoolObservation, now: Date, startAt = obs.agents): PoolEvaluation {
   const nowMs = now.getTime();
   const at = now.toISOString();
-  const state = prev?.state ?? initialPoolState(obs, nowMs);
+  const state = prev?.state ?? initialPoolState({ ...obs, agents: startAt }, nowMs);
   const decision = decide(policy, state, obs, nowMs);
   const changed = decision.to !== state.desired;
-  const lastDecision: PoolDecision = changed
-    ? { at, from: decision.from, to: decision.to, direction: decision.direction, reason: decision.reason }
-    : (prev?.lastDecision ?? { at, from: obs.agents, to: state.desired, direction: 'hold', reason: `started watching: ${obs.agents} live agents` });
+  const change: PoolDecision | null = changed ? { at, from: decision.from, to: decision.to, direction: decision.direction, reason: decision.reason } : null;
+  const lastDecision: PoolDecision =
+    change ?? prev?.lastDecision ?? { at, from: startAt, to: state.desired, direction: 'hold', reason: `started watching: ${startAt} running, ${obs.agents} live agents` };
   return {
     record: {
       role,
@@ -36,7 +48,9 @@ export function evaluatePool(prev: PoolRecord | undefined, role: string, policy:
       state: applyDecision(state, decision, nowMs),
       obs,
       lastDecision,
+      decisions: change ? [change, ...(prev?.decisions ?? [])].slice(0, KEEP_DECISIONS) : (prev?.decisions ?? []),
       lastCheck: { at, need: decision.need, reason: decision.reason },
+      driverActual: prev?.driverActual ?? null,
     },
     change: changed ? decision : null,
   };
@@ -47,11 +61,14 @@ export function toPoolView(r: PoolRecord): PoolView {
     role: r.role,
     min: r.policy.min,
     max: r.policy.max,
+    policy: { ...r.policy },
     desired: r.state.desired,
     actual: r.obs.agents,
+    driverActual: r.driverActual,
     busy: r.obs.busyAgents,
     queue: { waiting: r.obs.waiting, active: r.obs.active, delayed: r.obs.delayed },
     lastDecision: { ...r.lastDecision },
+    decisions: r.decisions.map((d) => ({ ...d })),
     lastCheck: { ...r.lastCheck },
   };
 }

@@ -30,7 +30,20 @@ test('counts live and busy agents per role; stale and duplicate heartbeats are i
     NOW,
     10_000,
   );
-  assert.deepEqual(Object.fromEntries(byRole), { executor: { agents: 2, busy: 1 }, reviewer: { agents: 1, busy: 0 } });
+  assert.deepEqual(Object.fromEntries(byRole), { executor: { agents: 2, busy: 1, done: 0 }, reviewer: { agents: 1, busy: 0, done: 0 } });
+});
+
+test('mean CPU and memory of the agents that report them, and the completion total', () => {
+  const byRole = agentsByRole(
+    [
+      { ...hb('a', ['executor'], 1, 0), cpu: 0.5, memory: 0.1, completed: 3, failed: 1 },
+      { ...hb('b', ['executor'], 0, 0), cpu: 0.25, memory: 0.2, completed: 2 },
+      hb('c', ['executor'], 0, 0),
+    ],
+    NOW,
+    10_000,
+  );
+  assert.deepEqual(byRole.get('executor'), { agents: 3, busy: 1, done: 6, cpu: 0.375, memory: 0.15 });
 });
 
 test('pool roles: defaults first, then known and live valid roles by name, capped', () => {

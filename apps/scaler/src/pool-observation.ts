@@ -9,6 +9,11 @@ export interface RoleAgents {
   agents: number;
   /** Of those, the ones with a job in flight. */
   busy: number;
+  /** Mean CPU (share of a core) and memory (share) of those that report them; absent when none does. */
+  cpu?: number;
+  memory?: number;
+  /** Sum of `completed + failed` over those agents: the scaler turns its growth into a completion rate. */
+  done: number;
 }
 
 /**
@@ -21,19 +26,40 @@ export interface RoleAgents {
 export function agentsByRole(heartbeats: Iterable<AgentHeartbeat>, nowMs: number, ttlMs: number): Map<string, RoleAgents> {
   const out = new Map<string, RoleAgents>();
   const seen = new Set<string>();
+  const sums = new Map<string, { cpu: number; cpuN: number; mem: number; memN: number }>();
   for (const hb of heartbeats) {
     if (seen.has(hb.agentId)) continue;
     const at = Date.parse(hb.at);
     if (Number.isNaN(at) || nowMs - at > ttlMs) continue;
     seen.add(hb.agentId);
     for (const role of new Set(hb.roles)) {
-      const r = out.get(role) ?? { agents: 0, busy: 0 };
+      const r = out.get(role) ?? { agents: 0, busy: 0, done: 0 };
       r.agents++;
       if (hb.inFlight > 0) r.busy++;
+      r.done += hb.completed + hb.failed;
+      const s = sums.get(role) ?? { cpu: 0, cpuN: 0, mem: 0, memN: 0 };
+      if (hb.cpu !== undefined) {
+        s.cpu += hb.cpu;
+        s.cpuN++;
+      }
+      if (hb.memory !== undefined) {
+        s.mem += hb.memory;
+        s.memN++;
+      }
+      sums.set(role, s);
       out.set(role, r);
     }
   }
+  for (const [role, s] of sums) {
+    const r = out.get(role)!;
+    if (s.cpuN > 0) r.cpu = round3(s.cpu / s.cpuN);
+    if (s.memN > 0) r.memory = round3(s.mem / s.memN);
+  }
   return out;
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
 }
 
 /**

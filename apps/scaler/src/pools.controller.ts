@@ -6,10 +6,10 @@ import { ScalerService } from './scaler.service.js';
 export class PoolsController {
   constructor(@Inject(ScalerService) private readonly scaler: ScalerService) {}
 
-  /** Every pool's policy bounds, desired and actual size, queue, and last decision. */
+  /** Every pool's policy, desired and actual size, queue, and last decisions, as the leader replica last wrote them. */
   @Get('pools')
   @Header('Cache-Control', 'no-store')
-  pools(): PoolList {
-    return this.scaler.list();
+  pools(): Promise<PoolList> {
+    return this.scaler.board();
   }
 }

@@ -18,7 +18,18 @@ const at = (desired: number, changedAt = 0): PoolState => ({ desired, changedAt 
 const LATER = 1_000_000; // well past any cooldown
 
 test('defaults are the documented ones', () => {
-  assert.deepEqual(DEFAULT_POOL_POLICY, { min: 1, max: 8, scaleUpThreshold: 10, scaleDownThreshold: 2, cooldownMs: 30_000 });
+  assert.deepEqual(DEFAULT_POOL_POLICY, {
+    min: 1,
+    max: 8,
+    scaleUpThreshold: 10,
+    scaleDownThreshold: 2,
+    cooldownMs: 30_000,
+    idleTimeoutMs: 0,
+    kind: 'queueDepth',
+    cpu: 0.8,
+    memory: 0.8,
+    targetPerMinute: 60,
+  });
 });
 
 test('need: busy agents plus one per scaleUpThreshold waiting jobs, rounded up', () => {
@@ -107,12 +118,12 @@ test('a hold keeps the cooldown clock; a change restarts it', () => {
   const s = at(3, 1_000);
   assert.equal(applyDecision(s, decide(policy, s, obs(0, 3), 2_000), 2_000), s);
   const grown = applyDecision(s, decide(policy, s, obs(30, 3), 5_000), 5_000);
-  assert.deepEqual(grown, { desired: 6, changedAt: 5_000 });
+  assert.deepEqual(grown, { desired: 6, changedAt: 5_000, lowSince: null });
 });
 
 test('a new pool starts at its live size and shrinks nothing during the first cooldown', () => {
   const s = initialPoolState(obs(0, 0, 4), 50_000);
-  assert.deepEqual(s, { desired: 4, changedAt: 50_000 });
+  assert.deepEqual(s, { desired: 4, changedAt: 50_000, lowSince: null });
   assert.equal(decide(policy, s, obs(0, 0, 4), 60_000).direction, 'hold');
   assert.equal(decide(policy, s, obs(0, 0, 4), 80_000).direction, 'down');
 });
@@ -124,4 +135,49 @@ test('policyFor merges defaults, * and the role, and rejects min > max', () => {
   assert.deepEqual(policyFor('optimizer', overrides), { ...DEFAULT_POOL_POLICY, max: 3, cooldownMs: 0 });
   assert.deepEqual([policyFor('executor', overrides).min, policyFor('executor', overrides).max], [2, 16]);
   assert.throws(() => policyFor('x', { x: { min: 9 } }), /min must not exceed max/);
+});
+
+test('idleTimeout: the pool shrinks only after wanting to for that long without a break', () => {
+  const p: PoolPolicy = { ...policy, cooldownMs: 1_000, idleTimeoutMs: 10_000 };
+  let state: PoolState = { desired: 4, changedAt: 0, lowSince: null };
+  const step = (t: number, o: PoolObservation) => {
+    const d = decide(p, state, o, t);
+    state = applyDecision(state, d, t);
+    return d;
+  };
+  assert.equal(step(2_000, obs(0)).direction, 'hold'); // idle clock starts
+  assert.match(step(8_000, obs(0)).reason, /idle 6 s of 10 s/);
+  assert.equal(step(9_000, obs(5, 3)).direction, 'hold'); // work again: the idle clock stops
+  assert.equal(state.lowSince, null);
+  assert.equal(step(10_000, obs(0)).direction, 'hold'); // starts again
+  assert.equal(step(19_999, obs(0)).direction, 'hold');
+  const down = step(20_000, obs(0));
+  assert.deepEqual([down.direction, down.to], ['down', 1]);
+  assert.match(down.reason, /idle 10 s/);
+});
+
+test('resource policy: the HPA formula over mean CPU and memory, at least one while work waits', () => {
+  const p: PoolPolicy = { ...policy, kind: 'resource', cpu: 0.5, memory: 0.8, cooldownMs: 0 };
+  const o = (agents: number, cpu: number, memory: number, waiting = 0): PoolObservation => ({ waiting, active: 0, delayed: 0, agents, busyAgents: agents, cpu, memory });
+  assert.equal(neededWorkers(p, o(2, 1.0, 0.1)), 4, 'cpu at twice the target doubles the pool');
+  assert.equal(neededWorkers(p, o(2, 0.2, 0.8)), 2, 'memory exactly at the target holds');
+  assert.equal(neededWorkers(p, o(4, 0.1, 0.1)), 1, 'a cold pool shrinks');
+  assert.equal(neededWorkers(p, { waiting: 3, active: 0, delayed: 0, agents: 0, busyAgents: 0 }), 1, 'no agents, work waiting: one');
+  const d = decide(p, at(2), o(2, 1.0, 0.1), LATER);
+  assert.deepEqual([d.direction, d.to], ['up', 4]);
+  assert.match(d.reason, /cpu 100% \(target 50%\)/);
+});
+
+test('throughput policy: arrivals plus backlog over the per-worker rate', () => {
+  const p: PoolPolicy = { ...policy, kind: 'throughput', targetPerMinute: 30 };
+  const o = (completedPerMinute: number, waiting: number): PoolObservation => ({ waiting, active: 0, delayed: 0, agents: 2, busyAgents: 2, completedPerMinute });
+  assert.equal(neededWorkers(p, o(60, 0)), 2);
+  assert.equal(neededWorkers(p, o(60, 45)), 4);
+  assert.equal(neededWorkers(p, o(0, 0)), 0);
+  assert.match(decide(p, at(2), o(60, 45), LATER).reason, /60\/min done \+ 45 waiting at 30\/min per agent: need 4/);
+});
+
+test('policyFor rejects a bad kind and out-of-range targets', () => {
+  assert.throws(() => policyFor('x', { x: { kind: 'magic' as never } }));
+  assert.throws(() => policyFor('x', { x: { memory: 1.5 } }));
 });

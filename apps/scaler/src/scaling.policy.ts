@@ -4,15 +4,21 @@
  * It reads an observation of one role (its queue and its live agents) and the
  * pool's last state, and returns the next desired size with the reason.
  *
- * The rule, per role:
+ * The rule, per role: `need` comes from the pool's policy kind,
  *
- *     need    = busyAgents + ceil(waiting / scaleUpThreshold)
- *     target  = clamp(need, min, max)
+ *     queueDepth  need = busyAgents + ceil(waiting / scaleUpThreshold)
+ *     resource    need = ceil(agents × max(cpu / cpuTarget, memory / memoryTarget))
+ *                        (the HPA formula; at least 1 while jobs wait)
+ *     throughput  need = ceil((completedPerMinute + waiting) / targetPerMinute)
+ *                        (keep up with the arrivals and clear the backlog within a minute)
+ *
+ *     target = clamp(need, min, max)
  *
  * - Grow at once when `target` is above the current desired size: work is
  *   waiting and every agent counted busy is keeping its own slot.
  * - Shrink to `target` only when the queue is nearly empty
- *   (`waiting <= scaleDownThreshold`) and no change happened in the last
+ *   (`waiting <= scaleDownThreshold`), the pool has wanted to shrink for
+ *   `idleTimeoutMs` without a break, and no change happened in the last
  *   `cooldownMs`; otherwise hold. The cooldown is what keeps a bursty queue
  *   from flapping the pool up and down every interval.
  * - A desired size above `max` (a policy lowered at run time) drops to `max`
@@ -37,6 +43,16 @@ export const PoolPolicySchema = z
     scaleDownThreshold: z.number().int().min(0),
     /** After a change, the pool does not shrink for this long, in ms. @default 30_000 */
     cooldownMs: z.number().int().min(0),
+    /** The pool shrinks only after wanting to for this long without a break, in ms (0: as soon as the cooldown allows). @default 0 */
+    idleTimeoutMs: z.number().int().min(0),
+    /** Which signal sizes the pool. @default 'queueDepth' */
+    kind: z.enum(['queueDepth', 'resource', 'throughput']),
+    /** `resource`: target mean CPU of the pool's agents, as a share of one core (0.8 = 80 %). @default 0.8 */
+    cpu: z.number().gt(0).max(64),
+    /** `resource`: target mean memory of the pool's agents, as a share of the memory available to each (0.8 = 80 %). @default 0.8 */
+    memory: z.number().gt(0).max(1),
+    /** `throughput`: step attempts one worker is expected to finish per minute. @default 60 */
+    targetPerMinute: z.number().gt(0),
   })
   .refine((p) => p.min <= p.max, { message: 'min must not exceed max', path: ['min'] });
 export type PoolPolicy = z.infer<typeof PoolPolicySchema>;
@@ -47,12 +63,17 @@ export const DEFAULT_POOL_POLICY: PoolPolicy = Object.freeze({
   scaleUpThreshold: 10,
   scaleDownThreshold: 2,
   cooldownMs: 30_000,
+  idleTimeoutMs: 0,
+  kind: 'queueDepth',
+  cpu: 0.8,
+  memory: 0.8,
+  targetPerMinute: 60,
 });
 
 /**
  * Per-role overrides of the default policy, with `*` for every role:
- * `{"*": {"max": 4}, "executor": {"max": 16}}`. Meant for a future
- * `MUSE_SCALER_POOLS` variable (JSON); merged field by field over the defaults.
+ * `{"*": {"max": 4}, "executor": {"max": 16}}`, read from the file named by
+ * `MUSE_SCALER_CONFIG` (see `scaler-config.ts`); merged field by field over the defaults.
  */
 export const PoolPolicyOverridesSchema = z.record(
   z.string(),
@@ -62,6 +83,11 @@ export const PoolPolicyOverridesSchema = z.record(
     scaleUpThreshold: z.number().int().min(1).optional(),
     scaleDownThreshold: z.number().int().min(0).optional(),
     cooldownMs: z.number().int().min(0).optional(),
+    idleTimeoutMs: z.number().int().min(0).optional(),
+    kind: z.enum(['queueDepth', 'resource', 'throughput']).optional(),
+    cpu: z.number().gt(0).max(64).optional(),
+    memory: z.number().gt(0).max(1).optional(),
+    targetPerMinute: z.number().gt(0).optional(),
   }),
 );
 export type PoolPolicyOverrides = z.infer<typeof PoolPolicyOverridesSchema>;
@@ -80,12 +106,20 @@ export interface PoolObservation {
   agents: number;
   /** Of those, the ones with at least one job in flight. */
   busyAgents: number;
+  /** Mean CPU of those agents, share of one core; absent when no heartbeat says. */
+  cpu?: number;
+  /** Mean memory of those agents, share of what each may use; absent when no heartbeat says. */
+  memory?: number;
+  /** Step attempts the role's agents finished in the last minute (rate from heartbeat counters); absent on the first look. */
+  completedPerMinute?: number;
 }
 
 export interface PoolState {
   desired: number;
   /** When `desired` last changed (or the scaler started watching the pool), in ms since the epoch. */
   changedAt: number;
+  /** Since when the pool has wanted to shrink without a break (for `idleTimeoutMs`), in ms since the epoch; null or absent when it has not. */
+  lowSince?: number | null;
 }
 
 export const DIRECTIONS = ['up', 'down', 'hold'] as const;
@@ -99,18 +133,44 @@ export interface ScalingDecision {
   need: number;
   /** One line a person can read in a log or on `/v1/pools`. */
   reason: string;
+  /** True when the policy wants a smaller pool than `from` (held or not): starts or keeps the idle clock. */
+  wantsDown?: boolean;
 }
 
 /** Workers the role needs now, before the min/max clamp. */
 export function neededWorkers(policy: PoolPolicy, obs: PoolObservation): number {
-  return obs.busyAgents + Math.ceil(obs.waiting / policy.scaleUpThreshold);
+  switch (policy.kind) {
+    case 'resource': {
+      const anyWork = obs.waiting > 0 || obs.busyAgents > 0 ? 1 : 0;
+      if (obs.agents === 0 || (obs.cpu === undefined && obs.memory === undefined)) return Math.max(anyWork, obs.agents);
+      const ratio = Math.max((obs.cpu ?? 0) / policy.cpu, (obs.memory ?? 0) / policy.memory);
+      // 1e-9: a ratio of exactly 1.0 computed as 1.0000000001 must not add a worker.
+      return Math.max(anyWork, Math.ceil(obs.agents * ratio - 1e-9));
+    }
+    case 'throughput':
+      return Math.ceil(((obs.completedPerMinute ?? 0) + obs.waiting) / policy.targetPerMinute);
+    default:
+      return obs.busyAgents + Math.ceil(obs.waiting / policy.scaleUpThreshold);
+  }
+}
+
+function describe(policy: PoolPolicy, obs: PoolObservation, need: number): string {
+  const pct = (x: number | undefined) => (x === undefined ? '?' : `${Math.round(x * 100)}%`);
+  switch (policy.kind) {
+    case 'resource':
+      return `cpu ${pct(obs.cpu)} (target ${pct(policy.cpu)}), memory ${pct(obs.memory)} (target ${pct(policy.memory)}) over ${obs.agents} agents, ${obs.waiting} waiting: need ${need}`;
+    case 'throughput':
+      return `${Math.round(obs.completedPerMinute ?? 0)}/min done + ${obs.waiting} waiting at ${policy.targetPerMinute}/min per agent: need ${need}`;
+    default:
+      return `${obs.waiting} waiting, ${obs.busyAgents} of ${obs.agents} agents busy: need ${need}`;
+  }
 }
 
 export function decide(policy: PoolPolicy, state: PoolState, obs: PoolObservation, nowMs: number): ScalingDecision {
   const need = neededWorkers(policy, obs);
   const target = clamp(need, policy.min, policy.max);
   const from = state.desired;
-  const why = `${obs.waiting} waiting, ${obs.busyAgents} of ${obs.agents} agents busy: need ${need}`;
+  const why = describe(policy, obs, need);
   const bound = need !== target ? ` (clamped to ${target}, min ${policy.min}, max ${policy.max})` : '';
 
   if (target > from) return { from, to: target, direction: 'up', need, reason: `${why}${bound}` };
@@ -122,19 +182,26 @@ export function decide(policy: PoolPolicy, state: PoolState, obs: PoolObservatio
       return hold(from, need, `${why}; queue above the scale-down threshold (${obs.waiting} > ${policy.scaleDownThreshold})`);
     }
     const left = state.changedAt + policy.cooldownMs - nowMs;
-    if (left > 0) return hold(from, need, `${why}; cooling down, ${Math.ceil(left / 1000)} s left`);
-    return { from, to: target, direction: 'down', need, reason: `${why}${bound}` };
+    if (left > 0) return { ...hold(from, need, `${why}; cooling down, ${Math.ceil(left / 1000)} s left`), wantsDown: true };
+    const idle = nowMs - (state.lowSince ?? nowMs);
+    if (idle < policy.idleTimeoutMs) {
+      return { ...hold(from, need, `${why}; idle ${Math.floor(idle / 1000)} s of ${Math.ceil(policy.idleTimeoutMs / 1000)} s`), wantsDown: true };
+    }
+    return { from, to: target, direction: 'down', need, reason: `${why}${bound}${policy.idleTimeoutMs > 0 ? `; idle ${Math.floor(idle / 1000)} s` : ''}` };
   }
   return hold(from, need, `${why}${bound}`);
 }
 
 /**
- * The state after a decision: a change restarts the cooldown, a hold keeps
- * the old clock.
+ * The state after a decision: a change restarts the cooldown and the idle
+ * clock, a hold keeps the cooldown clock and starts (or keeps) the idle clock
+ * while the pool wants to shrink, and clears it as soon as it does not.
  */
 export function applyDecision(state: PoolState, decision: ScalingDecision, nowMs: number): PoolState {
-  if (decision.to === state.desired) return state;
-  return { desired: decision.to, changedAt: nowMs };
+  if (decision.to !== state.desired) return { desired: decision.to, changedAt: nowMs, lowSince: null };
+  const lowSince = decision.wantsDown ? (state.lowSince ?? nowMs) : null;
+  if ((state.lowSince ?? null) === lowSince) return state;
+  return { ...state, lowSince };
 }
 
 /**
@@ -143,7 +210,7 @@ export function applyDecision(state: PoolState, decision: ScalingDecision, nowMs
  * clock started, so it shrinks nothing in its first `cooldownMs`.
  */
 export function initialPoolState(obs: PoolObservation, nowMs: number): PoolState {
-  return { desired: obs.agents, changedAt: nowMs };
+  return { desired: obs.agents, changedAt: nowMs, lowSince: null };
 }
 
 function hold(at: number, need: number, reason: string): ScalingDecision {
