@@ -1,2 +1,11 @@
 export { LocalDeterministicProvider, countTokens } from './local-provider.js';
-export type { CompletionRequest, CompletionResult, ModelProvider } from './provider.js';
+export type { CompletionRequest, CompletionResult, ModelProvider, ProviderFallback } from './provider.js';
+export { OpenAiCompatibleProvider } from './openai-provider.js';
+export type { OpenAiProviderOptions } from './openai-provider.js';
+export { AnthropicProvider } from './anthropic-provider.js';
+export type { AnthropicProviderOptions } from './anthropic-provider.js';
+export { toProviderError, retryAfterMs, MAX_RETRY_AFTER_MS } from './provider-errors.js';
+export { DEFAULT_GUARD, FailoverChain, GuardedProvider, ProviderRouter } from './failover.js';
+export type { BreakerState, FailoverObserver, GuardOptions } from './failover.js';
+export { DEFAULT_PROVIDERS_CONFIG, ProvidersConfigSchema, buildProviderRouter, loadProvidersConfig } from './providers-config.js';
+export type { BuildOptions, ProvidersConfig } from './providers-config.js';

@@ -18,10 +18,11 @@ export function countTokens(text: string): number {
 }
 
 export class LocalDeterministicProvider implements ModelProvider {
-  readonly name = 'local';
-
-  /** @param delayMs artificial latency per call, to make demos and overlap tests observable. */
-  constructor(private readonly delayMs = 0) {}
+  /**
+   * @param delayMs artificial latency per call, to make demos and overlap tests observable, in ms.
+   * @param name name in metrics and chains. @default local
+   */
+  constructor(private readonly delayMs = 0, readonly name = 'local') {}
 
   async complete(req: CompletionRequest): Promise<CompletionResult> {
     if (this.delayMs > 0) await sleep(this.delayMs, req.signal);
@@ -34,6 +35,7 @@ export class LocalDeterministicProvider implements ModelProvider {
     const text = `[${req.model}#${digest.subarray(0, 4).toString('hex')}] ${words.join(' ')}. (re: ${summary})`;
     const maxOut = req.maxOutputTokens ?? 4096;
     const out = text.slice(0, maxOut * 4);
+    req.onDelta?.(out);
     return {
       text: out,
       model: req.model,

@@ -1,10 +1,26 @@
-/** What a model provider takes and gives. Real providers (OpenAI-compatible, Anthropic) implement the same interface. */
+/** What a model provider takes and gives. Every provider (deterministic, OpenAI-compatible, Anthropic, a failover chain) implements the same interface. */
 export interface CompletionRequest {
   model: string;
   prompt: string;
+  /** Sampling seed; the worker derives it from run, step and attempt so a call can be repeated. */
   seed?: number;
+  /** Sampling temperature; unset = the provider's default. Recorded with the call. */
+  temperature?: number;
+  /** Nucleus sampling; unset = the provider's default. Recorded with the call. */
+  topP?: number;
   maxOutputTokens?: number;
+  /** The agent role making the call; a failover router picks the chain by it. */
+  role?: string;
+  /** Called with each text delta as it streams in (providers that cannot stream call it once with the whole text). */
+  onDelta?: (text: string) => void;
   signal?: AbortSignal;
+}
+
+/** A provider of a failover chain that was tried and given up on before the one that answered. */
+export interface ProviderFallback {
+  provider: string;
+  code: string;
+  message: string;
 }
 
 export interface CompletionResult {
@@ -12,6 +28,8 @@ export interface CompletionResult {
   model: string;
   provider: string;
   usage: { inputTokens: number; outputTokens: number };
+  /** Providers tried and failed over from, in order (failover chains only; absent or empty = the first answered). */
+  fallbacks?: ProviderFallback[];
 }
 
 export interface ModelProvider {
