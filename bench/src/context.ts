@@ -27,7 +27,8 @@ export async function startBench(opts: { quick: boolean; log: (l: string) => voi
   const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
   const namespace = `bench-${randomBytes(4).toString('hex')}`;
   const dataDir = mkdtempSync(join(tmpdir(), `muse-${namespace}-`));
-  const apiKey = process.env.MUSE_BOOTSTRAP_API_KEY ?? `muse_bench_${randomBytes(24).toString('hex')}`;
+  // The API key format the gateway requires (MUSE_BOOTSTRAP_API_KEY): muse_<12 hex>_<43+ base64url>.
+  const apiKey = process.env.MUSE_BOOTSTRAP_API_KEY ?? `muse_${randomBytes(6).toString('hex')}_${randomBytes(32).toString('base64url')}`;
   const infra: InfraHandle = await ensureInfra({ natsUrl, redisUrl, dataDir: join(dataDir, 'infra'), log: opts.log });
   const cluster = await Cluster.start({
     namespace,
@@ -41,8 +42,8 @@ export async function startBench(opts: { quick: boolean; log: (l: string) => voi
       LOG_LEVEL: 'warn',
       MUSE_BOOTSTRAP_API_KEY: apiKey,
       // The benchmark measures Muse, not a rate limiter protecting it.
-      MUSE_RATE_LIMIT_PER_KEY: '1000000',
-      MUSE_RATE_LIMIT_PER_PROJECT: '1000000',
+      MUSE_RATE_LIMIT_KEY_PER_SEC: '1000000',
+      MUSE_RATE_LIMIT_PROJECT_PER_SEC: '1000000',
       MUSE_AGENT_CONCURRENCY: '25',
     },
     log: (l) => opts.log(`started ${l}`),

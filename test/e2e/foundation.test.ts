@@ -271,7 +271,9 @@ describe('foundation: a multi-agent workflow end to end', { timeout: 240_000 }, 
   test('the muse CLI registers, runs with --watch, lists, shows and refuses to cancel a finished run', async () => {
     const muse = async (...args: string[]) => {
       try {
-        const r = await promisify(execFile)(process.execPath, [join(REPO_ROOT, 'apps/cli/dist/main.js'), '--gateway', t.gateway, ...args]);
+        const r = await promisify(execFile)(process.execPath, [join(REPO_ROOT, 'apps/cli/dist/main.js'), '--gateway', t.gateway, ...args], {
+          env: { ...process.env, MUSE_API_KEY: t.apiKey },
+        });
         return { code: 0, out: r.stdout, err: r.stderr };
       } catch (e) {
         const x = e as { code: number; stdout: string; stderr: string };

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,6 +60,11 @@ test('muse up: own NATS and Redis, six services, the sample run, a clean stop', 
     assert.match(out, /run id\s+run_[a-z0-9_]+/);
     assert.match(out, /final output\s+\[muse-local#[0-9a-f]{8}\] /);
     assert.match(out, /stopped/);
+    // The first admin key: in a file only this user can read, and the output says where.
+    const keyFile = join(home, 'api-key');
+    assert.match(out, new RegExp(`admin API key written to ${keyFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    assert.equal(statSync(keyFile).mode & 0o777, 0o600);
+    assert.match(readFileSync(keyFile, 'utf8'), /^muse_[0-9a-f]{12}_[A-Za-z0-9_-]{43}\n$/);
     // everything it started is gone
     assert.equal(await probe('127.0.0.1', natsPort), false, 'its nats-server stopped');
     assert.equal(await probe('127.0.0.1', redisPort), false, 'its redis-server stopped');

@@ -17,13 +17,34 @@ export interface TestCluster {
   namespace: string;
   dataDir: string;
   gateway: string;
+  /** The cluster's bootstrap admin API key (all projects, every scope); `http()` and `StreamRecorder` send it by default. */
+  apiKey: string;
   stop(): Promise<void>;
 }
+
+/** A fresh key in the API key format (`muse_<12 hex>_<43 base64url>`), as `muse up` makes one. */
+export function newApiKey(): string {
+  return `muse_${randomBytes(6).toString('hex')}_${randomBytes(32).toString('base64url')}`;
+}
+
+/** Gateway base URL -> the key `http()` and `StreamRecorder` send there unless told otherwise. */
+const defaultKeys = new Map<string, string>();
+/** The newest cluster's key, for a base URL not in `defaultKeys` (a gateway restarted on a new random port). */
+let lastKey: string | undefined;
+const keyFor = (base: string): string | undefined => defaultKeys.get(base) ?? lastKey;
+
+/** Pass as `headers` to `http()` to send no credential at all. */
+export const NO_AUTH: Record<string, string> = Object.freeze({ authorization: '' }) as Record<string, string>;
+
+/** `Authorization` header for `key`. */
+export const bearer = (key: string): Record<string, string> => ({ authorization: `Bearer ${key}` });
 
 export async function startTestCluster(opts: Partial<ClusterOptions> = {}): Promise<TestCluster> {
   const namespace = `t-${randomBytes(5).toString('hex')}`;
   const dataDir = mkdtempSync(join(tmpdir(), `muse-${namespace}-`));
+  const apiKey = opts.bootstrapApiKey ?? newApiKey();
   const cluster = await Cluster.start({
+    bootstrapApiKey: apiKey,
     namespace,
     natsUrl: NATS_URL,
     redisUrl: REDIS_URL,
@@ -31,14 +52,21 @@ export async function startTestCluster(opts: Partial<ClusterOptions> = {}): Prom
     dataDir,
     logDir: join(dataDir, 'logs'),
     ...opts,
-    env: { LOG_LEVEL: 'info', ...(opts.env ?? {}) },
+    // Rate limits far above what any test sends (crash and load tests poll hard with one key); a test of the limiter sets its own.
+    env: { LOG_LEVEL: 'info', MUSE_RATE_LIMIT_KEY_PER_SEC: '1000000', MUSE_RATE_LIMIT_PROJECT_PER_SEC: '1000000', ...(opts.env ?? {}) },
   });
+  const gateway = cluster.url('gateway');
+  defaultKeys.set(gateway, apiKey);
+  lastKey = apiKey;
   return {
     cluster,
     namespace,
     dataDir,
-    gateway: cluster.url('gateway'),
+    gateway,
+    apiKey,
     stop: async () => {
+      defaultKeys.delete(gateway);
+      if (lastKey === apiKey) lastKey = undefined;
       await cluster.stop();
       await purgeNamespace(NATS_URL, REDIS_URL, namespace);
       if (process.env.MUSE_KEEP_TEST_DATA) console.log(`test data kept in ${dataDir}`);
@@ -54,8 +82,21 @@ export interface HttpResult<T = unknown> {
   text: string;
 }
 
+/**
+ * One request to the gateway at `base`, with the cluster's bootstrap key
+ * unless `headers` carries an `authorization` of its own (`bearer(otherKey)`,
+ * or `NO_AUTH` for none).
+ */
 export async function http<T = any>(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpResult<T>> {
-  const init: RequestInit = { method, headers: { ...headers } };
+  const own = Object.keys(headers).find((h) => h.toLowerCase() === 'authorization');
+  const sent: Record<string, string> = { ...headers };
+  if (own === undefined) {
+    const key = keyFor(base);
+    if (key) sent.authorization = `Bearer ${key}`;
+  } else if (headers[own] === '') {
+    delete sent[own];
+  }
+  const init: RequestInit = { method, headers: sent };
   if (body !== undefined) {
     init.body = typeof body === 'string' || body instanceof Uint8Array ? (body as string) : JSON.stringify(body);
     if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) (init.headers as Record<string, string>)['content-type'] = 'application/json';
@@ -106,9 +147,11 @@ export class StreamRecorder {
   private ws!: WebSocket;
   private waiters: Array<() => void> = [];
 
-  static async open(base: string): Promise<StreamRecorder> {
+  /** `apiKey`: the key sent in the handshake's `Authorization` header; default the cluster's bootstrap key, `null` for none. */
+  static async open(base: string, opts: { apiKey?: string | null } = {}): Promise<StreamRecorder> {
     const r = new StreamRecorder();
-    r.ws = new WebSocket(`${base.replace(/^http/, 'ws')}/v1/stream`);
+    const key = opts.apiKey === undefined ? keyFor(base) : opts.apiKey;
+    r.ws = new WebSocket(`${base.replace(/^http/, 'ws')}/v1/stream`, key ? { headers: { authorization: `Bearer ${key}` } } : undefined);
     await new Promise<void>((resolve, reject) => {
       r.ws.addEventListener('open', () => resolve(), { once: true });
       r.ws.addEventListener('error', () => reject(new Error('websocket error')), { once: true });

@@ -5,6 +5,7 @@
  */
 import { MuseError, type AgentOutput, type StepJob } from '@muse/contracts';
 import type { ModelProvider } from '@muse/providers';
+import type { ProgressStream } from './progress.publisher.js';
 import { isStepHandedBack } from './step.errors.js';
 
 /** Model used when a step names none (the deterministic provider accepts any). */
@@ -19,6 +20,10 @@ export class AgentStepExecutor {
   constructor(
     private readonly provider: ModelProvider,
     private readonly observer?: ProviderObserver,
+    /** Removes secret values from the prompt before it is sent to the provider. */
+    private readonly scrubber?: { scrub(text: string): string },
+    /** Where streamed token deltas go while the step runs (the run's progress subject). */
+    private readonly progress?: { start(job: StepJob): ProgressStream },
   ) {}
 
   async run(job: StepJob, signal: AbortSignal): Promise<AgentOutput> {
@@ -27,12 +32,18 @@ export class AgentStepExecutor {
     }
     const model = job.model ?? DEFAULT_MODEL;
     const name = this.provider.name;
+    const live = this.progress?.start(job);
     try {
-      const res = await this.provider.complete({ model, prompt: job.prompt, seed: job.seed ?? 0, signal });
-      this.observer?.request(name, model, 'ok');
-      this.observer?.tokens(name, res.model, 'input', res.usage.inputTokens);
-      this.observer?.tokens(name, res.model, 'output', res.usage.outputTokens);
-      return { text: res.text, model: res.model, usage: { inputTokens: res.usage.inputTokens, outputTokens: res.usage.outputTokens } };
+      const prompt = this.scrubber ? this.scrubber.scrub(job.prompt) : job.prompt;
+      // `role` picks the failover chain; the answering provider (not the chain) labels the metrics.
+      const res = await this.provider.complete({ model, prompt, seed: job.seed ?? 0, role: job.role, signal, ...(live ? { onDelta: (d: string) => live.delta(d) } : {}) });
+      this.observer?.request(res.provider, model, 'ok');
+      this.observer?.tokens(res.provider, res.model, 'input', res.usage.inputTokens);
+      this.observer?.tokens(res.provider, res.model, 'output', res.usage.outputTokens);
+      const out: AgentOutput = { text: res.text, model: res.model, usage: { inputTokens: res.usage.inputTokens, outputTokens: res.usage.outputTokens }, provider: res.provider };
+      // Fallbacks go into the step.completed event with the output, so a run shows which providers failed and why.
+      if (res.fallbacks && res.fallbacks.length > 0) out.fallbacks = res.fallbacks;
+      return out;
     } catch (err) {
       if (signal.aborted) {
         this.observer?.request(name, model, 'timeout');
@@ -42,12 +53,16 @@ export class AgentStepExecutor {
           cause: err,
         });
       }
-      this.observer?.request(name, model, 'error');
+      // A chain's error names the provider that failed last (`details.provider`); label with it rather than the chain.
+      const failed = (err instanceof MuseError ? (err.details as { provider?: unknown } | undefined)?.provider : undefined) ?? name;
+      this.observer?.request(typeof failed === 'string' ? failed : name, model, 'error');
       if (err instanceof MuseError) throw err;
       throw new MuseError('MUSE_ERR_STEP_PROVIDER', `provider "${name}" failed: ${err instanceof Error ? err.message : String(err)}`, {
         details: { provider: name, model },
         cause: err,
       });
+    } finally {
+      live?.finish();
     }
   }
 }

@@ -31,6 +31,8 @@ export interface HeartbeatDeps {
   names: Pick<MuseNames, 'agentsKey' | 'agentHeartbeatSubject'>;
   identity: HeartbeatIdentity;
   counts: () => WorkerCounts;
+  /** CPU and memory of the process (see `resource-sampler.ts`), for the scaler's `resource` policy; omitted when absent. */
+  resources?: () => { cpu: number; memory: number };
   intervalMs: number;
   logger?: Pick<Logger, 'warn'>;
   now?: () => Date;
@@ -45,7 +47,7 @@ export class HeartbeatService {
 
   snapshot(): AgentHeartbeat {
     const now = this.deps.now?.() ?? new Date();
-    return AgentHeartbeatSchema.parse({ ...this.deps.identity, ...this.deps.counts(), at: now.toISOString() });
+    return AgentHeartbeatSchema.parse({ ...this.deps.identity, ...this.deps.counts(), ...this.deps.resources?.(), at: now.toISOString() });
   }
 
   /** Beats now, then every `intervalMs`. */

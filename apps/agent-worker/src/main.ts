@@ -7,16 +7,20 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { AgentWorkerConfigSchema, museNames } from '@muse/contracts';
-import { JetStreamBus } from '@muse/messaging';
-import { LocalDeterministicProvider } from '@muse/providers';
+import { JetStreamBus, natsAuthFromConfig } from '@muse/messaging';
+import { buildProviderRouter, loadProvidersConfig } from '@muse/providers';
 import { openRedis } from '@muse/queues';
-import { runService } from '@muse/telemetry';
+import { processScrubber, runService } from '@muse/telemetry';
 import { parseRoles, resolveAgentId } from './agent-identity.js';
 import { AgentStepExecutor } from './agent-step.executor.js';
 import { AgentWorkerModule } from './agent-worker.module.js';
 import { ArtifactUploader } from './artifact.uploader.js';
 import { HeartbeatService } from './heartbeat.service.js';
+import { createResourceSampler } from './resource-sampler.js';
+import { SecretStore } from './secret.store.js';
+import { ProgressPublisher } from './progress.publisher.js';
 import { ShellRunner } from './shell.runner.js';
+import { probeSandbox } from './shell.sandbox.js';
 import { ShellStepExecutor } from './shell-step.executor.js';
 import { StepReportPublisher } from './step-report.publisher.js';
 import { StepProcessor } from './step.processor.js';
@@ -41,7 +45,19 @@ await runService({
     const metrics = new WorkerMetrics(kit.metrics);
 
     const redis = openRedis(kit, c.REDIS_URL, { connectionName: `muse-agent-worker-${agentId}` });
-    const bus = await JetStreamBus.open(kit, { url: c.NATS_URL, names, name: `muse-agent-worker-${agentId}` });
+    const bus = await JetStreamBus.open(kit, { url: c.NATS_URL, names, name: `muse-agent-worker-${agentId}`, auth: natsAuthFromConfig(c) });
+
+    // Every secret this worker can resolve is scrubbed from its outputs, prompts and logs from now on.
+    const secrets = new SecretStore({ env: process.env, dir: c.MUSE_SECRETS_DIR, scrubber: processScrubber });
+    const secretCount = secrets.loadAll();
+    const sandbox = probeSandbox(c.MUSE_SANDBOX);
+    if (sandbox.kind === 'none') log.warn({ sandbox: 'none', reason: sandbox.reason }, `shell steps run WITHOUT a sandbox: ${sandbox.reason}; they get only a minimal environment`);
+    else log.info({ sandbox: 'bwrap', cpuSeconds: c.MUSE_SANDBOX_CPU_SECONDS, memoryBytes: c.MUSE_SANDBOX_MEMORY_BYTES, secretCount }, 'shell steps run in a bubblewrap sandbox');
+
+    // Model providers: one failover chain per role, each provider behind its own circuit breaker. A bad file stops the worker here.
+    const providersConfig = loadProvidersConfig(c.MUSE_PROVIDERS_CONFIG);
+    const providers = buildProviderRouter(providersConfig, { env: process.env, localDelayMs: c.MUSE_LOCAL_PROVIDER_DELAY_MS, observer: metrics });
+    log.info({ chains: providersConfig.chains }, 'model provider chains');
 
     const shell = new ShellRunner();
     // A hard exit (grace period over) must not leave step processes behind.
@@ -49,13 +65,32 @@ await runService({
     const handBack = new AbortController();
     const processor = new StepProcessor({
       agentId,
-      agent: new AgentStepExecutor(new LocalDeterministicProvider(c.MUSE_LOCAL_PROVIDER_DELAY_MS), metrics),
-      shell: new ShellStepExecutor(shell, { workspaceRoot: resolve(c.MUSE_WORKSPACE_DIR), outputLimitBytes: c.MUSE_SHELL_OUTPUT_LIMIT_BYTES }),
+      agent: new AgentStepExecutor(
+        providers,
+        metrics,
+        processScrubber,
+        c.MUSE_PROGRESS_INTERVAL_MS > 0 ? new ProgressPublisher(bus, names, c.MUSE_PROGRESS_INTERVAL_MS, processScrubber) : undefined,
+      ),
+      shell: new ShellStepExecutor(shell, {
+        workspaceRoot: resolve(c.MUSE_WORKSPACE_DIR),
+        outputLimitBytes: c.MUSE_SHELL_OUTPUT_LIMIT_BYTES,
+        sandbox,
+        limits: { cpuSeconds: c.MUSE_SANDBOX_CPU_SECONDS, memoryBytes: c.MUSE_SANDBOX_MEMORY_BYTES },
+        secrets,
+      }),
+      scrubber: processScrubber,
       artifacts: new ArtifactUploader(c.MUSE_ARTIFACT_STORE_URL),
       reports: new StepReportPublisher(bus, log),
       handBack: handBack.signal,
       observer: metrics,
       logger: log,
+    });
+    // A run that ended (cancelled, failed) stops its steps running here (best effort: a missed notice only means the step finishes).
+    bus.subscribe(names.runStopSubjectWildcard, (payload) => {
+      const p = payload as { runId?: unknown; status?: unknown };
+      if (typeof p.runId !== 'string') return;
+      const stopped = processor.stopRun(p.runId, typeof p.status === 'string' ? p.status : undefined);
+      if (stopped > 0) log.info({ runId: p.runId, stopped }, 'stopped the steps of an ended run');
     });
     const workers = new StepWorkers({
       connection: redis,
@@ -75,6 +110,7 @@ await runService({
       names,
       identity: { agentId, roles, pid: process.pid, host: hostname(), concurrency: c.MUSE_AGENT_CONCURRENCY, startedAt: new Date().toISOString(), version: VERSION },
       counts: () => workers.snapshot(),
+      resources: createResourceSampler(),
       intervalMs: c.MUSE_HEARTBEAT_MS,
       logger: log,
     });

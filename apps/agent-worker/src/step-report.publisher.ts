@@ -3,7 +3,7 @@
  * message id makes a retry (or a re-run of the whole job after a crash) a
  * no-op within JetStream's duplicate window.
  */
-import { StepReportSchema, type Command, type StepReport } from '@muse/contracts';
+import { StepReportSchema, stepKey, type Command, type StepReport } from '@muse/contracts';
 import type { Logger } from '@muse/telemetry';
 import { retry, type RetryOptions } from './backoff.js';
 
@@ -13,7 +13,7 @@ import { retry, type RetryOptions } from './backoff.js';
  * first final report of an attempt wins, whoever sends it.
  */
 export function reportMsgId(r: StepReport): string {
-  const base = `${r.runId}.${r.stepId}.${r.attempt}.${r.outcome}`;
+  const base = `${r.runId}.${stepKey(r.stepId, r.index)}.${r.attempt}.${r.outcome}`;
   return r.outcome === 'started' ? `${base}.${r.agentId}` : base;
 }
 

@@ -94,8 +94,8 @@ export class StepWorkers {
       const kind = typeof job.data?.kind === 'string' ? job.data.kind : 'unknown';
       if (isStepHandedBack(err)) {
         this.deps.metrics?.finished({ role, kind, outcome: 'handed_back', durationMs: Date.now() - started });
-        // Never settles (so neither does this function, nor its finally): completing or failing the job would end it for good,
-        // while it must run again elsewhere once its lock lapses.
+        // Never settles (so neither does this function, nor its finally): its lock lapses, BullMQ's stall check fails
+        // the job (never re-run under the same attempt), and the coordinator's watch queues the next attempt.
         return await new Promise<never>(() => undefined);
       }
       this.counts.failed++;

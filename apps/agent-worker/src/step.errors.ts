@@ -7,8 +7,8 @@ export const STEP_HANDED_BACK = 'muse:step-handed-back' as const;
 
 /**
  * The worker is shutting down past its grace period and gives the step back
- * instead of finishing it: nothing is reported, the BullMQ lock lapses and
- * the stalled-job check hands the job to another worker.
+ * instead of finishing it: nothing is reported, the BullMQ lock lapses, the
+ * stalled-job check fails the job and the coordinator queues the next attempt.
  */
 export class StepHandedBackError extends Error {
   readonly code = STEP_HANDED_BACK;

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { MuseError, type AgentOutput, type ShellOutput, type StepJob, type StepReport } from '@muse/contracts';
 import { LocalDeterministicProvider } from '@muse/providers';
+import { SecretScrubber } from '@muse/telemetry';
 import { AgentStepExecutor } from './agent-step.executor.js';
 import { StepProcessor, type StepProcessorDeps } from './step.processor.js';
 import { StepHandedBackError } from './step.errors.js';
@@ -64,6 +65,7 @@ describe('StepProcessor', () => {
     assert.deepEqual(done.artifacts, [{
       name: 'response.md', mediaType: 'text/markdown', size: Buffer.byteLength(output.text),
       digest: `sha256:${createHash('sha256').update(output.text).digest('hex')}`,
+      tool: 'model', toolVersion: 'muse-local',
     }]);
     assert.equal(reportMsgId(started), 'run_p1.plan.1.started.agent-t');
     assert.equal(reportMsgId(done), 'run_p1.plan.1.completed');
@@ -180,5 +182,29 @@ describe('StepProcessor', () => {
     const { processor } = harness({ observer: { finished: (e) => seen.push({ ...e, durationMs: typeof e.durationMs }) } });
     await processor.process(shellJob);
     assert.deepEqual(seen, [{ role: 'executor', kind: 'shell', outcome: 'completed', durationMs: 'number' }]);
+  });
+});
+
+describe('StepProcessor with a secret scrubber', () => {
+  test('secret values leave neither in the report (output, error details) nor in the artifact', async () => {
+    const scrubber = new SecretScrubber();
+    scrubber.add('DB_PASSWORD', 'canary-pw-42');
+    const ok = harness({ scrubber, shell: { run: async (): Promise<ShellOutput> => ({ exitCode: 0, stdout: 'pw=canary-pw-42\n', stderr: 'canary-pw-42' }) } });
+    await ok.processor.process(shellJob);
+    const failing = harness({
+      scrubber,
+      shell: {
+        run: async (): Promise<ShellOutput> => {
+          throw new MuseError('MUSE_ERR_STEP_EXIT_NONZERO', 'exit 1 after canary-pw-42', { details: { stderr: 'denied for canary-pw-42' } });
+        },
+      },
+    });
+    await failing.processor.process(shellJob);
+    const all = JSON.stringify([ok.published, ok.uploads, failing.published, failing.uploads]);
+    assert.ok(!all.includes('canary-pw-42'), all);
+    assert.equal((ok.published[1]!.output as ShellOutput).stdout, 'pw=[redacted:DB_PASSWORD]\n');
+    assert.deepEqual(ok.uploads.map((u) => u.text), ['pw=[redacted:DB_PASSWORD]\n']);
+    assert.equal(failing.published[1]!.error?.message, 'exit 1 after [redacted:DB_PASSWORD]');
+    assert.deepEqual(failing.published[1]!.error?.details, { stderr: 'denied for [redacted:DB_PASSWORD]' });
   });
 });

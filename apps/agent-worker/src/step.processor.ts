@@ -5,9 +5,11 @@
  *   output as a blob -> report `completed` or `failed` -> return
  *
  * The job completes only after the final report is stored in JetStream. A
- * crash anywhere before that leaves the job active; its lock lapses, BullMQ's
- * stalled-job check gives it to another worker, which runs it again. Reports
- * carry message ids, so the duplicates that re-run produces are dropped.
+ * crash anywhere before that leaves the job active; its lock lapses and
+ * BullMQ's stalled-job check fails it (a job never runs twice under one
+ * attempt number); the coordinator's watch of the attempt sees that and queues
+ * the next attempt under the step's retry policy. Reports carry message ids,
+ * so a repeated publish is dropped.
  */
 import { StepJobSchema, toErrorBody, MuseError, type AgentOutput, type ShellOutput, type StepJob, type StepReport } from '@muse/contracts';
 import type { Logger } from '@muse/telemetry';
@@ -28,6 +30,8 @@ export interface StepProcessorDeps {
   /** Aborted (with a StepHandedBackError) when the worker gives its in-flight steps back. */
   handBack?: AbortSignal;
   observer?: StepObserver;
+  /** Removes secret values from outputs (hence artifacts) and error bodies before they leave the worker. */
+  scrubber?: { scrubDeep<T>(value: T): T };
   logger?: Pick<Logger, 'info' | 'warn' | 'debug'>;
   now?: () => Date;
 }
@@ -41,16 +45,21 @@ export interface OutputArtifact {
   name: string;
   mediaType: string;
   bytes: Uint8Array;
+  /** Producer, for lineage: the tool (`model` with the model as its version, or `shell`). */
+  tool: string;
+  toolVersion?: string;
 }
 
 export function outputArtifact(kind: StepKind, output: AgentOutput | ShellOutput): OutputArtifact {
   return kind === 'agent'
-    ? { name: 'response.md', mediaType: 'text/markdown', bytes: Buffer.from((output as AgentOutput).text, 'utf8') }
-    : { name: 'stdout.txt', mediaType: 'text/plain', bytes: Buffer.from((output as ShellOutput).stdout, 'utf8') };
+    ? { name: 'response.md', mediaType: 'text/markdown', bytes: Buffer.from((output as AgentOutput).text, 'utf8'), tool: 'model', toolVersion: (output as AgentOutput).model }
+    : { name: 'stdout.txt', mediaType: 'text/plain', bytes: Buffer.from((output as ShellOutput).stdout, 'utf8'), tool: 'shell' };
 }
 
 export class StepProcessor {
   private readonly now: () => Date;
+  /** Steps running now, by run: a run-stop notice aborts them. */
+  private readonly running = new Map<string, Set<AbortController>>();
 
   constructor(private readonly deps: StepProcessorDeps) {
     this.now = deps.now ?? (() => new Date());
@@ -67,6 +76,7 @@ export class StepProcessor {
       stepId: job.stepId,
       attempt: job.attempt,
       agentId: this.deps.agentId,
+      ...(job.index !== undefined ? { index: job.index } : {}),
     };
     const log = { runId: job.runId, stepId: job.stepId, attempt: job.attempt, role: job.role, kind: job.kind };
 
@@ -75,7 +85,7 @@ export class StepProcessor {
 
     let report: StepReport & { outcome: StepOutcome };
     try {
-      const output = await this.execute(job);
+      const output = this.scrub(await this.execute(job));
       const artifact = outputArtifact(job.kind, output);
       const blob = await this.deps.artifacts.upload(artifact.bytes, artifact.mediaType);
       report = {
@@ -83,14 +93,23 @@ export class StepProcessor {
         outcome: 'completed',
         at: this.now().toISOString(),
         output,
-        artifacts: [{ name: artifact.name, digest: blob.digest, size: blob.size, mediaType: artifact.mediaType }],
+        artifacts: [
+          {
+            name: artifact.name,
+            digest: blob.digest,
+            size: blob.size,
+            mediaType: artifact.mediaType,
+            tool: artifact.tool,
+            ...(artifact.toolVersion !== undefined ? { toolVersion: artifact.toolVersion } : {}),
+          },
+        ],
       };
     } catch (err) {
       if (isStepHandedBack(err)) {
         this.deps.logger?.warn(log, 'step handed back unfinished');
         throw err;
       }
-      report = { ...base, outcome: 'failed', at: this.now().toISOString(), error: toErrorBody(err) };
+      report = { ...base, outcome: 'failed', at: this.now().toISOString(), error: this.scrub(toErrorBody(err)) };
     }
 
     await this.deps.reports.publish(report);
@@ -104,15 +123,44 @@ export class StepProcessor {
     return { kind: job.kind, outcome: report.outcome, report };
   }
 
-  /** Runs the step under its deadline (and the worker's hand-back signal). */
+  private scrub<T>(value: T): T {
+    return this.deps.scrubber ? this.deps.scrubber.scrubDeep(value) : value;
+  }
+
+  /**
+   * The run ended (cancelled, failed, compensating): stop its steps running
+   * here. Each then reports a failure the coordinator ignores as stale.
+   * @returns how many were stopped
+   */
+  stopRun(runId: string, status = 'cancelled'): number {
+    const set = this.running.get(runId);
+    if (!set) return 0;
+    for (const c of set) c.abort(new MuseError('MUSE_ERR_RUN_CANCELLED', `run ${runId} is ${status}; step stopped`));
+    return set.size;
+  }
+
+  /** Runs the step under its deadline (and the worker's hand-back signal, and the run's stop notice). */
   private async execute(job: StepJob): Promise<AgentOutput | ShellOutput> {
+    const stop = new AbortController();
+    let set = this.running.get(job.runId);
+    if (!set) this.running.set(job.runId, (set = new Set()));
+    set.add(stop);
+    try {
+      return await this.executeUnder(job, stop.signal);
+    } finally {
+      set.delete(stop);
+      if (set.size === 0) this.running.delete(job.runId);
+    }
+  }
+
+  private async executeUnder(job: StepJob, stopped: AbortSignal): Promise<AgentOutput | ShellOutput> {
     const deadline = new AbortController();
     const timer = setTimeout(
       () => deadline.abort(new MuseError('MUSE_ERR_STEP_TIMEOUT', `step ran past ${job.timeoutMs} ms`)),
       // setTimeout fires at once past 2^31-1 ms (~24.8 days).
       Math.min(job.timeoutMs, MAX_TIMER_MS),
     );
-    const signal = this.deps.handBack ? AbortSignal.any([deadline.signal, this.deps.handBack]) : deadline.signal;
+    const signal = AbortSignal.any([deadline.signal, stopped, ...(this.deps.handBack ? [this.deps.handBack] : [])]);
     try {
       return job.kind === 'agent' ? await this.deps.agent.run(job, signal) : await this.deps.shell.run(job, signal);
     } finally {

@@ -1,21 +1,30 @@
 /** The agent worker's Prometheus metrics. */
 import type { Counter, Gauge, Histogram } from 'prom-client';
+import type { BreakerState, FailoverObserver } from '@muse/providers';
 import type { MuseMetrics } from '@muse/telemetry';
 import type { ProviderObserver } from './agent-step.executor.js';
 import type { StepObserver } from './step.processor.js';
 
 /** Steps run from milliseconds (deterministic provider) to hours (builds), in seconds. */
 const STEP_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
+/** Model calls take from milliseconds (local) to minutes (long generations), in seconds. */
+const PROVIDER_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+/** `muse_provider_breaker_state` values. */
+const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
 
 /** `outcome` is `completed` or `failed` (reported), `error` (nothing could be reported) or `handed_back` (shutdown). */
 export type StepMetricOutcome = 'completed' | 'failed' | 'error' | 'handed_back';
 
-export class WorkerMetrics implements StepObserver, ProviderObserver {
+export class WorkerMetrics implements StepObserver, ProviderObserver, FailoverObserver {
   readonly steps: Counter<'role' | 'kind' | 'outcome'>;
   readonly stepDuration: Histogram<'role' | 'kind' | 'outcome'>;
   readonly inFlight: Gauge<'role'>;
   readonly providerRequests: Counter<'provider' | 'model' | 'outcome'>;
   readonly providerTokens: Counter<'provider' | 'model' | 'direction'>;
+  readonly providerAttempts: Counter<'provider' | 'outcome'>;
+  readonly providerAttemptDuration: Histogram<'provider'>;
+  readonly providerFallbacks: Counter<'role' | 'provider' | 'code'>;
+  readonly providerBreaker: Gauge<'provider'>;
 
   constructor(metrics: MuseMetrics) {
     this.steps = metrics.counter('muse_worker_steps_total', 'Step attempts run by this worker, by outcome', ['role', 'kind', 'outcome']);
@@ -23,6 +32,10 @@ export class WorkerMetrics implements StepObserver, ProviderObserver {
     this.inFlight = metrics.gauge('muse_worker_in_flight', 'Step jobs being run now', ['role']);
     this.providerRequests = metrics.counter('muse_provider_requests_total', 'Model provider calls, by outcome', ['provider', 'model', 'outcome']);
     this.providerTokens = metrics.counter('muse_provider_tokens_total', 'Tokens sent to and received from model providers', ['provider', 'model', 'direction']);
+    this.providerAttempts = metrics.counter('muse_provider_attempts_total', 'Calls to one provider of a failover chain (retries included), by outcome: ok or the error code', ['provider', 'outcome']);
+    this.providerAttemptDuration = metrics.histogram('muse_provider_attempt_duration_seconds', 'Duration of one call to one provider, streaming included', ['provider'], PROVIDER_BUCKETS);
+    this.providerFallbacks = metrics.counter('muse_provider_fallbacks_total', 'Times a role\'s failover chain gave up on a provider and moved on', ['role', 'provider', 'code']);
+    this.providerBreaker = metrics.gauge('muse_provider_breaker_state', 'Circuit breaker of each provider: 0 closed, 1 half-open, 2 open', ['provider']);
   }
 
   finished(e: { role: string; kind: string; outcome: StepMetricOutcome; durationMs: number }): void {
@@ -36,5 +49,19 @@ export class WorkerMetrics implements StepObserver, ProviderObserver {
 
   tokens(provider: string, model: string, direction: 'input' | 'output', count: number): void {
     this.providerTokens.inc({ provider, model, direction }, count);
+  }
+
+  attempt(provider: string, outcome: string, durationMs: number): void {
+    this.providerAttempts.inc({ provider, outcome });
+    // A call skipped by an open breaker took no time at the provider: it would only skew the histogram.
+    if (outcome !== 'MUSE_ERR_PROVIDER_CIRCUIT_OPEN') this.providerAttemptDuration.observe({ provider }, durationMs / 1000);
+  }
+
+  fallback(role: string, provider: string, code: string): void {
+    this.providerFallbacks.inc({ role, provider, code });
+  }
+
+  breakerState(provider: string, state: BreakerState): void {
+    this.providerBreaker.set({ provider }, BREAKER_VALUE[state]);
   }
 }

@@ -17,13 +17,29 @@ export function formatEvent(ev: RunEvent): string {
     case 'run.started':
       return `${t} ${seq} run started`;
     case 'step.queued':
-      return `${t} ${seq} ${ev.data.stepId.padEnd(16)} queued    (attempt ${ev.data.attempt}, role ${ev.data.role})`;
+      return `${t} ${seq} ${ev.data.stepId.padEnd(16)} queued    (attempt ${ev.data.attempt}, role ${ev.data.role}${ev.data.delayMs ? `, after ${ev.data.delayMs} ms` : ''})`;
+    case 'step.expanded':
+      return `${t} ${seq} ${ev.data.stepId.padEnd(16)} forEach   ${ev.data.items.length} elements`;
+    case 'step.skipped':
+      return `${t} ${seq} ${ev.data.stepId.padEnd(16)} ${dim('skipped')}   ${ev.data.reason}`;
     case 'step.started':
       return `${t} ${seq} ${ev.data.stepId.padEnd(16)} ${yellow('running')}   on ${ev.data.agentId}`;
     case 'step.completed':
       return `${t} ${seq} ${ev.data.stepId.padEnd(16)} ${green('succeeded')} on ${ev.data.agentId}${ev.data.artifacts.length ? dim(` (${ev.data.artifacts.map((a) => a.name).join(', ')})`) : ''}`;
     case 'step.failed':
       return `${t} ${seq} ${ev.data.stepId.padEnd(16)} ${red(ev.data.final ? 'failed' : 'failed, will retry')} ${ev.data.error.code}: ${ev.data.error.message}`;
+    case 'step.reused':
+      return `${t} ${seq} ${ev.data.stepId.padEnd(16)} ${green('reused')}    from ${ev.data.fromRun}`;
+    case 'step.waiting':
+      return `${t} ${seq} ${ev.data.stepId.padEnd(16)} ${yellow('waiting')}   for approval${ev.data.timeoutMs !== undefined ? ` (${ev.data.onTimeout} after ${ev.data.timeoutMs} ms)` : ''}`;
+    case 'run.paused':
+      return `${t} ${seq} ${yellow('run paused')}${ev.data.reason ? ` (${ev.data.reason})` : ''}`;
+    case 'run.resumed':
+      return `${t} ${seq} run resumed`;
+    case 'run.retried':
+      return `${t} ${seq} run retried   from ${ev.data.steps.join(', ')}`;
+    case 'run.compensating':
+      return `${t} ${seq} ${yellow('compensating')}  ${ev.data.order.join(', ')} (${ev.data.error.code})`;
     case 'run.completed':
       return `${t} ${seq} ${green('run succeeded')}`;
     case 'run.failed':

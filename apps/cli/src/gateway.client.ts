@@ -1,6 +1,6 @@
 /** A small client of the gateway's REST API and WebSocket stream, used by the CLI and the launcher. */
 import { readFileSync } from 'node:fs';
-import type { RunEvent, RunView } from '@muse/contracts';
+import type { ApiKeyView, PoolList, ProjectView, RunEvent, RunView } from '@muse/contracts';
 
 export class GatewayError extends Error {
   constructor(
@@ -15,14 +15,22 @@ export class GatewayError extends Error {
 }
 
 export class GatewayClient {
-  constructor(readonly baseUrl: string) {}
+  /** `apiKey`: sent as `Authorization: Bearer <key>` on every request and WebSocket handshake. */
+  constructor(
+    readonly baseUrl: string,
+    private readonly apiKey?: string,
+  ) {}
+
+  private auth(): Record<string, string> {
+    return this.apiKey ? { authorization: `Bearer ${this.apiKey}` } : {};
+  }
 
   private async call<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
     let res: Response;
     try {
       res = await fetch(`${this.baseUrl}${path}`, {
         method,
-        headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+        headers: body === undefined ? { ...this.auth(), ...headers } : { 'content-type': 'application/json', ...this.auth(), ...headers },
         body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
       });
     } catch (err) {
@@ -60,8 +68,49 @@ export class GatewayClient {
     return this.call('GET', `/v1/runs${q.size ? `?${q}` : ''}`);
   }
 
-  cancelRun(id: string, reason?: string): Promise<{ id: string; status: string }> {
-    return this.call('POST', `/v1/runs/${encodeURIComponent(id)}/cancel`, reason ? { reason } : {});
+  listDeadLetters(): Promise<{ items: Array<{ runId: string; stepId: string; index?: number; attempts: number; error: { code: string; message: string }; at: string }> }> {
+    return this.call('GET', '/v1/dead-letters');
+  }
+
+  rerunRun(id: string, fromStep: string): Promise<{ id: string; status: string }> {
+    return this.call('POST', `/v1/runs/${encodeURIComponent(id)}/rerun`, { fromStep });
+  }
+
+  /** `pause`, `resume` or `retry` a run. */
+  controlRun(id: string, action: 'pause' | 'resume' | 'retry', reason?: string): Promise<{ id: string; status: string }> {
+    return this.call('POST', `/v1/runs/${encodeURIComponent(id)}/${action}`, reason ? { reason } : {});
+  }
+
+  decideApproval(id: string, stepId: string, decision: 'approve' | 'reject', comment?: string): Promise<{ id: string; stepId: string; decision: string }> {
+    return this.call('POST', `/v1/runs/${encodeURIComponent(id)}/approvals/${encodeURIComponent(stepId)}`, { decision, ...(comment ? { comment } : {}) });
+  }
+
+  cancelRun(id: string, reason?: string, compensate?: boolean): Promise<{ id: string; status: string }> {
+    return this.call('POST', `/v1/runs/${encodeURIComponent(id)}/cancel`, { ...(reason ? { reason } : {}), ...(compensate ? { compensate: true } : {}) });
+  }
+
+  listPools(): Promise<PoolList> {
+    return this.call('GET', '/v1/pools');
+  }
+
+  createProject(name: string, description?: string): Promise<ProjectView> {
+    return this.call('POST', '/v1/projects', { name, ...(description !== undefined ? { description } : {}) });
+  }
+
+  listProjects(): Promise<{ items: ProjectView[] }> {
+    return this.call('GET', '/v1/projects');
+  }
+
+  createApiKey(body: { name: string; projects: string[]; scopes: string[]; expiresAt?: string }): Promise<ApiKeyView & { key: string }> {
+    return this.call('POST', '/v1/api-keys', body);
+  }
+
+  listApiKeys(): Promise<{ items: ApiKeyView[] }> {
+    return this.call('GET', '/v1/api-keys');
+  }
+
+  revokeApiKey(id: string): Promise<ApiKeyView> {
+    return this.call('DELETE', `/v1/api-keys/${encodeURIComponent(id)}`);
   }
 
   runEvents(id: string): Promise<{ items: RunEvent[] }> {
@@ -75,7 +124,8 @@ export class GatewayClient {
   async watchRun(id: string, onEvent: (ev: RunEvent) => void, timeoutMs = 0): Promise<RunView> {
     const wsUrl = `${this.baseUrl.replace(/^http/, 'ws')}/v1/stream`;
     await new Promise<void>((resolve, reject) => {
-      const ws = new WebSocket(wsUrl);
+      // Node's WebSocket (undici) takes handshake headers; a browser would use `?access_token=` instead.
+      const ws = new WebSocket(wsUrl, { headers: this.auth() });
       const timer = timeoutMs > 0 ? setTimeout(() => fail(new Error(`run ${id} did not finish within ${timeoutMs} ms`)), timeoutMs) : undefined;
       const fail = (err: Error) => {
         if (timer) clearTimeout(timer);

@@ -3,16 +3,23 @@
 import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { TERMINAL_RUN_STATUSES, type RunStatus } from '@muse/contracts';
+import { REPO_ROOT } from '@muse/cluster';
+import { resolveCliApiKey } from './api-key-file.js';
 import { GatewayClient, GatewayError } from './gateway.client.js';
+import { formatPools } from './pools.format.js';
 import { formatEvent, formatRun, red } from './format.js';
 import { up } from './up.command.js';
 
 const program = new Command('muse')
   .description('Muse: durable, observable workflows of AI agents')
   .option('-g, --gateway <url>', 'gateway URL (env MUSE_GATEWAY_URL)', process.env.MUSE_GATEWAY_URL ?? 'http://127.0.0.1:3000')
+  .option('-k, --api-key <key>', 'API key (env MUSE_API_KEY; default: the key `muse up` wrote to $MUSE_HOME/api-key)')
   .option('--json', 'print JSON instead of text');
 
-const client = () => new GatewayClient(program.opts<{ gateway: string }>().gateway.replace(/\/$/, ''));
+const client = () => {
+  const o = program.opts<{ gateway: string; apiKey?: string }>();
+  return new GatewayClient(o.gateway.replace(/\/$/, ''), resolveCliApiKey(o.apiKey, REPO_ROOT));
+};
 const json = () => program.opts<{ json?: boolean }>().json === true;
 const print = (value: unknown, text: () => string): void => void process.stdout.write(`${json() ? JSON.stringify(value, null, 2) : text()}\n`);
 
@@ -113,9 +120,106 @@ program
   .command('cancel <runId>')
   .description('cancel a run')
   .option('--reason <text>', 'why')
-  .action(async (id: string, o: { reason?: string }) => {
-    const res = await client().cancelRun(id, o.reason);
+  .option('--compensate', 'run the compensations of the succeeded steps first')
+  .action(async (id: string, o: { reason?: string; compensate?: boolean }) => {
+    const res = await client().cancelRun(id, o.reason, o.compensate);
     print(res, () => `${res.id} ${res.status} (cancellation requested)`);
+  });
+
+for (const decision of ['approve', 'reject'] as const) {
+  program
+    .command(`${decision} <runId> <stepId>`)
+    .description(`${decision} an approval gate that is waiting`)
+    .option('--comment <text>', 'why (kept in the event log with who decided and when)')
+    .action(async (id: string, stepId: string, o: { comment?: string }) => {
+      const res = await client().decideApproval(id, stepId, decision, o.comment);
+      print(res, () => `${res.id} ${res.stepId}: ${res.decision} (decision recorded)`);
+    });
+}
+
+for (const [action, what] of [['pause', 'pause a run (no new step starts)'], ['resume', 'resume a paused run'], ['retry', 're-drive a failed run from its failed steps, reusing the outputs of the others']] as const) {
+  program
+    .command(`${action} <runId>`)
+    .description(what)
+    .option('--reason <text>', 'why')
+    .action(async (id: string, o: { reason?: string }) => {
+      const res = await client().controlRun(id, action, o.reason);
+      print(res, () => `${res.id} ${res.status} (${action} requested)`);
+    });
+}
+
+program
+  .command('rerun <runId>')
+  .description('start a new linked run from one step, reusing the outputs of the steps before it')
+  .requiredOption('--from <stepId>', 'the step to start from')
+  .action(async (id: string, o: { from: string }) => {
+    const res = await client().rerunRun(id, o.from);
+    print(res, () => `${res.id} ${res.status} (rerun of ${id} from ${o.from})`);
+  });
+
+program
+  .command('dead-letters')
+  .description('steps that failed for good, newest first (re-drive with `muse retry <run>`)')
+  .action(async () => {
+    const res = await client().listDeadLetters();
+    print(res, () => res.items.map((d) => `${d.at}  ${d.runId}  ${d.stepId}${d.index !== undefined ? `#${d.index}` : ''}  attempts ${d.attempts}  ${d.error.code}: ${d.error.message}`).join('\n') || 'no dead letters');
+  });
+
+program
+  .command('pools')
+  .description('agent pools: desired and live sizes, policy, and the last scaling decisions')
+  .action(async () => {
+    const list = await client().listPools();
+    print(list, () => formatPools(list));
+  });
+
+const projects = program.command('projects').description('projects: every workflow, run and key belongs to one');
+projects
+  .command('create <name>')
+  .description('create a project (needs an admin key for every project, such as the bootstrap key)')
+  .option('--description <text>', 'what it is for')
+  .action(async (name: string, o: { description?: string }) => {
+    const res = await client().createProject(name, o.description);
+    print(res, () => `created project ${res.name}`);
+  });
+projects
+  .command('list')
+  .description('the projects this key may use')
+  .action(async () => {
+    const res = await client().listProjects();
+    print(res, () => res.items.map((p) => `${p.name.padEnd(24)} ${p.createdAt}  ${p.description ?? ''}`).join('\n') || '(none)');
+  });
+
+const keys = program.command('keys').description('API keys: create (shown once), list, revoke');
+keys
+  .command('create <name>')
+  .description('create an API key; its secret is printed once and never again')
+  .requiredOption('-p, --project <name...>', 'project(s) the key may use ("*" = every project)')
+  .option('-s, --scope <scope...>', 'read, write, admin, agent', ['read'])
+  .option('--expires-at <iso-time>', 'the key stops working at this time')
+  .action(async (name: string, o: { project: string[]; scope: string[]; expiresAt?: string }) => {
+    const res = await client().createApiKey({ name, projects: o.project, scopes: o.scope, ...(o.expiresAt !== undefined ? { expiresAt: o.expiresAt } : {}) });
+    print(res, () => `${res.key}\n(key id ${res.id}; projects ${res.projects.join(',')}; scopes ${res.scopes.join(',')}; this is the only time the key is shown)`);
+  });
+keys
+  .command('list')
+  .description('API keys within your projects (never their secrets)')
+  .action(async () => {
+    const res = await client().listApiKeys();
+    print(
+      res,
+      () =>
+        res.items
+          .map((k) => `${k.id}  ${k.name.padEnd(20)} ${k.projects.join(',').padEnd(16)} ${k.scopes.join(',').padEnd(18)} ${k.revokedAt ? `revoked ${k.revokedAt}` : k.expiresAt ? `expires ${k.expiresAt}` : 'active'}`)
+          .join('\n') || '(none)',
+    );
+  });
+keys
+  .command('revoke <id>')
+  .description('revoke a key at once (the id is the 12 hex characters after muse_)')
+  .action(async (id: string) => {
+    const res = await client().revokeApiKey(id);
+    print(res, () => `revoked ${res.id} (${res.name})`);
   });
 
 try {

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CommonConfigShape } from '@muse/contracts';
 import { Cluster, ensureInfra, InfraError, REPO_ROOT, type InfraHandle } from '@muse/cluster';
+import { ensureBootstrapKey } from './api-key-file.js';
 import { GatewayClient } from './gateway.client.js';
 import { bold, dim, formatEvent, green, red } from './format.js';
 
@@ -38,9 +39,20 @@ export async function up(opts: UpOptions): Promise<number> {
   }
   say(`NATS ${natsUrl}${infra.started.includes('nats-server') ? ' (started here)' : ''}, Redis ${redisUrl}${infra.started.includes('redis-server') ? ' (started here)' : ''}, namespace "${namespace}"`);
 
+  let bootstrap: ReturnType<typeof ensureBootstrapKey>;
+  try {
+    bootstrap = ensureBootstrapKey(REPO_ROOT);
+  } catch (err) {
+    say(red((err as Error).message));
+    await infra.stop();
+    return 1;
+  }
+  say(`admin API key ${bootstrap.created ? 'written to' : 'read from'} ${bootstrap.file} (mode 0600; the CLI uses it by itself)`);
+
   let cluster: Cluster;
   try {
     cluster = await Cluster.start({
+      bootstrapApiKey: bootstrap.key,
       namespace,
       natsUrl,
       redisUrl,
@@ -74,7 +86,7 @@ export async function up(opts: UpOptions): Promise<number> {
   const obsUrl = cluster.url('observability');
   let code = 0;
   if (opts.demo) {
-    const client = new GatewayClient(gatewayUrl);
+    const client = new GatewayClient(gatewayUrl, bootstrap.key);
     try {
       const wf = await client.registerWorkflowFile(join(REPO_ROOT, 'examples', 'code-review.yaml'));
       say(`registered workflow ${wf.name} v${wf.version}`);
@@ -92,6 +104,7 @@ export async function up(opts: UpOptions): Promise<number> {
           `  run id             ${final.id}   (${gatewayUrl}/v1/runs/${final.id})`,
           `  final output       ${out}`,
           `  logs               ${join(home, 'logs')}`,
+          `  admin API key      ${bootstrap.file}`,
           `  try                npm run muse -- run code-review --input repo=my/repo --watch`,
           '',
         ].join('\n') + '\n',

@@ -1,12 +1,14 @@
 import { Module } from '@nestjs/common';
 import { CoordinatorConfigSchema, museNames } from '@muse/contracts';
-import { JetStreamBus } from '@muse/messaging';
+import { JetStreamBus, natsAuthFromConfig } from '@muse/messaging';
 import { StepQueues, openRedis } from '@muse/queues';
 import { RunLocks } from '@muse/locks';
 import { runService } from '@muse/telemetry';
 import { CommandHandler } from './command.handler.js';
 import { CoordinatorController } from './coordinator.controller.js';
 import { RunViewStore } from './run-view.store.js';
+import { StepTimers } from './step-timers.js';
+import { DeadLetters } from './dead-letters.js';
 
 await runService({
   service: 'coordinator',
@@ -16,8 +18,16 @@ await runService({
     const c = kit.config;
     const names = museNames(c.MUSE_NAMESPACE);
     const redis = openRedis(kit, c.REDIS_URL, { connectionName: 'muse-coordinator' });
-    const bus = await JetStreamBus.open(kit, { url: c.NATS_URL, names, name: 'muse-coordinator' });
+    const bus = await JetStreamBus.open(kit, { url: c.NATS_URL, names, name: 'muse-coordinator', auth: natsAuthFromConfig(c) });
     const queues = new StepQueues(redis, names);
+    const timers = new StepTimers({
+      connection: redis,
+      names,
+      queues,
+      publish: (cmd, msgId) => bus.publishCommand(cmd, msgId),
+      watchMs: c.MUSE_STEP_WATCH_MS,
+      logger: kit.logger,
+    });
     const handler = new CommandHandler({
       bus,
       queues,
@@ -27,13 +37,19 @@ await runService({
       defaults: { maxAttempts: c.MUSE_STEP_MAX_ATTEMPTS, timeoutMs: c.MUSE_STEP_TIMEOUT_MS },
       logger: kit.logger,
       metrics: kit.metrics,
+      timers,
+      deadLetters: new DeadLetters(redis, names),
+      progressMs: Math.max(500, Math.floor(c.MUSE_COMMAND_ACK_WAIT_MS / 3)),
     });
     await bus.consumeCommands(names.coordinatorConsumer, (cmd, ctx) => handler.handle(cmd, ctx), {
       concurrency: c.COORDINATOR_CONCURRENCY,
-      ackWaitMs: 10_000,
+      ackWaitMs: c.MUSE_COMMAND_ACK_WAIT_MS,
       onError: (err, cmd) => kit.logger.warn({ err, cmd: summarize(cmd) }, 'command failed; will be redelivered'),
     });
+    // Another replica takes over a dead one's timers after about twice this.
+    timers.start({ concurrency: 16, lockMs: Math.max(2_000, c.MUSE_STEP_WATCH_MS) });
     kit.onDrain(() => bus.stopConsuming());
+    kit.onShutdown(() => timers.close());
     kit.onShutdown(() => queues.close());
 
     @Module({ controllers: [CoordinatorController], providers: [{ provide: CommandHandler, useValue: handler }] })

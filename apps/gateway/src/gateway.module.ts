@@ -4,14 +4,25 @@ import type { Redis } from 'ioredis';
 import type { GatewayConfig, MuseNames } from '@muse/contracts';
 import type { JetStreamBus } from '@muse/messaging';
 import { AgentsController } from './agents/agents.controller.js';
+import { PoolsController } from './pools/pools.controller.js';
 import { ArtifactsController } from './artifacts/artifacts.controller.js';
 import { ArtifactsService } from './artifacts/artifacts.service.js';
+import { ApiKeysController } from './auth/api-keys.controller.js';
+import { ApiKeyStore } from './auth/api-key-store.service.js';
+import { AuditController } from './auth/audit.controller.js';
+import { AuditLog } from './auth/audit-log.service.js';
+import { Authenticator } from './auth/authenticator.service.js';
+import { ProjectsController } from './auth/projects.controller.js';
+import { RateLimits } from './auth/rate-limits.service.js';
 import { CallerGuard } from './caller/caller.guard.js';
 import { BUS, GATEWAY_CONFIG, NAMES, REDIS } from './gateway.tokens.js';
 import { MuseExceptionFilter } from './http/muse-exception.filter.js';
 import { OpenApiController } from './openapi/openapi.controller.js';
 import { RunStore } from './runs/run-store.service.js';
 import { RunsController } from './runs/runs.controller.js';
+import { RunOperationsController } from './runs/run-operations.controller.js';
+import { RunOperationsService } from './runs/run-operations.service.js';
+import { DeadLettersController } from './dead-letters/dead-letters.controller.js';
 import { RunsService } from './runs/runs.service.js';
 import { StreamGateway } from './stream/stream.gateway.js';
 import { WorkflowRegistry } from './workflows/workflow-registry.service.js';
@@ -25,7 +36,7 @@ export interface GatewayResources {
 }
 
 /** Every controller of the gateway; the OpenAPI spec test reads their routes from here. */
-export const GATEWAY_CONTROLLERS = [WorkflowsController, RunsController, ArtifactsController, AgentsController, OpenApiController] as const;
+export const GATEWAY_CONTROLLERS = [WorkflowsController, RunsController, RunOperationsController, DeadLettersController, ArtifactsController, AgentsController, PoolsController, OpenApiController, ProjectsController, ApiKeysController, AuditController] as const;
 
 @Module({})
 export class GatewayModule {
@@ -43,8 +54,13 @@ export class GatewayModule {
         WorkflowRegistry,
         RunStore,
         RunsService,
+        RunOperationsService,
         ArtifactsService,
         StreamGateway,
+        ApiKeyStore,
+        Authenticator,
+        RateLimits,
+        AuditLog,
       ],
     };
   }

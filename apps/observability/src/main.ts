@@ -4,7 +4,7 @@
  * Prometheus metrics (`GET /metrics`).
  */
 import { museNames, ObservabilityConfigSchema } from '@muse/contracts';
-import { JetStreamBus } from '@muse/messaging';
+import { JetStreamBus, natsAuthFromConfig } from '@muse/messaging';
 import { openRedis, StepQueues } from '@muse/queues';
 import { runService } from '@muse/telemetry';
 import { createLiveSources } from './live-sources.js';
@@ -19,7 +19,7 @@ await runService({
     const { config } = kit;
     const names = museNames(config.MUSE_NAMESPACE);
 
-    const bus = await JetStreamBus.open(kit, { url: config.NATS_URL, names, name: 'muse-observability' });
+    const bus = await JetStreamBus.open(kit, { url: config.NATS_URL, names, name: 'muse-observability', auth: natsAuthFromConfig(config) });
 
     const redis = openRedis(kit, config.REDIS_URL, { connectionName: 'muse-observability' });
     // Registered after Redis, so it closes before it (closers run in reverse).

@@ -149,7 +149,29 @@ export function applyRunEvent(state: LiveState, ev: RunEvent): EventResult {
 
   let runOutcome: RunOutcome | undefined;
   let stepOutcome: StepOutcome | undefined;
-  switch (ev.type) {
+  const element = (ev.type === 'step.queued' || ev.type === 'step.started' || ev.type === 'step.completed' || ev.type === 'step.failed') && ev.data.index !== undefined;
+  // Events of one element of a forEach step: the live view shows the step (running, or failed), not each element.
+  if (element) {
+    const s = step(run, (ev.data as { stepId: string }).stepId);
+    s.status = ev.type === 'step.failed' && ev.data.final ? 'failed' : 'running';
+  } else switch (ev.type) {
+    case 'step.reused':
+      step(run, ev.data.stepId).status = 'succeeded';
+      break;
+    case 'step.waiting':
+      step(run, ev.data.stepId).status = 'waiting';
+      setStatus(state, run, 'waiting');
+      break;
+    case 'run.paused':
+      setStatus(state, run, 'waiting');
+      break;
+    case 'run.resumed':
+    case 'run.retried':
+      setStatus(state, run, 'running');
+      break;
+    case 'step.expanded':
+      step(run, ev.data.stepId).status = ev.data.items.length === 0 ? 'succeeded' : 'running';
+      break;
     case 'run.created':
       run.workflow = ev.data.workflow;
       run.createdAt = ev.at;
@@ -195,6 +217,9 @@ export function applyRunEvent(state: LiveState, ev: RunEvent): EventResult {
       stepOutcome = ev.data.final ? 'failed' : 'retried';
       break;
     }
+    case 'step.skipped':
+      step(run, ev.data.stepId).status = 'skipped';
+      break;
     case 'run.completed':
       setStatus(state, run, 'succeeded');
       runOutcome = 'succeeded';
@@ -451,6 +476,9 @@ function summarize(ev: RunEvent): SnapshotEvent {
     case 'step.failed':
       Object.assign(out, { stepId: ev.data.stepId, attempt: ev.data.attempt, errorCode: ev.data.error.code, final: ev.data.final });
       if (ev.data.agentId !== undefined) out.agentId = ev.data.agentId;
+      break;
+    case 'step.skipped':
+      out.stepId = ev.data.stepId;
       break;
     case 'run.failed':
       out.errorCode = ev.data.error.code;

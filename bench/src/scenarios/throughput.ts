@@ -58,7 +58,7 @@ export async function fanOut(ctx: BenchContext): Promise<Row> {
   const def = {
     name: 'bench-fanout',
     steps: [
-      { id: 'each', agent: 'executor', prompt: 'item {{ item }}', forEach: '{{ input.items }}', concurrency: 100 },
+      { id: 'each', agent: 'executor', prompt: 'item {{ item }}', forEach: 'input.items', concurrency: 100 },
       { id: 'join', agent: 'reviewer', prompt: 'joined', needs: ['each'] },
     ],
   };

@@ -17,6 +17,13 @@ export interface ClusterOptions {
   workers?: number;
   /** How many coordinator processes. @default 1 */
   coordinators?: number;
+  /** How many scaler replicas (one leads, the others stand by). @default 1 */
+  scalers?: number;
+  /**
+   * The first admin API key (`MUSE_BOOTSTRAP_API_KEY` of the gateway): the
+   * launcher and the tests know it, so their clients work with no extra step.
+   */
+  bootstrapApiKey?: string;
   /** Extra environment for every service. */
   env?: Record<string, string>;
   /** Extra environment per service. */
@@ -52,6 +59,10 @@ export class Cluster {
       MUSE_NAMESPACE: o.namespace,
       MUSE_WORKSPACE_DIR: join(o.dataDir, 'workspaces'),
       MUSE_ARTIFACT_DIR: join(o.dataDir, 'artifacts'),
+      ...(service === 'gateway' && o.bootstrapApiKey ? { MUSE_BOOTSTRAP_API_KEY: o.bootstrapApiKey } : {}),
+      // The cluster starts its own fixed workers, so its scaler only reports (external driver) unless told
+      // otherwise: a `local` driver beside them would start a second pool. Tests of the scaler set it.
+      ...(service === 'scaler' ? { MUSE_SCALER_DRIVER: 'external' } : {}),
       ...(o.env ?? {}),
       ...(o.serviceEnv?.[service] ?? {}),
     };
@@ -60,7 +71,8 @@ export class Cluster {
     if (o.ports === 'random' || sibling) env[SERVICE_PORT_VARS[service]] = '0';
     if (service === 'agent-worker' && !env.MUSE_AGENT_ID) env.MUSE_AGENT_ID = instance;
     const store = this.processes.find((p) => p.opts.service === 'artifact-store');
-    if (store && (service === 'gateway' || service === 'agent-worker')) env.MUSE_ARTIFACT_STORE_URL = store.url;
+    // The scaler passes it on to the workers its local driver starts.
+    if (store && (service === 'gateway' || service === 'agent-worker' || service === 'scaler')) env.MUSE_ARTIFACT_STORE_URL = store.url;
     return env;
   }
 
@@ -85,7 +97,9 @@ export class Cluster {
     for (let i = 1; i <= coordinators; i++) rest.push(this.spawn('coordinator', coordinators > 1 ? `coordinator-${i}` : 'coordinator'));
     const workers = this.opts.workers ?? 1;
     for (let i = 1; i <= workers; i++) rest.push(this.spawn('agent-worker', `agent-worker-${i}`));
-    for (const s of ['gateway', 'observability', 'scaler'] as const) rest.push(this.spawn(s));
+    for (const s of ['gateway', 'observability'] as const) rest.push(this.spawn(s));
+    const scalers = this.opts.scalers ?? 1;
+    for (let i = 1; i <= scalers; i++) rest.push(this.spawn('scaler', scalers > 1 ? `scaler-${i}` : 'scaler'));
     await Promise.all(rest.map((p) => p.start()));
     await Promise.all(this.processes.map((p) => p.waitReady()));
     for (const p of this.processes) log(`${p.instance.padEnd(16)} ${p.url} (pid ${p.pid})`);

@@ -8,6 +8,8 @@ export async function purgeNamespace(natsUrl: string, redisUrl: string, namespac
   const bus = await JetStreamBus.connect({ url: natsUrl, names, name: 'muse-purge' });
   try {
     await bus.deleteStreams();
+    // The `nats` artifact backend's Object Store bucket, if the namespace used one.
+    await bus.jsm.streams.delete(`OBJ_${names.artifactBucket}`).catch(() => undefined);
   } finally {
     await bus.close();
   }

@@ -11,6 +11,10 @@ export const AgentHeartbeatSchema = z.object({
   inFlight: z.number().int(),
   completed: z.number().int(),
   failed: z.number().int(),
+  /** CPU the process used since its previous heartbeat, as a share of one core (1.5 = one and a half cores); absent from older workers. */
+  cpu: z.number().min(0).optional(),
+  /** Resident memory as a share of what the process may use (its cgroup limit, else the host's memory), 0..1; absent from older workers. */
+  memory: z.number().min(0).max(1).optional(),
   startedAt: z.string(),
   at: z.string(),
   version: z.string(),

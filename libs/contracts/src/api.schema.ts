@@ -7,22 +7,54 @@ import { WorkflowDefinitionSchema, WorkflowRefSchema } from './workflow.schema.j
 
 export const RunInputSchema = z.record(z.string(), z.unknown());
 
+/** A run's priority in the step queues: 1 (first) to 10 (last). @default 5 */
+export const RunPrioritySchema = z.number().int().min(1).max(10);
+export const DEFAULT_RUN_PRIORITY = 5;
+
 export const SubmitRunBodySchema = z.union([
   z.strictObject({
     workflow: z.string().min(1),
     version: z.number().int().min(1).optional(),
     input: RunInputSchema.optional(),
+    priority: RunPrioritySchema.optional(),
   }),
   z.strictObject({
     definition: WorkflowDefinitionSchema,
     input: RunInputSchema.optional(),
+    priority: RunPrioritySchema.optional(),
   }),
 ]);
 export type SubmitRunBody = z.infer<typeof SubmitRunBodySchema>;
 
-export const CancelRunBodySchema = z.strictObject({ reason: z.string().max(1000).optional() });
+export const CancelRunBodySchema = z.strictObject({
+  reason: z.string().max(1000).optional(),
+  /** Run the compensations of the steps that succeeded (in reverse completion order) before the run ends `cancelled`. @default false */
+  compensate: z.boolean().optional(),
+});
 
 export const RunAcceptedSchema = z.object({ id: z.string(), status: z.enum(RUN_STATUSES) });
+
+/** `POST /v1/runs/{id}/approvals/{stepId}`. */
+export const ApprovalBodySchema = z.strictObject({ decision: z.enum(['approve', 'reject']), comment: z.string().max(10_000).optional() });
+export const ApprovalAcceptedSchema = z.object({ id: z.string(), stepId: z.string(), decision: z.enum(['approve', 'reject']) });
+/** A step that failed for good (retries exhausted, or a non-retryable error): re-drive it with `POST /v1/runs/{runId}/retry`. */
+export const DeadLetterSchema = z.object({
+  runId: z.string(),
+  stepId: z.string(),
+  index: z.number().int().optional(),
+  workflow: z.object({ name: z.string(), version: z.number().int() }),
+  attempts: z.number().int(),
+  error: ErrorBodySchema,
+  at: z.string(),
+});
+export type DeadLetter = z.infer<typeof DeadLetterSchema>;
+export const DeadLetterListSchema = z.object({ items: z.array(DeadLetterSchema) });
+
+/** `POST /v1/runs/{id}/rerun`: a new run of the same workflow version and input, linked to this one. */
+export const RerunBodySchema = z.strictObject({ fromStep: z.string().min(1).max(64) });
+
+/** `POST /v1/runs/{id}/pause`, `/resume`, `/retry`. */
+export const RunControlBodySchema = z.strictObject({ reason: z.string().max(1000).optional() });
 
 export const WorkflowRegisteredSchema = z.object({ name: z.string(), version: z.number().int() });
 
@@ -86,10 +118,35 @@ export const ArtifactMetaSchema = ArtifactRefSchema.extend({
   runId: z.string(),
   stepId: z.string(),
   attempt: z.number().int(),
-  producer: z.object({ agentId: z.string() }),
+  producer: z.object({ agentId: z.string(), tool: z.string().optional(), toolVersion: z.string().optional() }),
+  schema: z.string().optional(),
   createdAt: z.string(),
+  /** When retention removes it; absent = kept forever. */
+  expiresAt: z.string().optional(),
+  /** Steps (of this run or, later, of child runs) that read it: filled by the artifact store's reads, derived from the run log. */
+  consumers: z.array(z.object({ runId: z.string(), stepId: z.string(), attempt: z.number().int() })).optional(),
 });
 export type ArtifactMeta = z.infer<typeof ArtifactMetaSchema>;
+
+/** `GET /v1/artifacts/{id}/lineage`: the artifact, what it was made from (upstream) and what was made from it (downstream). */
+export const ArtifactLineageNodeSchema = z.object({
+  runId: z.string(),
+  stepId: z.string(),
+  attempt: z.number().int(),
+  artifacts: z.array(ArtifactMetaSchema),
+  /** Steps this one read (its needs), by step id. */
+  inputs: z.array(z.string()),
+});
+export const ArtifactLineageSchema = z.object({
+  artifact: ArtifactMetaSchema,
+  /** Producing steps the artifact depends on, transitively, nearest first. */
+  upstream: z.array(ArtifactLineageNodeSchema),
+  /** Consuming steps that depend on it, transitively, nearest first. */
+  downstream: z.array(ArtifactLineageNodeSchema),
+  /** Runs the walk crossed (the artifact's run; child runs once sub-workflows exist). */
+  runs: z.array(z.string()),
+});
+export type ArtifactLineage = z.infer<typeof ArtifactLineageSchema>;
 export const ArtifactListSchema = z.object({ items: z.array(ArtifactMetaSchema) });
 
 export const AgentViewSchema = z.object({
@@ -120,12 +177,32 @@ export type StreamClientMessage = z.infer<typeof StreamClientMessageSchema>;
 /** `GET /v1/runs/{id}/events`: every event so far, ordered by `seq`. */
 export const RunEventListSchema = z.object({ items: z.array(RunEventSchema) });
 
+/** Live progress of one step attempt, published by the worker on `stepProgressSubject(runId)` and forwarded by the gateway's stream. */
+export const StepProgressSchema = z.object({
+  project: z.string(),
+  runId: z.string(),
+  stepId: z.string(),
+  attempt: z.number().int().min(1),
+  /** 1, 2, ... per attempt, so a client can spot a lost message (core NATS is at-most-once). */
+  chunk: z.number().int().min(1),
+  /** Text produced since the previous chunk. */
+  text: z.string(),
+  /** The provider streaming it. */
+  provider: z.string().optional(),
+});
+export type StepProgress = z.infer<typeof StepProgressSchema>;
+
 /** WebSocket `/v1/stream`: what the gateway sends. */
 export const StreamServerMessageSchema = z.discriminatedUnion('type', [
   /** The subscription is live: replayed events (if any) follow, then live ones. */
   z.object({ type: z.literal('subscribed'), runId: z.string() }),
   z.object({ type: z.literal('event'), event: RunEventSchema }),
   z.object({ type: z.literal('pong') }),
+  /**
+   * Live output of a running step (model token deltas, sent every MUSE_PROGRESS_INTERVAL_MS at most): ephemeral, not in the
+   * run log, no seq of the log; `chunk` counts from 1 per attempt, and an attempt's texts concatenated are its output so far.
+   */
+  z.object({ type: z.literal('progress'), progress: StepProgressSchema }),
   /** `runId` says which subscription the error is about, when it is about one. */
   z.object({ type: z.literal('error'), error: ErrorBodySchema, runId: z.string().optional() }),
 ]);

@@ -3,6 +3,7 @@
  * A bad value stops the process with a message that names the variable.
  */
 import { z } from 'zod';
+import { API_KEY_PATTERN, PROJECT_NAME_PATTERN } from './auth.schema.js';
 import { NAMESPACE_PATTERN } from './names.js';
 
 const port = (def: number) => z.coerce.number().int().min(0).max(65535).default(def);
@@ -20,6 +21,18 @@ export const CommonConfigShape = {
   MUSE_SHUTDOWN_GRACE_MS: ms(10_000),
   /** OTLP/HTTP endpoint for traces; unset means no export. */
   OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
+  /** NATS user of this service (see `infra/nats/nats-server.conf`); unset = connect without credentials. */
+  NATS_USER: z.string().min(1).optional(),
+  /** Password of `NATS_USER`. */
+  NATS_PASSWORD: z.string().min(1).optional(),
+  /** NATS credentials file (JWT + nkey seed), instead of user and password. */
+  NATS_CREDS_FILE: z.string().min(1).optional(),
+  /** PEM file of the CA that signed the NATS server's certificate; setting any NATS_TLS_* turns TLS on. */
+  NATS_TLS_CA: z.string().min(1).optional(),
+  /** PEM client certificate, for servers that verify clients. */
+  NATS_TLS_CERT: z.string().min(1).optional(),
+  /** PEM key of `NATS_TLS_CERT`. */
+  NATS_TLS_KEY: z.string().min(1).optional(),
 } as const;
 
 export const GatewayConfigSchema = z.object({
@@ -27,8 +40,32 @@ export const GatewayConfigSchema = z.object({
   GATEWAY_PORT: port(3000),
   /** Largest accepted request body, in bytes. @default 1 MiB */
   MUSE_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
-  /** Project used until API keys (and their projects) exist. */
-  MUSE_DEFAULT_PROJECT: z.string().default('default'),
+  /** The project created at bootstrap; a request from a multi-project credential without `Muse-Project` goes here. */
+  MUSE_DEFAULT_PROJECT: z.string().regex(PROJECT_NAME_PATTERN, 'lowercase letters, digits and dashes').default('default'),
+  /** The first admin key (every project, every scope), stored (as a hash) at start; unset = one is generated on first start. */
+  MUSE_BOOTSTRAP_API_KEY: z.string().regex(API_KEY_PATTERN, 'must look like muse_<12 hex>_<43+ base64url>').optional(),
+  /** Where a generated bootstrap key is written (mode 0600). @default .muse/api-key (relative to the working directory) */
+  MUSE_BOOTSTRAP_API_KEY_FILE: z.string().default('.muse/api-key'),
+  /** JWT bearer tokens: JWKS URL (fetched and cached by jose); unset with no JWKS file = JWTs are refused. */
+  MUSE_JWT_JWKS_URL: z.string().url().optional(),
+  /** JWT bearer tokens: a local JWKS JSON file instead of a URL. */
+  MUSE_JWT_JWKS_FILE: z.string().optional(),
+  /** Required `iss` of JWTs; unset = not checked. */
+  MUSE_JWT_ISSUER: z.string().optional(),
+  /** Required `aud` of JWTs; unset = not checked. */
+  MUSE_JWT_AUDIENCE: z.string().optional(),
+  /** JWT claim naming the caller's project(s): a string or an array of strings. */
+  MUSE_JWT_PROJECTS_CLAIM: z.string().default('muse_projects'),
+  /** JWT claim with the scopes: a space-separated string (OAuth `scope`) or an array. */
+  MUSE_JWT_SCOPES_CLAIM: z.string().default('scope'),
+  /** Requests per second one credential may make (Redis-backed, shared by every gateway replica). */
+  MUSE_RATE_LIMIT_KEY_PER_SEC: z.coerce.number().int().min(1).default(100),
+  /** Requests per second one project may receive, over all its credentials. */
+  MUSE_RATE_LIMIT_PROJECT_PER_SEC: z.coerce.number().int().min(1).default(500),
+  /** Deepest nesting of a JSON/YAML body (objects and arrays). */
+  MUSE_MAX_JSON_DEPTH: z.coerce.number().int().min(2).default(32),
+  /** Longest array in a JSON/YAML body. */
+  MUSE_MAX_JSON_ARRAY: z.coerce.number().int().min(1).default(10_000),
   /** Where the gateway streams artifact content from. */
   MUSE_ARTIFACT_STORE_URL: z.string().url().default('http://127.0.0.1:3003'),
   /** An agent whose last heartbeat is older than this is not listed, in ms. */
@@ -47,6 +84,14 @@ export const CoordinatorConfigSchema = z.object({
   MUSE_STEP_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(3),
   /** Default start-to-close timeout of a step attempt, in ms. */
   MUSE_STEP_TIMEOUT_MS: ms(300_000),
+  /**
+   * How often the coordinator checks each open step's job (a durable delayed
+   * job, not a timer), in ms: a job its worker lost, or one running past its
+   * timeout by more than this, fails that attempt.
+   */
+  MUSE_STEP_WATCH_MS: ms(5_000),
+  /** A command a coordinator took but did not ack within this is redelivered to a replica, in ms (handlers signal progress while working). */
+  MUSE_COMMAND_ACK_WAIT_MS: ms(5_000),
 });
 export type CoordinatorConfig = z.infer<typeof CoordinatorConfigSchema>;
 
@@ -69,8 +114,20 @@ export const AgentWorkerConfigSchema = z.object({
   MUSE_JOB_LOCK_MS: ms(10_000),
   /** Artificial latency of the deterministic provider, in ms (0 = none); useful for demos and tests. */
   MUSE_LOCAL_PROVIDER_DELAY_MS: z.coerce.number().int().min(0).default(0),
+  /** Model providers and failover chains per role: a YAML/JSON file path, or the JSON itself; unset = the deterministic provider for every role. API keys are named by env variable, never written in it. */
+  MUSE_PROVIDERS_CONFIG: z.string().min(1).optional(),
+  /** Shortest gap between two live-progress messages (model token deltas) of one step attempt, in ms; 0 = no live progress. @default 100 */
+  MUSE_PROGRESS_INTERVAL_MS: z.coerce.number().int().min(0).default(100),
   /** Where the worker uploads step outputs. */
   MUSE_ARTIFACT_STORE_URL: z.string().url().default('http://127.0.0.1:3003'),
+  /** Folder of secret files (`<dir>/<NAME>`), read at run time; `MUSE_SECRET_<NAME>` variables are the other source. */
+  MUSE_SECRETS_DIR: z.string().min(1).optional(),
+  /** Shell step sandbox: `auto` = bubblewrap when it works here, else none (said at start-up); `bwrap` = required; `none` = off. */
+  MUSE_SANDBOX: z.enum(['auto', 'bwrap', 'none']).default('auto'),
+  /** CPU time limit of a shell step's processes (RLIMIT_CPU, each process), in seconds; 0 = none. @default 600 */
+  MUSE_SANDBOX_CPU_SECONDS: z.coerce.number().int().min(0).default(600),
+  /** Address-space limit of a shell step's processes (RLIMIT_AS, each process), in bytes; 0 = none. @default 4 GiB */
+  MUSE_SANDBOX_MEMORY_BYTES: z.coerce.number().int().min(0).default(4 * 1024 * 1024 * 1024),
 });
 export type AgentWorkerConfig = z.infer<typeof AgentWorkerConfigSchema>;
 
@@ -81,6 +138,30 @@ export const ArtifactStoreConfigSchema = z.object({
   MUSE_ARTIFACT_DIR: z.string().default('.muse/artifacts'),
   /** Largest accepted artifact, in bytes. @default 1 GiB */
   MUSE_ARTIFACT_MAX_BYTES: z.coerce.number().int().min(1).default(1024 * 1024 * 1024),
+  /** Where blobs live: `local` (MUSE_ARTIFACT_DIR), `nats` (JetStream Object Store), `s3` (S3-compatible). @default local */
+  MUSE_ARTIFACT_BACKEND: z.enum(['local', 'nats', 's3']).default('local'),
+  /** Object Store bucket of the `nats` backend. @default `<MUSE_NAMESPACE>-artifacts` */
+  MUSE_ARTIFACT_NATS_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/).optional(),
+  /** Replicas of the Object Store bucket (3 on a 3-node NATS cluster). @default 1 */
+  MUSE_ARTIFACT_NATS_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
+  /** Bucket of the `s3` backend (required with it). Credentials come from the AWS SDK's usual chain (AWS_ACCESS_KEY_ID...). */
+  MUSE_ARTIFACT_S3_BUCKET: z.string().min(1).optional(),
+  /** Key prefix inside the bucket. @default `<MUSE_NAMESPACE>/` */
+  MUSE_ARTIFACT_S3_PREFIX: z.string().optional(),
+  /** Endpoint of an S3-compatible server (MinIO, Ceph...); unset = AWS. */
+  MUSE_ARTIFACT_S3_ENDPOINT: z.string().url().optional(),
+  /** Region of the bucket. @default us-east-1 */
+  MUSE_ARTIFACT_S3_REGION: z.string().min(1).default('us-east-1'),
+  /** Path-style URLs (`endpoint/bucket/key`), which most S3-compatible servers want. @default false */
+  MUSE_ARTIFACT_S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  /** Artifacts are kept this many days unless the workflow's `retention.ttlDays` says otherwise; 0 = forever. @default 30 */
+  MUSE_ARTIFACT_TTL_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
+  /** How often expired artifacts are removed and unreferenced blobs collected, in ms. @default 600_000 */
+  MUSE_ARTIFACT_GC_INTERVAL_MS: ms(600_000),
+  /** An uploaded blob no artifact references yet is kept this long (its commit may still come), in ms. @default 3_600_000 */
+  MUSE_ARTIFACT_GC_GRACE_MS: ms(3_600_000),
+  /** A temp file untouched this long belongs to a dead upload and is removed (at start and on each sweep), in ms. @default 600_000 */
+  MUSE_ARTIFACT_STALE_TEMP_MS: ms(600_000),
 });
 export type ArtifactStoreConfig = z.infer<typeof ArtifactStoreConfigSchema>;
 
@@ -103,6 +184,18 @@ export const ScalerConfigSchema = z.object({
   MUSE_SCALER_INTERVAL_MS: ms(5_000),
   /** An agent whose last heartbeat is older than this is not counted, in ms. */
   MUSE_AGENT_TTL_MS: ms(10_000),
+  /** The pools file (TOML or YAML, `orchestration.scaling.<role>` tables); unset = the default policy for every role. */
+  MUSE_SCALER_CONFIG: z.string().min(1).optional(),
+  /** What acts on the pools' desired sizes: spawn local worker processes, set Kubernetes Deployment replicas, or only export metrics. @default local */
+  MUSE_SCALER_DRIVER: z.enum(['local', 'kubernetes', 'external']).default('local'),
+  /** The leader lease's TTL: a dead leader is replaced within this, in ms. @default 10_000 */
+  MUSE_SCALER_LEASE_TTL_MS: ms(10_000),
+  /** `local` driver: folder for the log file of each worker it starts; unset = their output is dropped. */
+  MUSE_SCALER_WORKER_LOG_DIR: z.string().min(1).optional(),
+  /** `kubernetes` driver: namespace of the pools' Deployments. @default default */
+  MUSE_SCALER_K8S_NAMESPACE: z.string().min(1).default('default'),
+  /** `kubernetes` driver: Deployment name of each pool, `{role}` replaced by the role. @default muse-agent-{role} */
+  MUSE_SCALER_K8S_DEPLOYMENT: z.string().includes('{role}').default('muse-agent-{role}'),
 });
 export type ScalerConfig = z.infer<typeof ScalerConfigSchema>;
 

@@ -38,18 +38,75 @@ export const RunCreatedEventSchema = z.object({
     input: z.record(z.string(), z.unknown()),
     idempotencyKey: z.string().optional(),
     traceparent: z.string().optional(),
+    /** 1 (first) to 10 (last) in the step queues. @default 5 */
+    priority: z.number().int().min(1).max(10).optional(),
+    /** This run reruns `runId` from `fromStep` (`POST /v1/runs/{id}/rerun`). */
+    rerunOf: z.object({ runId: z.string(), fromStep: z.string() }).optional(),
   }),
+});
+/** A step of a rerun that is not run again: its output comes from the run it reruns. */
+export const StepReusedEventSchema = z.object({
+  ...base,
+  type: z.literal('step.reused'),
+  data: z.object({ stepId: z.string(), fromRun: z.string(), output: z.unknown() }),
 });
 export const RunStartedEventSchema = z.object({ ...base, type: z.literal('run.started'), data: z.object({}) });
 export const StepQueuedEventSchema = z.object({
   ...base,
   type: z.literal('step.queued'),
-  data: z.object({ stepId: z.string(), attempt: z.number().int().min(1), role: z.string(), jobId: z.string() }),
+  data: z.object({
+    stepId: z.string(),
+    attempt: z.number().int().min(1),
+    role: z.string(),
+    jobId: z.string(),
+    /** Backoff before this attempt may start, in ms (a delayed job); absent for none. */
+    delayMs: z.number().int().min(0).optional(),
+    /** The element of a `forEach` step this attempt is for. */
+    index: z.number().int().min(0).optional(),
+  }),
+});
+/**
+ * The run failed (`error`) after steps with a `compensate` succeeded: their
+ * compensations (`order`, step ids) run one at a time, as the pseudo steps
+ * `<id>~undo`; then the run ends `failed` listing each outcome.
+ */
+export const RunCompensatingEventSchema = z.object({
+  ...base,
+  type: z.literal('run.compensating'),
+  data: z.object({
+    error: ErrorBodySchema,
+    order: z.array(z.string()),
+    /** How the run ends once compensated: `failed` (a step failed) or `cancelled` (a cancel with compensate). @default "failed" */
+    end: z.enum(['failed', 'cancelled']).optional(),
+  }),
+});
+/** An approval gate opened: the step (and the run) wait for a decision. */
+export const StepWaitingEventSchema = z.object({
+  ...base,
+  type: z.literal('step.waiting'),
+  data: z.object({ stepId: z.string(), timeoutMs: z.number().int().optional(), onTimeout: z.enum(['approve', 'reject']).optional() }),
+});
+/** The run was paused (no new step starts; those running finish) or resumed. */
+export const RunPausedEventSchema = z.object({ ...base, type: z.literal('run.paused'), data: z.object({ reason: z.string().optional() }) });
+export const RunResumedEventSchema = z.object({ ...base, type: z.literal('run.resumed'), data: z.object({}) });
+/** A failed run re-driven from its failed steps: `steps` go back to pending; succeeded steps keep their outputs. */
+export const RunRetriedEventSchema = z.object({ ...base, type: z.literal('run.retried'), data: z.object({ steps: z.array(z.string()) }) });
+/** A `forEach` step's list was evaluated: one item per element, run `concurrency` at a time. */
+export const StepExpandedEventSchema = z.object({
+  ...base,
+  type: z.literal('step.expanded'),
+  data: z.object({ stepId: z.string(), items: z.array(z.unknown()) }),
+});
+/** The step will not run: its `when` was false, or every step it needs was skipped. */
+export const StepSkippedEventSchema = z.object({
+  ...base,
+  type: z.literal('step.skipped'),
+  data: z.object({ stepId: z.string(), reason: z.string() }),
 });
 export const StepStartedEventSchema = z.object({
   ...base,
   type: z.literal('step.started'),
-  data: z.object({ stepId: z.string(), attempt: z.number().int().min(1), agentId: z.string(), startedAt: z.string() }),
+  data: z.object({ stepId: z.string(), attempt: z.number().int().min(1), agentId: z.string(), startedAt: z.string(), index: z.number().int().min(0).optional() }),
 });
 export const StepCompletedEventSchema = z.object({
   ...base,
@@ -61,6 +118,7 @@ export const StepCompletedEventSchema = z.object({
     output: z.unknown(),
     artifacts: z.array(ArtifactRefSchema),
     finishedAt: z.string(),
+    index: z.number().int().min(0).optional(),
   }),
 });
 export const StepFailedEventSchema = z.object({
@@ -74,6 +132,8 @@ export const StepFailedEventSchema = z.object({
     /** True when no attempt is left: the step is failed for good. */
     final: z.boolean(),
     finishedAt: z.string(),
+    /** A `forEach` element; `final` then means the element (and so the step) failed for good. */
+    index: z.number().int().min(0).optional(),
   }),
 });
 export const RunCompletedEventSchema = z.object({ ...base, type: z.literal('run.completed'), data: z.object({ output: z.unknown() }) });
@@ -87,6 +147,14 @@ export const RunEventSchema = z.discriminatedUnion('type', [
   StepStartedEventSchema,
   StepCompletedEventSchema,
   StepFailedEventSchema,
+  StepSkippedEventSchema,
+  StepExpandedEventSchema,
+  RunCompensatingEventSchema,
+  StepWaitingEventSchema,
+  RunPausedEventSchema,
+  RunResumedEventSchema,
+  RunRetriedEventSchema,
+  StepReusedEventSchema,
   RunCompletedEventSchema,
   RunFailedEventSchema,
   RunCancelledEventSchema,

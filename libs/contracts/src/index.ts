@@ -14,6 +14,7 @@ export type { ErrorBody, ErrorEnvelope, MuseErrorCode, ValidationIssue } from '.
 export {
   WORKFLOW_NAME_PATTERN,
   STEP_ID_PATTERN,
+  SECRET_NAME_PATTERN,
   ROLE_PATTERN,
   DEFAULT_ROLES,
   DEFAULT_TOOL_ROLE,
@@ -27,7 +28,19 @@ export {
   AgentOutputSchema,
   ShellOutputSchema,
   stepRole,
+  stepNeeds,
+  needsAny,
+  BackoffSchema,
+  RetryPolicySchema,
+  NeedsSchema,
+  CompensationSchema,
+  COMPENSATION_SUFFIX,
+  compensationId,
+  compensatedStep,
+  APPROVAL_ROLE,
 } from './workflow.schema.js';
+export type { CompensationDefinition } from './workflow.schema.js';
+export type { Backoff, RetryPolicy, Needs } from './workflow.schema.js';
 export type { ToolName, StepDefinition, WorkflowDefinition, WorkflowRef, StoredWorkflow, AgentOutput, ShellOutput } from './workflow.schema.js';
 export {
   RUN_STATUS,
@@ -49,6 +62,14 @@ export {
   StepStartedEventSchema,
   StepCompletedEventSchema,
   StepFailedEventSchema,
+  StepSkippedEventSchema,
+  StepExpandedEventSchema,
+  RunCompensatingEventSchema,
+  StepWaitingEventSchema,
+  RunPausedEventSchema,
+  RunResumedEventSchema,
+  RunRetriedEventSchema,
+  StepReusedEventSchema,
   RunCompletedEventSchema,
   RunFailedEventSchema,
   RunCancelledEventSchema,
@@ -57,28 +78,55 @@ export type { ArtifactRef, RunEvent, RunEventType, RunEventOf, NewRunEvent } fro
 export {
   RunSubmitCommandSchema,
   RunCancelCommandSchema,
+  RunTimeoutCommandSchema,
+  ApprovalDecisionCommandSchema,
+  RunControlCommandSchema,
   StepReportSchema,
   CommandSchema,
   ArtifactCommitRequestSchema,
+  ArtifactUploadSchema,
   ArtifactCommitResponseSchema,
 } from './commands.schema.js';
 export type {
   RunSubmitCommand,
   RunCancelCommand,
+  RunTimeoutCommand,
+  ApprovalDecisionCommand,
+  RunControlCommand,
   StepReport,
   Command,
   ArtifactCommitRequest,
+  ArtifactUpload,
   ArtifactCommitResponse,
 } from './commands.schema.js';
-export { StepJobSchema, stepJobId } from './jobs.schema.js';
+export { StepJobSchema, stepJobId, stepKey } from './jobs.schema.js';
 export type { StepJob } from './jobs.schema.js';
 export { AgentHeartbeatSchema, agentLoad, toAgentView } from './agent.schema.js';
+export {
+  PoolDecisionSchema,
+  PoolListSchema,
+  PoolPolicyViewSchema,
+  PoolViewSchema,
+  POOL_POLICY_KINDS,
+  SCALER_DRIVERS,
+  SCALING_DIRECTIONS,
+  ScalerDecisionEventSchema,
+} from './pools.schema.js';
+export type { PoolDecision, PoolList, PoolView, ScalerDecisionEvent } from './pools.schema.js';
 export type { AgentHeartbeat } from './agent.schema.js';
 export {
   RunInputSchema,
   SubmitRunBodySchema,
   CancelRunBodySchema,
   RunAcceptedSchema,
+  ApprovalBodySchema,
+  ApprovalAcceptedSchema,
+  RunControlBodySchema,
+  RerunBodySchema,
+  DeadLetterSchema,
+  DeadLetterListSchema,
+  RunPrioritySchema,
+  DEFAULT_RUN_PRIORITY,
   WorkflowRegisteredSchema,
   WorkflowVersionViewSchema,
   WorkflowViewSchema,
@@ -89,13 +137,18 @@ export {
   RunListSchema,
   ArtifactMetaSchema,
   ArtifactListSchema,
+  ArtifactLineageSchema,
+  ArtifactLineageNodeSchema,
   AgentViewSchema,
   AgentListSchema,
   StreamClientMessageSchema,
   RunEventListSchema,
   StreamServerMessageSchema,
+  StepProgressSchema,
 } from './api.schema.js';
-export type { SubmitRunBody, StepView, RunView, ArtifactMeta, StreamClientMessage, StreamServerMessage } from './api.schema.js';
+export type { ArtifactLineage } from './api.schema.js';
+export type { DeadLetter } from './api.schema.js';
+export type { SubmitRunBody, StepView, RunView, ArtifactMeta, StreamClientMessage, StreamServerMessage, StepProgress } from './api.schema.js';
 export {
   CommonConfigShape,
   GatewayConfigSchema,
@@ -118,3 +171,25 @@ export type {
   ScalerConfig,
   ServiceName,
 } from './config.schema.js';
+export {
+  API_KEY_PATTERN,
+  API_KEY_ID_PATTERN,
+  SCOPES,
+  ScopeSchema,
+  PROJECT_NAME_PATTERN,
+  ProjectNameSchema,
+  ALL_PROJECTS,
+  CreateProjectBodySchema,
+  ProjectViewSchema,
+  ProjectListSchema,
+  CreateApiKeyBodySchema,
+  StoredApiKeySchema,
+  ApiKeyViewSchema,
+  ApiKeyListSchema,
+  ApiKeyCreatedSchema,
+  AUDIT_OUTCOMES,
+  AuditRecordSchema,
+  AuditListSchema,
+  AuditQuerySchema,
+} from './auth.schema.js';
+export type { Scope, CreateProjectBody, ProjectView, CreateApiKeyBody, StoredApiKey, ApiKeyView, AuditRecord } from './auth.schema.js';

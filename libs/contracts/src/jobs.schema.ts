@@ -14,12 +14,27 @@ export const StepJobSchema = z.object({
   seed: z.number().int().optional(),
   /** Rendered command (shell steps). */
   command: z.string().optional(),
+  /** Names (never values) of the secrets the shell step gets. */
+  secrets: z.array(z.string()).optional(),
+  /** The shell step may use the network inside the sandbox. */
+  network: z.boolean().optional(),
   timeoutMs: z.number().int(),
   traceparent: z.string().optional(),
+  /** The element of a `forEach` step this job is for (its reports carry it back). */
+  index: z.number().int().min(0).optional(),
 });
 export type StepJob = z.infer<typeof StepJobSchema>;
 
-/** BullMQ forbids `:` in job ids; run ids and step ids never contain one. */
-export function stepJobId(runId: string, stepId: string, attempt: number): string {
-  return `${runId}.${stepId}.${attempt}`;
+/**
+ * BullMQ forbids `:` in job ids; run ids and step ids never contain one. A
+ * `forEach` element's job is `<run>.<step>#<index>.<attempt>`: `#` is not
+ * allowed in step ids, so it can never collide with another step's job.
+ */
+export function stepJobId(runId: string, stepId: string, attempt: number, index?: number): string {
+  return index === undefined ? `${runId}.${stepId}.${attempt}` : `${runId}.${stepId}#${index}.${attempt}`;
+}
+
+/** The name a step's attempt goes by in artifact commits and message ids: `<step>` or `<step>#<index>`. */
+export function stepKey(stepId: string, index?: number): string {
+  return index === undefined ? stepId : `${stepId}#${index}`;
 }

@@ -15,6 +15,9 @@ export const NAMESPACE_PATTERN = /^[a-z][a-z0-9-]{0,39}$/;
 export const COMMAND_KINDS = {
   runSubmit: 'run-submit',
   runCancel: 'run-cancel',
+  runTimeout: 'run-timeout',
+  approvalDecision: 'approval-decision',
+  runControl: 'run-control',
   stepReport: 'step-report',
 } as const;
 export type CommandKind = (typeof COMMAND_KINDS)[keyof typeof COMMAND_KINDS];
@@ -35,8 +38,18 @@ export interface MuseNames {
   readonly artifactCommitSubject: string;
   /** Core NATS subject where agent workers publish heartbeats. */
   readonly agentHeartbeatSubject: string;
+  /** Core NATS subject where agent workers publish a run's live step progress (model token deltas); not persisted. */
+  readonly stepProgressSubject: (runId: string) => string;
+  readonly stepProgressSubjectWildcard: string;
   /** BullMQ queue of one agent role (BullMQ forbids `:` in queue names). */
   readonly stepQueue: (role: string) => string;
+  /** Redis hash of a project's dead letters (steps that exhausted their retries), field `<run>.<step>`. */
+  readonly deadLettersKey: (project: string) => string;
+  /** Core NATS subject on which the coordinator tells workers a run ended: they stop its running steps. */
+  readonly runStopSubject: (runId: string) => string;
+  readonly runStopSubjectWildcard: string;
+  /** BullMQ queue of the coordinators' durable timers (step watches, run deadlines). */
+  readonly timerQueue: string;
   /** BullMQ's Redis key prefix. */
   readonly bullPrefix: string;
   readonly runLockKey: (runId: string) => string;
@@ -52,8 +65,39 @@ export interface MuseNames {
   readonly artifactVersionKey: (runId: string, name: string) => string;
   /** Which artifact a (run, step, attempt, name) commit made, so a retried commit returns it. */
   readonly artifactCommitKey: (runId: string, stepId: string, attempt: number, name: string) => string;
+  /** HASH digest -> how many artifacts reference the blob (GC frees blobs at 0). */
+  readonly artifactBlobRefsKey: string;
+  /** ZSET digest scored by the last upload time (ms): blobs uploaded but maybe not committed yet, which GC keeps for a grace period. */
+  readonly artifactBlobPendingKey: string;
+  /** ZSET of digests GC is deleting right now, scored by when it claimed them (ms): an upload or commit of one must not rely on the stored copy. */
+  readonly artifactBlobDeletingKey: string;
+  /** ZSET artifact id scored by its expiry time (ms), for retention. */
+  readonly artifactExpiryKey: string;
+  /** JetStream Object Store bucket of the `nats` artifact backend (its stream is `OBJ_<bucket>`). */
+  readonly artifactBucket: string;
   /** Maps an Idempotency-Key to the run it created: `{runId, bodyDigest}` as JSON. */
   readonly idempotencyKey: (project: string, key: string) => string;
+  /** JetStream stream of the scaler's decisions (`scaler.decision` events). */
+  readonly scalerStream: string;
+  readonly scalerDecisionSubject: string;
+  /** Redis lease naming the one scaler replica that acts (value: replica id; PX = lease TTL). */
+  readonly scalerLeaderKey: string;
+  /** Redis counter bumped on every new leadership: the term stamped on each decision. */
+  readonly scalerTermKey: string;
+  /** Redis string: the leader's `PoolList` JSON, read by `GET /v1/pools` on the gateway and every scaler replica. */
+  readonly scalerPoolsKey: string;
+  /** Redis hash: agent id -> the local driver's record of a worker process it started (`{role, pid, host, startedAt}`). */
+  readonly scalerWorkersKey: string;
+  /** JetStream stream of audit records: every mutation and every denied request. */
+  readonly auditStream: string;
+  readonly auditSubject: (project: string) => string;
+  readonly auditSubjectWildcard: string;
+  /** Redis hash: project name -> ProjectView JSON. */
+  readonly projectsKey: string;
+  /** Redis hash: API key id -> StoredApiKey JSON. */
+  readonly apiKeysKey: string;
+  /** Prefix of the rate limiter's Redis keys. */
+  readonly rateLimitPrefix: string;
 }
 
 export function museNames(namespace: string): MuseNames {
@@ -74,7 +118,13 @@ export function museNames(namespace: string): MuseNames {
     coordinatorConsumer: `${NS}_COORDINATOR_${v.toUpperCase()}`,
     artifactCommitSubject: `${ns}.${v}.artifact.commit`,
     agentHeartbeatSubject: `${ns}.${v}.agent.heartbeat`,
+    stepProgressSubject: (runId) => `${ns}.${v}.progress.${runId}`,
+    stepProgressSubjectWildcard: `${ns}.${v}.progress.*`,
     stepQueue: (role) => `${ns}.${v}.agent.${role}`,
+    timerQueue: `${ns}.${v}.coordinator.timers`,
+    runStopSubject: (runId) => `${ns}.${v}.run-stop.${runId}`,
+    deadLettersKey: (project) => `${ns}:dead-letters:${project}`,
+    runStopSubjectWildcard: `${ns}.${v}.run-stop.*`,
     bullPrefix: `${ns}:bull`,
     runLockKey: (runId) => `${ns}:lock:run:${runId}`,
     runFenceKey: (runId) => `${ns}:fence:run:${runId}`,
@@ -88,6 +138,24 @@ export function museNames(namespace: string): MuseNames {
     runArtifactsKey: (runId) => `${ns}:run-artifacts:${runId}`,
     artifactVersionKey: (runId, name) => `${ns}:artifact-version:${runId}:${name}`,
     artifactCommitKey: (runId, stepId, attempt, name) => `${ns}:artifact-commit:${runId}:${stepId}:${attempt}:${name}`,
+    artifactBlobRefsKey: `${ns}:artifact-blob-refs`,
+    artifactBlobPendingKey: `${ns}:artifact-blob-pending`,
+    artifactBlobDeletingKey: `${ns}:artifact-blob-deleting`,
+    artifactExpiryKey: `${ns}:artifact-expiry`,
+    artifactBucket: `${ns}-artifacts`,
     idempotencyKey: (project, key) => `${ns}:idem:${project}:${key}`,
+    scalerStream: `${NS}_SCALER_${v.toUpperCase()}`,
+    scalerDecisionSubject: `${ns}.${v}.scaler.decision`,
+    scalerLeaderKey: `${ns}:scaler:leader`,
+    scalerTermKey: `${ns}:scaler:term`,
+    scalerPoolsKey: `${ns}:scaler:pools`,
+    scalerWorkersKey: `${ns}:scaler:workers`,
+    auditStream: `${NS}_AUDIT_${v.toUpperCase()}`,
+    // `_` stands for "no project" (a request refused before it named one).
+    auditSubject: (project) => `${ns}.${v}.audit.${project}`,
+    auditSubjectWildcard: `${ns}.${v}.audit.*`,
+    projectsKey: `${ns}:projects`,
+    apiKeysKey: `${ns}:api-keys`,
+    rateLimitPrefix: `${ns}:ratelimit`,
   };
 }

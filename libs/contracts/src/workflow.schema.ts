@@ -16,6 +16,84 @@ export const StepIdSchema = z.string().min(1).max(64).regex(STEP_ID_PATTERN, 'st
 export const RoleSchema = z.string().min(1).max(64).regex(ROLE_PATTERN, 'roles use [a-z][a-z0-9-]*');
 
 /**
+ * Backoff between attempts of a step: the wait before attempt n+1 is
+ * `min(maxMs, initialMs * factor^(n-1))`, then scaled by a random factor in
+ * `[1 - jitter, 1]`. The coordinator enqueues the next attempt as a delayed
+ * BullMQ job (durable in Redis), never as a timer in memory.
+ */
+export const BackoffSchema = z.strictObject({
+  /** Wait before the 2nd attempt, in ms. @default 1000 */
+  initialMs: z.number().int().min(0).max(24 * 3600_000).optional(),
+  /** Multiplier per further attempt. @default 2 */
+  factor: z.number().min(1).max(100).optional(),
+  /** Longest wait, in ms. @default 60_000 */
+  maxMs: z.number().int().min(0).max(7 * 24 * 3600_000).optional(),
+  /** Fraction of the wait that is random (0 = none, 1 = anywhere from 0 to the wait). @default 0 */
+  jitter: z.number().min(0).max(1).optional(),
+});
+export type Backoff = z.infer<typeof BackoffSchema>;
+
+/** Retry policy of a step (or the workflow's default for its steps). */
+export const RetryPolicySchema = z.strictObject({
+  /** Attempts before the step fails for good; non-retryable errors never retry. @default MUSE_STEP_MAX_ATTEMPTS (3) */
+  maxAttempts: z.number().int().min(1).max(100).optional(),
+  backoff: BackoffSchema.optional(),
+});
+export type RetryPolicy = z.infer<typeof RetryPolicySchema>;
+
+/** `needs: [a, b]` (every one), or `needs: { any: [a, b] }` (a join that runs even when every branch was skipped). */
+export const NeedsSchema = z.union([z.array(StepIdSchema).max(1000), z.strictObject({ any: z.array(StepIdSchema).min(1).max(1000) })]);
+export type Needs = z.infer<typeof NeedsSchema>;
+
+/** A CEL expression (validated by the engine at registration). */
+const CelSchema = z.string().min(1).max(10_000);
+
+/** A secret's name: what a step lists and the environment variable its shell command sees. */
+export const SECRET_NAME_PATTERN = /^[A-Z][A-Z0-9_]*$/;
+
+/**
+ * What undoes a step (a Saga compensation): an agent step or a tool step of
+ * its own, with its own timeout and retry policy. Its templates see what the
+ * step saw, and the step's own output.
+ */
+export const CompensationSchema = z
+  .strictObject({
+    agent: RoleSchema.optional(),
+    prompt: z.string().min(1).max(100_000).optional(),
+    model: z.string().min(1).max(200).optional(),
+    seed: z.number().int().min(0).optional(),
+    tool: z.enum(TOOLS).optional(),
+    command: z.string().min(1).max(100_000).optional(),
+    /** Start-to-close limit for one attempt, in ms. @default MUSE_STEP_TIMEOUT_MS */
+    timeoutMs: z.number().int().min(1).max(7 * 24 * 3600_000).optional(),
+    retry: RetryPolicySchema.optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.tool !== undefined) {
+      if (c.command === undefined) ctx.addIssue({ code: 'custom', path: ['command'], message: 'a tool compensation needs a command' });
+      if (c.prompt !== undefined) ctx.addIssue({ code: 'custom', path: ['prompt'], message: 'a tool compensation takes a command, not a prompt' });
+    } else {
+      if (c.command !== undefined) ctx.addIssue({ code: 'custom', path: ['tool'], message: 'a compensation with a command needs tool: shell' });
+      if (c.agent === undefined) ctx.addIssue({ code: 'custom', path: ['agent'], message: 'a compensation needs an agent role (or a tool)' });
+      if (c.prompt === undefined) ctx.addIssue({ code: 'custom', path: ['prompt'], message: 'an agent compensation needs a prompt' });
+    }
+  });
+export type CompensationDefinition = z.infer<typeof CompensationSchema>;
+
+/** The "role" of approval gates: no worker pool serves it, people do. */
+export const APPROVAL_ROLE = 'approval';
+
+/** The pseudo step id of a step's compensation: `~` is not allowed in step ids, so it never collides. */
+export const COMPENSATION_SUFFIX = '~undo';
+export function compensationId(stepId: string): string {
+  return `${stepId}${COMPENSATION_SUFFIX}`;
+}
+/** The step a compensation id undoes, or undefined for an ordinary step id. */
+export function compensatedStep(id: string): string | undefined {
+  return id.endsWith(COMPENSATION_SUFFIX) ? id.slice(0, -COMPENSATION_SUFFIX.length) : undefined;
+}
+
+/**
  * One step. An agent step has `agent` and `prompt`; a tool step has `tool`
  * and `command` (and runs on `executor` unless `agent` says otherwise).
  * Kept as one strict object with a refinement, rather than a union, so that
@@ -33,18 +111,50 @@ export const StepSchema = z
     seed: z.number().int().min(0).optional(),
     tool: z.enum(TOOLS).optional(),
     command: z.string().min(1).max(100_000).optional(),
-    needs: z.array(StepIdSchema).max(1000).optional(),
+    needs: NeedsSchema.optional(),
     /** Start-to-close limit for one attempt, in ms. @default 300_000 */
     timeoutMs: z.number().int().min(1).max(7 * 24 * 3600_000).optional(),
     /** Attempts before the step fails for good (a lost worker or a retryable error counts). @default 3 */
     maxAttempts: z.number().int().min(1).max(100).optional(),
+    /** Retry policy; `retry.maxAttempts` wins over `maxAttempts`. @default the workflow's `retry` */
+    retry: RetryPolicySchema.optional(),
+    /** CEL over `input` and `steps`; false marks the step `skipped`. */
+    when: CelSchema.optional(),
+    /** When the step fails for good, the run goes on (steps that need it still run). @default false */
+    continueOnFailure: z.boolean().optional(),
+    /** CEL giving a list: the step runs once per element (`item`, `index` in its templates); its output is the list of outputs, in order. */
+    forEach: CelSchema.optional(),
+    /** Elements of a `forEach` running at once. @default 10 */
+    concurrency: z.number().int().min(1).max(1000).optional(),
+    /** `approval`: a gate that waits for `POST /v1/runs/{id}/approvals/{stepId}` (no agent, prompt, tool or command). */
+    type: z.enum(['approval']).optional(),
+    /** What an approval gate decides by itself once its `timeoutMs` passed. @default "reject" */
+    onTimeout: z.enum(['approve', 'reject']).optional(),
+    /** Undoes the step when the run fails after it succeeded (compensations run in reverse completion order). */
+    compensate: CompensationSchema.optional(),
+    /** Names of secrets a shell step gets as environment variables; the worker resolves them, values never enter the run. */
+    secrets: z.array(z.string().max(128).regex(SECRET_NAME_PATTERN, 'secret names use [A-Z][A-Z0-9_]*')).max(64).optional(),
+    /** Whether a sandboxed shell step may use the network. @default false */
+    network: z.boolean().optional(),
   })
   .superRefine((step, ctx) => {
-    if (step.tool !== undefined) {
+    if (step.concurrency !== undefined && step.forEach === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['concurrency'], message: `step "${step.id}": concurrency applies to a forEach step` });
+    }
+    if (step.onTimeout !== undefined && (step.type !== 'approval' || step.timeoutMs === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['onTimeout'], message: `step "${step.id}": onTimeout applies to an approval step with a timeoutMs` });
+    }
+    if (step.type === 'approval') {
+      for (const f of ['agent', 'prompt', 'tool', 'command', 'forEach', 'compensate', 'retry', 'maxAttempts', 'secrets', 'network', 'model', 'seed'] as const) {
+        if (step[f] !== undefined) ctx.addIssue({ code: 'custom', path: [f], message: `approval step "${step.id}" takes no ${f}` });
+      }
+    } else if (step.tool !== undefined) {
       if (step.command === undefined) ctx.addIssue({ code: 'custom', path: ['command'], message: `tool step "${step.id}" needs a command` });
       if (step.prompt !== undefined) ctx.addIssue({ code: 'custom', path: ['prompt'], message: `tool step "${step.id}" takes a command, not a prompt` });
     } else {
       if (step.command !== undefined) ctx.addIssue({ code: 'custom', path: ['tool'], message: `step "${step.id}" has a command but no tool` });
+      if (step.secrets !== undefined) ctx.addIssue({ code: 'custom', path: ['secrets'], message: `step "${step.id}": only tool steps take secrets` });
+      if (step.network !== undefined) ctx.addIssue({ code: 'custom', path: ['network'], message: `step "${step.id}": only tool steps take network` });
       if (step.agent === undefined) ctx.addIssue({ code: 'custom', path: ['agent'], message: `step "${step.id}" needs an agent role (or a tool)` });
       if (step.prompt === undefined) ctx.addIssue({ code: 'custom', path: ['prompt'], message: `agent step "${step.id}" needs a prompt` });
     }
@@ -57,6 +167,12 @@ export const WorkflowDefinitionSchema = z.strictObject({
   steps: z.array(StepSchema).min(1).max(5000),
   /** A template rendered when the run succeeds; without it the output is every step's output by id. */
   output: z.string().max(100_000).optional(),
+  /** Default retry policy of every step. */
+  retry: RetryPolicySchema.optional(),
+  /** Limit on the whole run, from its start, in ms; past it the run fails with MUSE_ERR_RUN_TIMEOUT. */
+  timeoutMs: z.number().int().min(1).max(90 * 24 * 3600_000).optional(),
+  /** How long the run's artifacts are kept; then the artifact store expires them and GC frees unreferenced blobs. @default MUSE_ARTIFACT_TTL_DAYS */
+  retention: z.strictObject({ ttlDays: z.number().int().min(1).max(36_500) }).optional(),
 });
 export type WorkflowDefinition = z.infer<typeof WorkflowDefinitionSchema>;
 
@@ -73,8 +189,21 @@ export const StoredWorkflowSchema = z.object({
 });
 export type StoredWorkflow = z.infer<typeof StoredWorkflowSchema>;
 
+/** The ids a step needs, whichever form `needs` takes. */
+export function stepNeeds(step: Pick<StepDefinition, 'needs'>): string[] {
+  const n = step.needs;
+  if (n === undefined) return [];
+  return Array.isArray(n) ? n : n.any;
+}
+
+/** True for `needs: { any: [...] }`. */
+export function needsAny(step: Pick<StepDefinition, 'needs'>): boolean {
+  return step.needs !== undefined && !Array.isArray(step.needs);
+}
+
 /** The role whose pool runs a step. */
 export function stepRole(step: StepDefinition): string {
+  if (step.type === 'approval') return APPROVAL_ROLE;
   return step.agent ?? DEFAULT_TOOL_ROLE;
 }
 
@@ -83,6 +212,10 @@ export const AgentOutputSchema = z.object({
   text: z.string(),
   model: z.string(),
   usage: z.object({ inputTokens: z.number().int(), outputTokens: z.number().int() }),
+  /** The provider that answered (a name from the providers configuration). */
+  provider: z.string().optional(),
+  /** Providers of the role's failover chain tried and given up on first, in order; absent = the first answered. */
+  fallbacks: z.array(z.object({ provider: z.string(), code: z.string(), message: z.string() })).optional(),
 });
 export type AgentOutput = z.infer<typeof AgentOutputSchema>;
 

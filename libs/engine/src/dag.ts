@@ -1,6 +1,7 @@
 /** Checks a workflow definition beyond its schema: the graph and the templates. */
-import { WorkflowDefinitionSchema, zodIssues, type ValidationIssue, type WorkflowDefinition } from '@muse/contracts';
+import { WorkflowDefinitionSchema, needsAny, stepNeeds, zodIssues, type ValidationIssue, type WorkflowDefinition } from '@muse/contracts';
 import { parseTemplate } from './template.js';
+import { checkExpression } from './condition.js';
 
 export type ValidationResult = { ok: true; definition: WorkflowDefinition } | { ok: false; issues: ValidationIssue[] };
 
@@ -23,9 +24,10 @@ export function checkGraph(def: WorkflowDefinition): ValidationIssue[] {
     }
   });
   def.steps.forEach((step, i) => {
-    (step.needs ?? []).forEach((need, j) => {
-      if (!index.has(need)) issues.push({ path: `steps.${i}.needs.${j}`, stepId: step.id, field: 'needs', message: `step "${step.id}" needs unknown step "${need}"` });
-      if (need === step.id) issues.push({ path: `steps.${i}.needs.${j}`, stepId: step.id, field: 'needs', message: `step "${step.id}" needs itself` });
+    const at = needsAny(step) ? `steps.${i}.needs.any` : `steps.${i}.needs`;
+    stepNeeds(step).forEach((need, j) => {
+      if (!index.has(need)) issues.push({ path: `${at}.${j}`, stepId: step.id, field: 'needs', message: `step "${step.id}" needs unknown step "${need}"` });
+      if (need === step.id) issues.push({ path: `${at}.${j}`, stepId: step.id, field: 'needs', message: `step "${step.id}" needs itself` });
     });
   });
   if (issues.length > 0) return issues;
@@ -39,10 +41,24 @@ export function checkGraph(def: WorkflowDefinition): ValidationIssue[] {
 
   const ancestors = ancestorsOf(def);
   def.steps.forEach((step, i) => {
+    if (step.forEach !== undefined) {
+      const problem = checkExpression(step.forEach, 'list');
+      if (problem) issues.push({ path: `steps.${i}.forEach`, stepId: step.id, field: 'forEach', message: `step "${step.id}" forEach: ${problem}` });
+    }
+    if (step.when !== undefined) {
+      const problem = checkExpression(step.when, 'bool');
+      if (problem) issues.push({ path: `steps.${i}.when`, stepId: step.id, field: 'when', message: `step "${step.id}" when: ${problem}` });
+    }
     const fields: Array<[string, string | undefined]> = [['prompt', step.prompt], ['command', step.command]];
     for (const [field, text] of fields) {
       if (text === undefined) continue;
-      issues.push(...checkTemplate(text, `steps.${i}.${field}`, field, step.id, index, ancestors.get(step.id)!));
+      issues.push(...checkTemplate(text, `steps.${i}.${field}`, field, step.id, index, ancestors.get(step.id)!, step.forEach !== undefined));
+    }
+    // A compensation also reads the output of the step it undoes.
+    const undo: Array<[string, string | undefined]> = [['prompt', step.compensate?.prompt], ['command', step.compensate?.command]];
+    for (const [field, text] of undo) {
+      if (text === undefined) continue;
+      issues.push(...checkTemplate(text, `steps.${i}.compensate.${field}`, 'compensate', step.id, index, new Set([...ancestors.get(step.id)!, step.id])));
     }
   });
   if (def.output !== undefined) {
@@ -58,6 +74,8 @@ function checkTemplate(
   stepId: string | undefined,
   index: Map<string, number>,
   visible: Set<string>,
+  /** `item` and `index` may be read (a forEach step). */
+  perItem = false,
 ): ValidationIssue[] {
   const where = stepId ? `step "${stepId}" ${field}` : field;
   const parsed = parseTemplate(text);
@@ -66,8 +84,9 @@ function checkTemplate(
   for (const ref of parsed.refs) {
     const [root, id, part] = ref.segments;
     if (root === 'input') continue;
+    if (perItem && (root === 'item' || root === 'index')) continue;
     if (root !== 'steps') {
-      issues.push({ path, stepId, field, message: `${where}: "${ref.path}" must start with input. or steps.` });
+      issues.push({ path, stepId, field, message: `${where}: "${ref.path}" must start with input. or steps.${perItem ? ' (or be item or index)' : ''}` });
     } else if (id === undefined || !index.has(id)) {
       issues.push({ path, stepId, field, message: `${where}: "${ref.path}" names unknown step "${id ?? ''}"` });
     } else if (!visible.has(id)) {
@@ -81,7 +100,7 @@ function checkTemplate(
 
 /** A cycle as a list of step ids (first repeated at the end), or null. */
 export function findCycle(def: WorkflowDefinition): string[] | null {
-  const needs = new Map(def.steps.map((s) => [s.id, s.needs ?? []]));
+  const needs = new Map(def.steps.map((s) => [s.id, stepNeeds(s)]));
   const state = new Map<string, 'visiting' | 'done'>();
   const stack: string[] = [];
   const visit = (id: string): string[] | null => {
@@ -107,7 +126,7 @@ export function findCycle(def: WorkflowDefinition): string[] | null {
 
 /** For each step, every step it transitively needs. Assumes no cycle. */
 export function ancestorsOf(def: WorkflowDefinition): Map<string, Set<string>> {
-  const needs = new Map(def.steps.map((s) => [s.id, s.needs ?? []]));
+  const needs = new Map(def.steps.map((s) => [s.id, stepNeeds(s)]));
   const memo = new Map<string, Set<string>>();
   const walk = (id: string): Set<string> => {
     const hit = memo.get(id);
@@ -132,7 +151,7 @@ export function topologicalOrder(def: WorkflowDefinition): string[] {
   const visit = (id: string): void => {
     if (seen.has(id)) return;
     seen.add(id);
-    for (const n of byId.get(id)?.needs ?? []) visit(n);
+    for (const n of stepNeeds(byId.get(id) ?? {})) visit(n);
     out.push(id);
   };
   for (const s of def.steps) visit(s.id);

@@ -4,6 +4,8 @@
  * duplicated event changes nothing.
  */
 import {
+  compensationId,
+  DEFAULT_TOOL_ROLE,
   stepRole,
   type ArtifactRef,
   type ErrorBody,
@@ -27,6 +29,22 @@ export interface StepState {
   startedAt?: string;
   finishedAt?: string;
   artifacts: ArtifactRef[];
+  /** Attempts spent before the latest re-drive (`run.retried`): the retry policy counts from here. */
+  attemptBase?: number;
+  /** Seq of the event that completed the step: compensations run in reverse of it. */
+  completedSeq?: number;
+  /** A `forEach` step's elements, once its list was evaluated (`step.expanded`). */
+  items?: ItemState[];
+}
+
+/** One element of a `forEach` step. */
+export interface ItemState {
+  value: unknown;
+  status: StepStatus;
+  attempts: number;
+  output?: unknown;
+  error?: ErrorBody;
+  attemptBase?: number;
 }
 
 export interface RunState {
@@ -37,6 +55,10 @@ export interface RunState {
   input: Record<string, unknown>;
   idempotencyKey?: string;
   traceparent?: string;
+  /** 1 (first) to 10 (last) in the step queues; undefined = the default (5). */
+  priority?: number;
+  /** Set on a rerun: the run it reruns and the step it starts from. */
+  rerunOf?: { runId: string; fromStep: string };
   status: RunStatus;
   /** Sequence number of the last event folded in. */
   seq: number;
@@ -45,6 +67,10 @@ export interface RunState {
   output?: unknown;
   error?: ErrorBody;
   steps: Record<string, StepState>;
+  /** Set once the run failed with compensations to run (`run.compensating`): the failure and the order, by step id. */
+  compensation?: { error: ErrorBody; order: string[]; end?: 'failed' | 'cancelled' };
+  /** Paused: no new step starts until resumed (the run shows as `waiting`). */
+  paused?: boolean;
 }
 
 export class FoldError extends Error {
@@ -55,6 +81,15 @@ export class FoldError extends Error {
 }
 
 export function applyEvent(state: RunState | undefined, ev: RunEvent): RunState {
+  const next = applyOne(state, ev);
+  // A run that is going is `waiting` while a gate waits for a person or it is paused, else `running`.
+  if (next !== state && (next.status === 'running' || next.status === 'waiting')) {
+    next.status = next.paused || Object.values(next.steps).some((s) => s.status === 'waiting') ? 'waiting' : 'running';
+  }
+  return next;
+}
+
+function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
   if (ev.type === 'run.created') {
     if (state) return state; // a second creation is a duplicate
     const steps: Record<string, StepState> = {};
@@ -67,6 +102,8 @@ export function applyEvent(state: RunState | undefined, ev: RunEvent): RunState 
       input: ev.data.input,
       ...(ev.data.idempotencyKey !== undefined ? { idempotencyKey: ev.data.idempotencyKey } : {}),
       ...(ev.data.traceparent !== undefined ? { traceparent: ev.data.traceparent } : {}),
+      ...(ev.data.priority !== undefined ? { priority: ev.data.priority } : {}),
+      ...(ev.data.rerunOf !== undefined ? { rerunOf: ev.data.rerunOf } : {}),
       status: 'pending',
       seq: ev.seq,
       createdAt: ev.at,
@@ -86,18 +123,57 @@ export function applyEvent(state: RunState | undefined, ev: RunEvent): RunState 
     return copy;
   };
 
+  /** A copy of element `index` of a step, made writable in `next`; undefined when there is none. */
+  const item = (id: string, index: number): ItemState | undefined => {
+    const s = step(id);
+    const it = s.items?.[index];
+    if (!it) return undefined;
+    const copy = { ...it };
+    s.items = [...s.items!];
+    s.items[index] = copy;
+    return copy;
+  };
+
+  if ((ev.type === 'step.queued' || ev.type === 'step.started' || ev.type === 'step.completed' || ev.type === 'step.failed') && ev.data.index !== undefined) {
+    const it = item(ev.data.stepId, ev.data.index); // copies the step too
+    applyItemEvent(ev, next.steps[ev.data.stepId]!, it);
+    return next;
+  }
+
   switch (ev.type) {
+    case 'step.expanded': {
+      const s = step(ev.data.stepId);
+      if (s.items) break;
+      s.items = ev.data.items.map((value) => ({ value, status: 'pending', attempts: 0 }));
+      s.status = 'running';
+      s.attempts = 1;
+      s.startedAt = ev.at;
+      if (s.items.length === 0) {
+        s.status = 'succeeded';
+        s.output = [];
+        s.finishedAt = ev.at;
+      }
+      break;
+    }
     case 'run.started':
       next.status = 'running';
       break;
     case 'step.queued': {
       const s = step(ev.data.stepId);
+      // A queued event for an attempt already superseded (or a step already finished) changes nothing.
+      if (ev.data.attempt < s.attempts || s.status === 'succeeded' || s.status === 'skipped') break;
       s.status = 'queued';
       s.attempts = ev.data.attempt;
       s.queuedAt = ev.at;
       delete s.agentId;
       delete s.startedAt;
       delete s.finishedAt;
+      break;
+    }
+    case 'step.skipped': {
+      const s = step(ev.data.stepId);
+      s.status = 'skipped';
+      s.finishedAt = ev.at;
       break;
     }
     case 'step.started': {
@@ -110,7 +186,9 @@ export function applyEvent(state: RunState | undefined, ev: RunEvent): RunState 
     }
     case 'step.completed': {
       const s = step(ev.data.stepId);
+      if (s.attempts !== ev.data.attempt) break;
       s.status = 'succeeded';
+      s.completedSeq = ev.seq;
       s.agentId = ev.data.agentId;
       s.output = ev.data.output;
       s.artifacts = [...s.artifacts, ...ev.data.artifacts];
@@ -120,10 +198,66 @@ export function applyEvent(state: RunState | undefined, ev: RunEvent): RunState 
     }
     case 'step.failed': {
       const s = step(ev.data.stepId);
+      // A failure found before any attempt was queued (a template or condition error) names attempt 1.
+      if (ev.data.attempt < s.attempts) break;
+      s.attempts = ev.data.attempt;
       s.status = ev.data.final ? 'failed' : 'pending';
       if (ev.data.agentId !== undefined) s.agentId = ev.data.agentId;
       s.error = ev.data.error;
       s.finishedAt = ev.data.finishedAt;
+      break;
+    }
+    case 'step.reused': {
+      const s = step(ev.data.stepId);
+      if (s.status !== 'pending') break;
+      s.status = 'succeeded';
+      s.output = ev.data.output;
+      s.completedSeq = ev.seq;
+      s.finishedAt = ev.at;
+      break;
+    }
+    case 'step.waiting': {
+      const s = step(ev.data.stepId);
+      s.status = 'waiting';
+      s.attempts = 1;
+      s.startedAt = ev.at;
+      break;
+    }
+    case 'run.paused':
+      next.paused = true;
+      break;
+    case 'run.resumed':
+      delete next.paused;
+      break;
+    case 'run.retried': {
+      next.status = 'running';
+      delete next.error;
+      for (const id of ev.data.steps) {
+        const s = step(id);
+        s.attemptBase = s.attempts;
+        delete s.error;
+        delete s.finishedAt;
+        if (s.items) {
+          // A fan-out keeps the elements that succeeded; the others run again.
+          s.status = 'running';
+          s.items = s.items.map((it) => (it.status === 'succeeded' ? it : { value: it.value, status: 'pending', attempts: it.attempts, attemptBase: it.attempts }));
+        } else {
+          s.status = 'pending';
+        }
+      }
+      break;
+    }
+    case 'run.compensating': {
+      if (next.compensation) break;
+      next.compensation = { error: ev.data.error, order: ev.data.order, ...(ev.data.end ? { end: ev.data.end } : {}) };
+      // Steps still going will not be waited for: their late reports are stale.
+      cancelOpenSteps(next);
+      for (const id of ev.data.order) {
+        const c = next.definition.steps.find((d) => d.id === id)?.compensate;
+        if (!c) throw new FoldError(`run ${ev.runId}: run.compensating names step ${id}, which has no compensate`);
+        const cid = compensationId(id);
+        next.steps[cid] = { id: cid, role: c.agent ?? DEFAULT_TOOL_ROLE, status: 'pending', attempts: 0, artifacts: [] };
+      }
       break;
     }
     case 'run.completed':
@@ -142,6 +276,47 @@ export function applyEvent(state: RunState | undefined, ev: RunEvent): RunState 
       break;
   }
   return next;
+}
+
+/** An event about one element of a `forEach` step; the step succeeds when every element has, and fails when one fails for good. */
+function applyItemEvent(ev: RunEvent, s: StepState, it: ItemState | undefined): void {
+  if (!it || s.status !== 'running') return;
+  switch (ev.type) {
+    case 'step.queued':
+      if (ev.data.attempt < it.attempts) return;
+      it.status = 'queued';
+      it.attempts = ev.data.attempt;
+      return;
+    case 'step.started':
+      if (it.attempts === ev.data.attempt && it.status === 'queued') it.status = 'running';
+      return;
+    case 'step.completed':
+      if (it.attempts !== ev.data.attempt) return;
+      it.status = 'succeeded';
+      it.output = ev.data.output;
+      delete it.error;
+      s.artifacts = [...s.artifacts, ...ev.data.artifacts];
+      if (s.items!.every((i) => i.status === 'succeeded')) {
+        s.status = 'succeeded';
+        s.completedSeq = ev.seq;
+        s.output = s.items!.map((i) => i.output);
+        s.finishedAt = ev.data.finishedAt;
+      }
+      return;
+    case 'step.failed':
+      if (ev.data.attempt < it.attempts) return;
+      it.attempts = ev.data.attempt;
+      it.status = ev.data.final ? 'failed' : 'pending';
+      it.error = ev.data.error;
+      if (ev.data.final) {
+        s.status = 'failed';
+        s.error = { ...ev.data.error, message: `element ${ev.data.index}: ${ev.data.error.message}` };
+        s.finishedAt = ev.data.finishedAt;
+      }
+      return;
+    default:
+      return;
+  }
 }
 
 function cancelOpenSteps(state: RunState): void {

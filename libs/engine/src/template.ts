@@ -39,6 +39,9 @@ export function parseTemplate(text: string): ParseResult {
 export interface TemplateContext {
   input: Record<string, unknown>;
   steps: Record<string, { output?: unknown; status?: string }>;
+  /** The element and its position, in the templates of a `forEach` step. */
+  item?: unknown;
+  index?: number;
 }
 
 export class TemplateError extends Error {

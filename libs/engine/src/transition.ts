@@ -4,8 +4,17 @@
  * coordinator appends what comes out and carries out the effects.
  */
 import {
+  compensatedStep,
+  compensationId,
+  needsAny,
   stepJobId,
+  stepNeeds,
+  type Backoff,
   type ErrorBody,
+  type RunTimeoutCommand,
+  type ApprovalDecisionCommand,
+  type RunControlCommand,
+  type StepDefinition,
   type NewRunEvent,
   type RunCancelCommand,
   type RunEvent,
@@ -16,6 +25,13 @@ import {
 } from '@muse/contracts';
 import { applyEvent, type RunState } from './state.js';
 import { renderTemplate, TemplateError, type TemplateContext } from './template.js';
+import { ConditionError, evaluateCondition, evaluateList } from './condition.js';
+
+/** Elements of a `forEach` step running at once when it does not say. */
+export const DEFAULT_FOREACH_CONCURRENCY = 10;
+
+/** Backoff used when neither the step nor the workflow sets one. */
+export const DEFAULT_BACKOFF: Required<Backoff> = { initialMs: 1000, factor: 2, maxMs: 60_000, jitter: 0 };
 
 export interface EngineDefaults {
   /** Attempts per step when the step does not say. */
@@ -31,6 +47,8 @@ export class RunTransition {
   constructor(
     public state: RunState | undefined,
     private readonly now: () => string,
+    /** Source of backoff jitter in [0, 1); the delay drawn is recorded in the event, so folding stays deterministic. */
+    private readonly random: () => number = Math.random,
   ) {}
 
   emit(runId: string, project: string, ev: NewRunEvent): RunEvent {
@@ -48,7 +66,8 @@ export class RunTransition {
 
   /** A new run: created, started, and its first steps queued. A submission seen before is a no-op. */
   submit(cmd: RunSubmitCommand, defaults: EngineDefaults): void {
-    if (this.state) return;
+    // Seen before: finish what a crash between appends may have left undone (each step below is idempotent).
+    if (this.state) return this.resume(cmd, defaults);
     this.emit(cmd.runId, cmd.project, {
       type: 'run.created',
       data: {
@@ -57,9 +76,23 @@ export class RunTransition {
         input: cmd.input,
         ...(cmd.idempotencyKey !== undefined ? { idempotencyKey: cmd.idempotencyKey } : {}),
         ...(cmd.traceparent !== undefined ? { traceparent: cmd.traceparent } : {}),
+        ...(cmd.priority !== undefined ? { priority: cmd.priority } : {}),
+        ...(cmd.rerunOf !== undefined ? { rerunOf: { runId: cmd.rerunOf.runId, fromStep: cmd.rerunOf.fromStep } } : {}),
       },
     });
-    this.emitFor({ type: 'run.started', data: {} });
+    this.resume(cmd, defaults);
+  }
+
+  /** The rest of a submission after `run.created`: started, reused outputs, first steps. */
+  private resume(cmd: RunSubmitCommand, defaults: EngineDefaults): void {
+    const s = this.state!;
+    if (isFinished(s)) return;
+    if (s.status === 'pending') this.emitFor({ type: 'run.started', data: {} });
+    // A rerun reuses the outputs of the steps before its start step: no paid step runs twice.
+    for (const [stepId, output] of Object.entries(cmd.rerunOf?.outputs ?? {})) {
+      const st = this.state!.steps[stepId];
+      if (st?.status === 'pending' && st.attempts === 0) this.emitFor({ type: 'step.reused', data: { stepId, fromRun: cmd.rerunOf!.runId, output } });
+    }
     this.plan(defaults);
   }
 
@@ -72,9 +105,12 @@ export class RunTransition {
     const s = this.state;
     if (!s || isFinished(s)) return;
     const step = s.steps[r.stepId];
-    if (!step || step.attempts !== r.attempt) return;
+    if (r.index !== undefined) return this.reportItem(r, defaults, artifacts);
+    // A stale or repeated report changes nothing itself, but the decisions that followed it may not
+    // all have been appended (a crash between appends): planning again completes them.
+    if (!step || step.attempts !== r.attempt) return this.plan(defaults);
     const open = step.status === 'queued' || step.status === 'running';
-    if (!open) return;
+    if (!open) return this.plan(defaults);
     switch (r.outcome) {
       case 'started':
         if (step.status === 'running' && step.agentId === r.agentId) return;
@@ -88,7 +124,7 @@ export class RunTransition {
         break;
       case 'failed': {
         const error: ErrorBody = r.error ?? { code: 'MUSE_ERR_INTERNAL', message: 'step failed without an error', retryable: true };
-        const final = !error.retryable || r.attempt >= maxAttemptsOf(s, r.stepId, defaults);
+        const final = !error.retryable || r.attempt - (step.attemptBase ?? 0) >= maxAttemptsOf(s, r.stepId, defaults);
         this.emitFor({
           type: 'step.failed',
           data: { stepId: r.stepId, attempt: r.attempt, agentId: r.agentId, error, final, finishedAt: r.at },
@@ -99,47 +135,188 @@ export class RunTransition {
     this.plan(defaults);
   }
 
+  /** A report on one element of a `forEach` step: the same rules, per element. */
+  private reportItem(r: StepReport, defaults: EngineDefaults, artifacts: ArtifactRef[]): void {
+    const s = this.state!;
+    const index = r.index!;
+    const step = s.steps[r.stepId];
+    const it = step?.status === 'running' ? step.items?.[index] : undefined;
+    if (!it || it.attempts !== r.attempt || (it.status !== 'queued' && it.status !== 'running')) return this.plan(defaults);
+    const at = { stepId: r.stepId, attempt: r.attempt, index };
+    switch (r.outcome) {
+      case 'started':
+        if (it.status === 'running') return;
+        this.emitFor({ type: 'step.started', data: { ...at, agentId: r.agentId, startedAt: r.at } });
+        break;
+      case 'completed':
+        this.emitFor({ type: 'step.completed', data: { ...at, agentId: r.agentId, output: r.output ?? null, artifacts, finishedAt: r.at } });
+        break;
+      case 'failed': {
+        const error: ErrorBody = r.error ?? { code: 'MUSE_ERR_INTERNAL', message: 'step failed without an error', retryable: true };
+        const final = !error.retryable || r.attempt - (it.attemptBase ?? 0) >= maxAttemptsOf(s, r.stepId, defaults);
+        this.emitFor({ type: 'step.failed', data: { ...at, agentId: r.agentId, error, final, finishedAt: r.at } });
+        break;
+      }
+    }
+    this.plan(defaults);
+  }
+
   /** A step whose job was lost (no worker will report on it): counts as a failed attempt. */
-  lost(stepId: string, attempt: number, error: ErrorBody, defaults: EngineDefaults): void {
+  lost(stepId: string, attempt: number, error: ErrorBody, defaults: EngineDefaults, index?: number): void {
     this.report(
-      { kind: 'step-report', runId: this.state?.runId ?? '', project: this.state?.project ?? '', stepId, attempt, agentId: 'coordinator', outcome: 'failed', at: this.now(), error },
+      { kind: 'step-report', runId: this.state?.runId ?? '', project: this.state?.project ?? '', stepId, attempt, agentId: 'coordinator', outcome: 'failed', at: this.now(), error, ...(index !== undefined ? { index } : {}) },
       defaults,
     );
   }
 
-  cancel(cmd: RunCancelCommand): void {
+  /** A decision on an approval gate: approve completes the step, reject fails it for good. Only a waiting gate takes one. */
+  decide(cmd: ApprovalDecisionCommand, defaults: EngineDefaults): void {
+    const s = this.state;
+    if (!s || isFinished(s) || s.steps[cmd.stepId]?.status !== 'waiting') return;
+    const record = { decision: cmd.decision, by: cmd.by, at: cmd.at, ...(cmd.comment !== undefined ? { comment: cmd.comment } : {}) };
+    if (cmd.decision === 'approve') {
+      this.emitFor({ type: 'step.completed', data: { stepId: cmd.stepId, attempt: 1, agentId: cmd.by, output: record, artifacts: [], finishedAt: cmd.at } });
+    } else {
+      const error: ErrorBody = { code: 'MUSE_ERR_APPROVAL_REJECTED', message: `step "${cmd.stepId}" was rejected by ${cmd.by}${cmd.comment ? `: ${cmd.comment}` : ''}`, retryable: false, details: record };
+      this.emitFor({ type: 'step.failed', data: { stepId: cmd.stepId, attempt: 1, agentId: cmd.by, error, final: true, finishedAt: cmd.at } });
+    }
+    this.plan(defaults);
+  }
+
+  /** Pause, resume, or re-drive a failed run from its failed (and cancelled) steps; anything else is a no-op. */
+  control(cmd: RunControlCommand, defaults: EngineDefaults): void {
+    const s = this.state;
+    if (!s) return;
+    if (cmd.action === 'pause' && !isFinished(s) && !s.paused) {
+      this.emitFor({ type: 'run.paused', data: cmd.reason !== undefined ? { reason: cmd.reason } : {} });
+    } else if (cmd.action === 'resume' && !isFinished(s) && s.paused) {
+      this.emitFor({ type: 'run.resumed', data: {} });
+      this.plan(defaults);
+    } else if (cmd.action === 'retry' && s.status === 'failed' && !s.compensation) {
+      const steps = s.definition.steps.map((d) => d.id).filter((id) => s.steps[id]!.status === 'failed' || s.steps[id]!.status === 'cancelled');
+      if (steps.length === 0) return;
+      this.emitFor({ type: 'run.retried', data: { steps } });
+      this.plan(defaults);
+    }
+  }
+
+  /** The run's own deadline passed: a run still going fails. */
+  timeout(cmd: RunTimeoutCommand): void {
     const s = this.state;
     if (!s || isFinished(s)) return;
+    this.emitFor({
+      type: 'run.failed',
+      data: { error: { code: 'MUSE_ERR_RUN_TIMEOUT', message: `the run ran past its timeout of ${cmd.timeoutMs} ms`, retryable: false } },
+    });
+  }
+
+  cancel(cmd: RunCancelCommand, defaults?: EngineDefaults): void {
+    const s = this.state;
+    if (!s || isFinished(s)) return;
+    const order = cmd.compensate && !s.compensation && defaults ? compensationOrder(s) : [];
+    if (order.length > 0) {
+      const error: ErrorBody = { code: 'MUSE_ERR_RUN_CANCELLED', message: cmd.reason ?? 'cancelled', retryable: false };
+      this.emitFor({ type: 'run.compensating', data: { error, order, end: 'cancelled' } });
+      return this.planCompensation(defaults!);
+    }
     this.emitFor({ type: 'run.cancelled', data: cmd.reason !== undefined ? { reason: cmd.reason } : {} });
   }
 
-  /** Queues every step that became ready and ends the run when nothing is left to do. */
+  /**
+   * Skips, fails or queues every step that became ready, and ends the run when
+   * nothing is left to do. Loops until nothing changes, since a skip can make
+   * a later step ready.
+   */
   plan(defaults: EngineDefaults): void {
-    let s = this.state;
-    if (!s || s.status !== 'running') return;
-    const failed = Object.values(s.steps).find((st) => st.status === 'failed');
-    if (failed) {
-      this.emitFor({
-        type: 'run.failed',
-        data: { error: { code: failed.error?.code ?? 'MUSE_ERR_INTERNAL', message: `step "${failed.id}" failed: ${failed.error?.message ?? 'unknown error'}`, retryable: false, details: { stepId: failed.id, error: failed.error } } },
-      });
-      return;
-    }
-    for (const def of s.definition.steps) {
-      s = this.state!;
-      const st = s.steps[def.id]!;
-      if (st.status !== 'pending') continue;
-      if (!(def.needs ?? []).every((n) => s!.steps[n]?.status === 'succeeded')) continue;
-      const attempt = st.attempts + 1;
-      const job = buildStepJob(s, def.id, attempt, defaults);
-      if (!job.ok) {
-        this.emitFor({ type: 'step.failed', data: { stepId: def.id, attempt, error: job.error, final: true, finishedAt: this.now() } });
-        return this.plan(defaults);
+    for (let changed = true; changed; ) {
+      changed = false;
+      const s = this.state;
+      if (!s || (s.status !== 'running' && s.status !== 'waiting')) return;
+      if (s.compensation) return this.planCompensation(defaults);
+      if (s.paused) return;
+      const blocking = s.definition.steps.find((d) => s.steps[d.id]!.status === 'failed' && !d.continueOnFailure);
+      if (blocking) {
+        const failed = s.steps[blocking.id]!;
+        const error: ErrorBody = { code: failed.error?.code ?? 'MUSE_ERR_INTERNAL', message: `step "${failed.id}" failed: ${failed.error?.message ?? 'unknown error'}`, retryable: false, details: { stepId: failed.id, error: failed.error } };
+        const order = compensationOrder(s);
+        if (order.length > 0) {
+          this.emitFor({ type: 'run.compensating', data: { error, order } });
+          return this.planCompensation(defaults);
+        }
+        this.emitFor({ type: 'run.failed', data: { error } });
+        return;
       }
-      this.emitFor({ type: 'step.queued', data: { stepId: def.id, attempt, role: st.role, jobId: stepJobId(s.runId, def.id, attempt) } });
+      for (const def of s.definition.steps) {
+        const st = this.state!.steps[def.id]!;
+        if (st.status === 'running' && st.items) {
+          if (this.fillItems(def, defaults)) {
+            changed = true;
+            break;
+          }
+          continue;
+        }
+        if (st.status !== 'pending') continue;
+        const decision = this.readiness(def);
+        if (decision === 'wait') continue;
+        changed = true;
+        if (decision !== 'run') {
+          this.emitFor({ type: 'step.skipped', data: { stepId: def.id, reason: decision.skip } });
+          continue;
+        }
+        const attempt = st.attempts + 1;
+        if (st.attempts === 0 && def.when !== undefined) {
+          let go: boolean;
+          try {
+            go = evaluateCondition(def.when, conditionContext(this.state!));
+          } catch (err) {
+            if (!(err instanceof ConditionError)) throw err;
+            this.emitFor({ type: 'step.failed', data: { stepId: def.id, attempt, error: { code: 'MUSE_ERR_STEP_CONDITION', message: `step "${def.id}" when: ${err.message}`, retryable: false }, final: true, finishedAt: this.now() } });
+            break;
+          }
+          if (!go) {
+            this.emitFor({ type: 'step.skipped', data: { stepId: def.id, reason: `when is false: ${def.when}` } });
+            continue;
+          }
+        }
+        if (def.type === 'approval') {
+          this.emitFor({
+            type: 'step.waiting',
+            data: { stepId: def.id, ...(def.timeoutMs !== undefined ? { timeoutMs: def.timeoutMs, onTimeout: def.onTimeout ?? 'reject' } : {}) },
+          });
+          continue;
+        }
+        if (def.forEach !== undefined) {
+          let items: unknown[];
+          try {
+            items = evaluateList(def.forEach, conditionContext(this.state!));
+          } catch (err) {
+            if (!(err instanceof ConditionError)) throw err;
+            this.emitFor({ type: 'step.failed', data: { stepId: def.id, attempt, error: { code: 'MUSE_ERR_STEP_CONDITION', message: `step "${def.id}" forEach: ${err.message}`, retryable: false }, final: true, finishedAt: this.now() } });
+            break;
+          }
+          this.emitFor({ type: 'step.expanded', data: { stepId: def.id, items } });
+          continue;
+        }
+        const job = buildStepJob(this.state!, def.id, attempt, defaults);
+        if (!job.ok) {
+          this.emitFor({ type: 'step.failed', data: { stepId: def.id, attempt, error: job.error, final: true, finishedAt: this.now() } });
+          break;
+        }
+        const failures = attempt - 1 - (st.attemptBase ?? 0);
+        const delayMs = failures > 0 ? backoffDelay(backoffOf(this.state!, def), failures, this.random) : 0;
+        this.emitFor({
+          type: 'step.queued',
+          data: { stepId: def.id, attempt, role: st.role, jobId: stepJobId(s.runId, def.id, attempt), ...(delayMs > 0 ? { delayMs } : {}) },
+        });
+      }
     }
-    s = this.state!;
-    if (Object.values(s.steps).every((st) => st.status === 'succeeded')) {
+    const s = this.state!;
+    if (s.status !== 'running' && s.status !== 'waiting') return;
+    const done = s.definition.steps.every((d) => {
+      const st = s.steps[d.id]!.status;
+      return st === 'succeeded' || st === 'skipped' || (st === 'failed' && d.continueOnFailure === true);
+    });
+    if (done) {
       try {
         this.emitFor({ type: 'run.completed', data: { output: runOutput(s) } });
       } catch (err) {
@@ -147,14 +324,144 @@ export class RunTransition {
       }
     }
   }
+
+  /**
+   * Runs compensations one at a time in their order; each is retried under
+   * its own policy, and one that fails for good is reported, not dropped: the
+   * next one still runs. When all are done the run fails with the original
+   * error and every compensation's outcome in `details.compensations`.
+   */
+  private planCompensation(defaults: EngineDefaults): void {
+    for (;;) {
+      const s = this.state!;
+      const comp = s.compensation!;
+      const next = comp.order.map(compensationId).find((cid) => {
+        const st = s.steps[cid]!.status;
+        return st === 'pending' || st === 'queued' || st === 'running';
+      });
+      if (next === undefined) {
+        const compensations = comp.order.map((id) => {
+          const st = s.steps[compensationId(id)]!;
+          return { stepId: id, status: st.status, attempts: st.attempts, ...(st.error ? { error: st.error } : {}) };
+        });
+        const details = { ...((comp.error.details as Record<string, unknown> | undefined) ?? {}), compensations };
+        const failedComps = compensations.filter((c) => c.status !== 'succeeded').length;
+        if (comp.end === 'cancelled') {
+          this.emitFor({ type: 'run.cancelled', data: { reason: `${comp.error.message} (compensated ${compensations.length - failedComps} of ${compensations.length} steps)` } });
+          return;
+        }
+        this.emitFor({
+          type: 'run.failed',
+          data: { error: { ...comp.error, message: `${comp.error.message} (compensated ${compensations.length - failedComps} of ${compensations.length} steps${failedComps ? `; ${failedComps} compensation(s) failed` : ''})`, details } },
+        });
+        return;
+      }
+      const st = s.steps[next]!;
+      if (st.status !== 'pending') return; // the current one is still going
+      const attempt = st.attempts + 1;
+      const job = buildStepJob(s, next, attempt, defaults);
+      if (!job.ok) {
+        this.emitFor({ type: 'step.failed', data: { stepId: next, attempt, error: job.error, final: true, finishedAt: this.now() } });
+        continue;
+      }
+      const spec = compensationSpec(s, next)!;
+      const backoff = { ...DEFAULT_BACKOFF, ...(s.definition.retry?.backoff ?? {}), ...(spec.retry?.backoff ?? {}) };
+      const delayMs = attempt > 1 ? backoffDelay(backoff, attempt - 1, this.random) : 0;
+      this.emitFor({ type: 'step.queued', data: { stepId: next, attempt, role: st.role, jobId: stepJobId(s.runId, next, attempt), ...(delayMs > 0 ? { delayMs } : {}) } });
+      return;
+    }
+  }
+
+  /**
+   * Queues elements of a `forEach` step, in order, until `concurrency` are
+   * open. @returns true when an element failed for good (the step with it).
+   */
+  private fillItems(def: StepDefinition, defaults: EngineDefaults): boolean {
+    const limit = def.concurrency ?? DEFAULT_FOREACH_CONCURRENCY;
+    const items = this.state!.steps[def.id]!.items!;
+    let open = items.filter((i) => i.status === 'queued' || i.status === 'running').length;
+    for (let index = 0; index < items.length && open < limit; index++) {
+      const it = this.state!.steps[def.id]!.items![index]!;
+      if (it.status !== 'pending') continue;
+      const attempt = it.attempts + 1;
+      const job = buildStepJob(this.state!, def.id, attempt, defaults, index);
+      if (!job.ok) {
+        this.emitFor({ type: 'step.failed', data: { stepId: def.id, attempt, index, error: job.error, final: true, finishedAt: this.now() } });
+        return true;
+      }
+      const failures = attempt - 1 - (it.attemptBase ?? 0);
+      const delayMs = failures > 0 ? backoffDelay(backoffOf(this.state!, def), failures, this.random) : 0;
+      this.emitFor({
+        type: 'step.queued',
+        data: { stepId: def.id, attempt, index, role: this.state!.steps[def.id]!.role, jobId: stepJobId(this.state!.runId, def.id, attempt, index), ...(delayMs > 0 ? { delayMs } : {}) },
+      });
+      open++;
+    }
+    return false;
+  }
+
+  /**
+   * Whether a pending step can start: `wait` while a step it needs is still
+   * going; a skip when every step it needs was skipped (unless `needs: {any}`).
+   * A need that failed with `continueOnFailure` counts as finished.
+   */
+  private readiness(def: StepDefinition): 'wait' | 'run' | { skip: string } {
+    const s = this.state!;
+    const needs = stepNeeds(def);
+    let skipped = 0;
+    for (const n of needs) {
+      const st = s.steps[n]!.status;
+      if (st === 'skipped') skipped++;
+      else if (st !== 'succeeded' && st !== 'failed') return 'wait';
+    }
+    if (needs.length > 0 && skipped === needs.length && !needsAny(def)) return { skip: `every step it needs was skipped (${needs.join(', ')})` };
+    return 'run';
+  }
 }
 
 export function isFinished(s: RunState): boolean {
   return s.status === 'succeeded' || s.status === 'failed' || s.status === 'cancelled';
 }
 
-function maxAttemptsOf(s: RunState, stepId: string, defaults: EngineDefaults): number {
-  return s.definition.steps.find((d) => d.id === stepId)?.maxAttempts ?? defaults.maxAttempts;
+/** Attempts allowed: the step's `retry.maxAttempts`, its `maxAttempts`, the workflow's `retry.maxAttempts`, then the default. */
+export function maxAttemptsOf(s: RunState, stepId: string, defaults: EngineDefaults): number {
+  const comp = compensationSpec(s, stepId);
+  if (comp) return comp.retry?.maxAttempts ?? s.definition.retry?.maxAttempts ?? defaults.maxAttempts;
+  const def = s.definition.steps.find((d) => d.id === stepId);
+  return def?.retry?.maxAttempts ?? def?.maxAttempts ?? s.definition.retry?.maxAttempts ?? defaults.maxAttempts;
+}
+
+/** Saga order: the succeeded steps that have a `compensate`, newest completion first. */
+function compensationOrder(s: RunState): string[] {
+  return s.definition.steps
+    .filter((d) => d.compensate !== undefined && s.steps[d.id]!.status === 'succeeded')
+    .sort((a, b) => (s.steps[b.id]!.completedSeq ?? 0) - (s.steps[a.id]!.completedSeq ?? 0))
+    .map((d) => d.id);
+}
+
+/** The `compensate` spec behind a compensation id (`<step>~undo`), or undefined for an ordinary step. */
+function compensationSpec(s: RunState, id: string): StepDefinition['compensate'] {
+  const of = compensatedStep(id);
+  return of === undefined ? undefined : s.definition.steps.find((d) => d.id === of)?.compensate;
+}
+
+function backoffOf(s: RunState, def: StepDefinition): Required<Backoff> {
+  return { ...DEFAULT_BACKOFF, ...(s.definition.retry?.backoff ?? {}), ...(def.retry?.backoff ?? {}) };
+}
+
+/**
+ * The wait before the attempt after `failures` failed ones, in ms:
+ * `min(maxMs, initialMs * factor^(failures-1))`, less a random share of up to `jitter`.
+ */
+export function backoffDelay(b: Required<Backoff>, failures: number, random: () => number = Math.random): number {
+  const base = Math.min(b.maxMs, b.initialMs * b.factor ** Math.max(0, failures - 1));
+  return Math.max(0, Math.round(base * (1 - b.jitter * random())));
+}
+
+/** What a CEL expression sees: `input`, and `steps.<id>.status` (with `.output` once succeeded). */
+export function conditionContext(s: RunState): { input: unknown; steps: Record<string, unknown> } {
+  const ctx = templateContext(s);
+  return { input: ctx.input, steps: ctx.steps };
 }
 
 export function templateContext(s: RunState): TemplateContext {
@@ -175,23 +482,32 @@ export function buildStepJob(
   stepId: string,
   attempt: number,
   defaults: EngineDefaults,
+  /** The element of a `forEach` step. */
+  index?: number,
 ): { ok: true; job: StepJob } | { ok: false; error: ErrorBody } {
-  const def = s.definition.steps.find((d) => d.id === stepId);
+  const def = compensationSpec(s, stepId) ?? s.definition.steps.find((d) => d.id === stepId);
   if (!def) return { ok: false, error: { code: 'MUSE_ERR_INTERNAL', message: `no step ${stepId}`, retryable: false } };
   const ctx = templateContext(s);
+  if (index !== undefined) {
+    const it = s.steps[stepId]!.items?.[index];
+    if (!it) return { ok: false, error: { code: 'MUSE_ERR_INTERNAL', message: `step ${stepId} has no element ${index}`, retryable: false } };
+    ctx.item = it.value;
+    ctx.index = index;
+  }
   try {
     const base = {
       runId: s.runId,
       project: s.project,
       stepId,
       attempt,
+      ...(index !== undefined ? { index } : {}),
       role: s.steps[stepId]!.role,
       timeoutMs: def.timeoutMs ?? defaults.timeoutMs,
       ...(s.traceparent !== undefined ? { traceparent: s.traceparent } : {}),
     };
     const job: StepJob =
       def.tool !== undefined
-        ? { ...base, kind: 'shell', command: renderTemplate(def.command!, ctx) }
+        ? { ...base, kind: 'shell', command: renderTemplate(def.command!, ctx), ...shellExtras(def as Pick<StepDefinition, 'secrets' | 'network'>) }
         : { ...base, kind: 'agent', prompt: renderTemplate(def.prompt!, ctx), model: def.model ?? 'muse-local', seed: def.seed ?? 0 };
     return { ok: true, job };
   } catch (err) {
@@ -200,4 +516,9 @@ export function buildStepJob(
     }
     throw err;
   }
+}
+
+/** Secret names and the network flag of a shell step, only when set (jobs stay minimal). */
+function shellExtras(def: Pick<StepDefinition, 'secrets' | 'network'>): { secrets?: string[]; network?: boolean } {
+  return { ...(def.secrets?.length ? { secrets: def.secrets } : {}), ...(def.network ? { network: true } : {}) };
 }

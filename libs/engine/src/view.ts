@@ -1,10 +1,12 @@
-import type { RunView, StepView } from '@muse/contracts';
+import { compensationId, type RunView, type StepView } from '@muse/contracts';
 import type { RunState } from './state.js';
 
 /** The REST view of a run (what `GET /v1/runs/{id}` answers). */
 export function toRunView(s: RunState): RunView {
-  const steps: StepView[] = s.definition.steps.map((d) => {
-    const st = s.steps[d.id]!;
+  // Definition order, then compensations (`<id>~undo`) in the order they run.
+  const ids = [...s.definition.steps.map((d) => d.id), ...(s.compensation?.order ?? []).map(compensationId)];
+  const steps: StepView[] = ids.map((id) => {
+    const st = s.steps[id]!;
     const v: StepView = { id: st.id, status: st.status, attempts: st.attempts };
     if (st.agentId !== undefined) v.agent = st.agentId;
     if (st.output !== undefined) v.output = st.output;

@@ -8,7 +8,8 @@
  * a time) and the command stream (submissions, cancellations, worker reports;
  * consumed by a durable consumer shared by every coordinator replica).
  */
-import { connect, headers as natsHeaders, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, headers as natsHeaders, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { readFileSync } from 'node:fs';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -24,7 +25,17 @@ import {
   type JsMsg,
   type StreamConfig,
 } from '@nats-io/jetstream';
-import { CommandSchema, RunEventSchema, type Command, type MuseNames, type RunEvent } from '@muse/contracts';
+import {
+  AuditRecordSchema,
+  CommandSchema,
+  RunEventSchema,
+  ScalerDecisionEventSchema,
+  type AuditRecord,
+  type Command,
+  type MuseNames,
+  type RunEvent,
+  type ScalerDecisionEvent,
+} from '@muse/contracts';
 import { decodeJson, encodeJson } from './codec.js';
 import { WrongLastSequenceError } from './errors.js';
 import { RunEventFeed } from './run-event-feed.js';
@@ -41,6 +52,56 @@ export interface BusOptions {
   runRetentionMs?: number;
   /** Duplicate window for message ids, in ms. @default 120_000 */
   duplicateWindowMs?: number;
+  /** Credentials and TLS; none = anonymous plain-text connection. */
+  auth?: NatsAuth;
+}
+
+/** How a service authenticates to NATS (NATS_USER/NATS_PASSWORD or NATS_CREDS_FILE; NATS_TLS_*). */
+export interface NatsAuth {
+  user?: string;
+  password?: string;
+  /** A `.creds` file (JWT and nkey seed). */
+  credsFile?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+/** The NATS auth of a service's parsed config. */
+export function natsAuthFromConfig(c: {
+  NATS_USER?: string | undefined;
+  NATS_PASSWORD?: string | undefined;
+  NATS_CREDS_FILE?: string | undefined;
+  NATS_TLS_CA?: string | undefined;
+  NATS_TLS_CERT?: string | undefined;
+  NATS_TLS_KEY?: string | undefined;
+}): NatsAuth {
+  const a: NatsAuth = {};
+  if (c.NATS_USER !== undefined) a.user = c.NATS_USER;
+  if (c.NATS_PASSWORD !== undefined) a.password = c.NATS_PASSWORD;
+  if (c.NATS_CREDS_FILE !== undefined) a.credsFile = c.NATS_CREDS_FILE;
+  if (c.NATS_TLS_CA !== undefined) a.tlsCa = c.NATS_TLS_CA;
+  if (c.NATS_TLS_CERT !== undefined) a.tlsCert = c.NATS_TLS_CERT;
+  if (c.NATS_TLS_KEY !== undefined) a.tlsKey = c.NATS_TLS_KEY;
+  return a;
+}
+
+/** nats.js connection options for `auth`. */
+function connectionAuth(auth: NatsAuth | undefined): Record<string, unknown> {
+  if (!auth) return {};
+  const o: Record<string, unknown> = {};
+  if (auth.user !== undefined) o.user = auth.user;
+  if (auth.password !== undefined) o.pass = auth.password;
+  // Read once here: a missing file fails the boot with its path, not a vague auth error later.
+  if (auth.credsFile !== undefined) o.authenticator = credsAuthenticator(readFileSync(auth.credsFile));
+  if (auth.tlsCa !== undefined || auth.tlsCert !== undefined || auth.tlsKey !== undefined) {
+    o.tls = {
+      ...(auth.tlsCa !== undefined ? { caFile: auth.tlsCa } : {}),
+      ...(auth.tlsCert !== undefined ? { certFile: auth.tlsCert } : {}),
+      ...(auth.tlsKey !== undefined ? { keyFile: auth.tlsKey } : {}),
+    };
+  }
+  return o;
 }
 
 /** The slice of a service's kit the bus registers itself with. */
@@ -81,6 +142,7 @@ export class JetStreamBus {
       name: opts.name,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
+      ...connectionAuth(opts.auth),
     });
     const jsm = await jetstreamManager(nc);
     return new JetStreamBus(nc, jetstream(nc), jsm, opts.names, opts);
@@ -125,6 +187,105 @@ export class JetStreamBus {
       duplicate_window: dup,
       num_replicas: 1,
     });
+  }
+
+  /**
+   * The audit log: every mutation and denied request at the gateway, one
+   * subject per project, kept 90 days. Only the gateway writes and reads it,
+   * so only the gateway creates it (and only its NATS user may).
+   */
+  async ensureAuditStream(): Promise<void> {
+    const dup = nanos(this.opts.duplicateWindowMs ?? 120_000);
+    await this.ensureStream({
+      name: this.names.auditStream,
+      subjects: [this.names.auditSubjectWildcard],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      max_age: nanos(90 * 24 * 3600_000),
+      duplicate_window: dup,
+      num_replicas: 1,
+    });
+  }
+
+  /**
+   * The scaler's decision stream (`scaler.decision` events). Only the scaler
+   * creates it (and may: see `servicePermissions`), so it is not in
+   * `ensureStreams`. @default 7 days of history
+   */
+  async ensureScalerStream(): Promise<void> {
+    await this.ensureStream({
+      name: this.names.scalerStream,
+      subjects: [this.names.scalerDecisionSubject],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      max_age: nanos(7 * 24 * 3600_000),
+      num_replicas: 1,
+    });
+  }
+
+  /** Stores one `scaler.decision`; resolves once JetStream acked. */
+  async appendScalerDecision(decision: ScalerDecisionEvent, timeoutMs = 5_000): Promise<number> {
+    const ack = await this.js.publish(this.names.scalerDecisionSubject, encodeJson(ScalerDecisionEventSchema.parse(decision)), { timeout: timeoutMs });
+    return ack.seq;
+  }
+
+  /** Every stored `scaler.decision`, oldest first (tests and audits; the stream is small). */
+  async readScalerDecisions(): Promise<ScalerDecisionEvent[]> {
+    const info = await this.jsm.streams.info(this.names.scalerStream).catch(() => null);
+    if (!info || info.state.messages === 0) return [];
+    const out: ScalerDecisionEvent[] = [];
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+      const m = await this.jsm.streams.getMessage(this.names.scalerStream, { seq }).catch(() => null);
+      if (m) out.push(ScalerDecisionEventSchema.parse(decodeJson(m.data)));
+    }
+    return out;
+  }
+
+  /** Stores one audit record under its project's subject (`_` when it has none); resolves once JetStream acked. */
+  async appendAudit(record: AuditRecord, timeoutMs = 5_000): Promise<void> {
+    await this.js.publish(this.names.auditSubject(record.project ?? '_'), encodeJson(AuditRecordSchema.parse(record)), { timeout: timeoutMs });
+  }
+
+  /**
+   * The newest `limit` audit records of `projects` (`'*'`: every project),
+   * oldest first, looking back at most `scan` records of the whole stream.
+   */
+  async readAudit(projects: readonly string[] | '*', limit: number, scan = 10_000): Promise<AuditRecord[]> {
+    const info = await this.jsm.streams.info(this.names.auditStream);
+    const last = info.state.last_seq;
+    if (info.state.messages === 0) return [];
+    // One filter subject (several need nats-server 2.10): one project's, or all of them filtered here.
+    const only = projects !== '*' && projects.length === 1 ? projects[0]! : undefined;
+    const wanted = projects === '*' ? null : new Set(projects);
+    const consumer = await this.js.consumers.get(this.names.auditStream, {
+      filter_subjects: only !== undefined ? this.names.auditSubject(only) : this.names.auditSubjectWildcard,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: Math.max(1, last - scan + 1),
+    });
+    const out: AuditRecord[] = [];
+    try {
+      while (true) {
+        const batch = await consumer.fetch({ max_messages: 1000, expires: 1_000 });
+        let got = 0;
+        let done = false;
+        for await (const m of batch) {
+          got++;
+          const record = AuditRecordSchema.parse(decodeJson(m.data));
+          if (wanted === null || (record.project !== undefined && wanted.has(record.project))) out.push(record);
+          if (out.length > limit) out.shift();
+          if (m.info.pending === 0 || m.seq >= last) {
+            done = true;
+            break;
+          }
+        }
+        if (done || got === 0) break;
+      }
+    } finally {
+      await consumer.delete().catch(() => undefined);
+    }
+    return out;
   }
 
   private async ensureStream(cfg: Partial<StreamConfig> & { name: string }): Promise<void> {
@@ -359,6 +520,21 @@ export class JetStreamBus {
     })();
   }
 
+  /** Like `subscribe`, for a subscription that ends before the bus does (a WebSocket client's): `stop()` unsubscribes. */
+  subscribeUntil(subject: string, onMessage: (payload: unknown) => void): { stop(): void } {
+    const sub = this.nc.subscribe(subject);
+    void (async () => {
+      for await (const m of sub) {
+        try {
+          onMessage(decodeJson(m.data));
+        } catch {
+          // best-effort channel: a bad message is dropped
+        }
+      }
+    })();
+    return { stop: () => sub.unsubscribe() };
+  }
+
   isConnected(): boolean {
     return !this.nc.isClosed();
   }
@@ -385,7 +561,7 @@ export class JetStreamBus {
 
   /** Deletes both streams of this namespace: for tests that clean up after themselves. */
   async deleteStreams(): Promise<void> {
-    for (const s of [this.names.runsStream, this.names.commandStream]) {
+    for (const s of [this.names.runsStream, this.names.commandStream, this.names.auditStream, this.names.scalerStream]) {
       await this.jsm.streams.delete(s).catch(() => undefined);
     }
   }

@@ -1,5 +1,6 @@
 export { createLogger, REDACT_PATHS } from './logger.js';
 export type { Logger } from './logger.js';
+export { SecretScrubber, processScrubber, MIN_SECRET_LENGTH } from './secret-scrubber.js';
 export { MuseMetrics } from './metrics.js';
 export { startTracing } from './tracing.js';
 export { Readiness } from './health.js';

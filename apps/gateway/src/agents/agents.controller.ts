@@ -3,11 +3,13 @@ import type { Redis } from 'ioredis';
 import type { GatewayConfig, MuseNames } from '@muse/contracts';
 import { readAgentHeartbeats } from '@muse/queues';
 import { LOGGER, type Logger } from '@muse/telemetry';
+import { RequireScope } from '../auth/scope.decorator.js';
 import { GATEWAY_CONFIG, NAMES, REDIS } from '../gateway.tokens.js';
 import { toAgentViews } from './agent-view.js';
 
 /** Agents are shared by every project (the pool serves them all), so this lists them all. */
 @Controller('v1/agents')
+@RequireScope('read')
 export class AgentsController {
   constructor(
     @Inject(REDIS) private readonly redis: Redis,

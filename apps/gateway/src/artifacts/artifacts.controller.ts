@@ -1,10 +1,12 @@
 import { Controller, Get, Inject, Param, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { RequireScope } from '../auth/scope.decorator.js';
 import { CurrentCaller } from '../caller/caller.guard.js';
 import type { Caller } from '../caller/caller.js';
 import { ArtifactsService } from './artifacts.service.js';
 
 @Controller('v1')
+@RequireScope('read')
 export class ArtifactsController {
   constructor(@Inject(ArtifactsService) private readonly artifacts: ArtifactsService) {}
 
@@ -16,6 +18,12 @@ export class ArtifactsController {
   @Get('artifacts/:id')
   get(@CurrentCaller() caller: Caller, @Param('id') id: string) {
     return this.artifacts.get(caller.project, id);
+  }
+
+  /** What the artifact was made from and what was made from it (read from the artifact store). */
+  @Get('artifacts/:id/lineage')
+  lineage(@CurrentCaller() caller: Caller, @Param('id') id: string) {
+    return this.artifacts.lineage(caller.project, id);
   }
 
   /** Streams the bytes; a client that goes away cancels the store's response too. */

@@ -6,7 +6,16 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { ArtifactMetaSchema, MuseError, type ArtifactMeta, type GatewayConfig, type MuseNames } from '@muse/contracts';
+import {
+  ArtifactLineageSchema,
+  ArtifactMetaSchema,
+  ErrorEnvelopeSchema,
+  MuseError,
+  type ArtifactLineage,
+  type ArtifactMeta,
+  type GatewayConfig,
+  type MuseNames,
+} from '@muse/contracts';
 import { LOGGER, type Logger } from '@muse/telemetry';
 import { GATEWAY_CONFIG, NAMES, REDIS } from '../gateway.tokens.js';
 import { RunStore } from '../runs/run-store.service.js';
@@ -86,6 +95,27 @@ export class ArtifactsService {
     const body = res.body ? Readable.fromWeb(res.body as WebReadableStream<Uint8Array>) : null;
     body?.once('close', () => signal.removeEventListener('abort', onAbort));
     return { status: res.status, headers: downstreamHeaders(res.headers), body };
+  }
+
+  /** The artifact's lineage, from the artifact store (which reads the run's log); the caller's project is checked here first. */
+  async lineage(project: string, id: string): Promise<ArtifactLineage> {
+    await this.get(project, id);
+    let res: Response;
+    try {
+      res = await fetch(`${this.config.MUSE_ARTIFACT_STORE_URL.replace(/\/+$/, '')}/v1/artifacts/${encodeURIComponent(id)}/lineage`, {
+        signal: AbortSignal.timeout(UPSTREAM_HEADERS_TIMEOUT_MS),
+        redirect: 'error',
+      });
+    } catch (cause) {
+      throw new MuseError('MUSE_ERR_UNAVAILABLE', 'The artifact store is unreachable', { cause });
+    }
+    const body: unknown = await res.json().catch(() => null);
+    if (res.status === 404) throw artifactNotFound(id);
+    if (!res.ok) {
+      const err = ErrorEnvelopeSchema.safeParse(body);
+      throw err.success ? MuseError.fromWire(err.data.error) : new MuseError('MUSE_ERR_UNAVAILABLE', `The artifact store answered ${res.status}`);
+    }
+    return ArtifactLineageSchema.parse(body);
   }
 
   private parseMeta(raw: string, id: string): ArtifactMeta | null {

@@ -64,3 +64,15 @@ test('parseBody: YAML alias bombs are refused', () => {
   for (let i = 1; i < 12; i++) lines.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
   assert.equal(codeOf(() => parseBody('application/yaml', bytes(lines.join('\n')))), 'MUSE_ERR_REQUEST_MALFORMED_YAML');
 });
+
+test('bodies deeper or with longer arrays than the limits are refused with MUSE_ERR_REQUEST_TOO_COMPLEX', () => {
+  const limits = { maxDepth: 4, maxArrayLength: 3 };
+  assert.deepEqual(parseBody('application/json', bytes('{"a":{"b":{"c":1}}}'), limits), { a: { b: { c: 1 } } });
+  assert.equal(codeOf(() => parseBody('application/json', bytes('{"a":{"b":{"c":{"d":{}}}}}'), limits)), 'MUSE_ERR_REQUEST_TOO_COMPLEX');
+  assert.equal(codeOf(() => parseBody('application/json', bytes('[[[[[1]]]]]'), limits)), 'MUSE_ERR_REQUEST_TOO_COMPLEX');
+  assert.deepEqual(parseBody('application/json', bytes('[1,2,3]'), limits), [1, 2, 3]);
+  assert.equal(codeOf(() => parseBody('application/json', bytes('{"x":[1,2,3,4]}'), limits)), 'MUSE_ERR_REQUEST_TOO_COMPLEX');
+  assert.equal(codeOf(() => parseBody('application/yaml', bytes('a:\n  b:\n    c:\n      d:\n        e: 1\n'), limits)), 'MUSE_ERR_REQUEST_TOO_COMPLEX');
+  // Depth far beyond the limit: refused without overflowing the stack.
+  assert.equal(codeOf(() => parseBody('application/json', bytes(`${'['.repeat(5000)}${']'.repeat(5000)}`))), 'MUSE_ERR_REQUEST_TOO_COMPLEX');
+});

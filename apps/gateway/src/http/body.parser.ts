@@ -36,7 +36,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * whether it needs one). Throws a MuseError: 415 for a media type we do not
  * read, 400 for bytes that are not UTF-8 JSON/YAML, 400 for a `__proto__` key.
  */
-export function parseBody(contentType: string | undefined, raw: Uint8Array): unknown {
+export function parseBody(contentType: string | undefined, raw: Uint8Array, limits: ShapeLimits = DEFAULT_SHAPE_LIMITS): unknown {
   const mediaType = mediaTypeOf(contentType);
   const format = bodyFormatOf(mediaType);
   if (format === null) {
@@ -54,7 +54,36 @@ export function parseBody(contentType: string | undefined, raw: Uint8Array): unk
   if (text.trim() === '') return undefined;
   const value = format === 'json' ? parseJson(text) : parseYaml(text);
   rejectProtoKeys(value);
+  checkShape(value, limits);
   return value;
+}
+
+/** How deep and how wide a body may be: bounds the work every later walk over it (validation, hashing) can take. */
+export interface ShapeLimits {
+  /** Deepest nesting of objects and arrays (the top level is depth 1). @default 32 */
+  maxDepth: number;
+  /** Longest array. @default 10_000 */
+  maxArrayLength: number;
+}
+
+export const DEFAULT_SHAPE_LIMITS: ShapeLimits = { maxDepth: 32, maxArrayLength: 10_000 };
+
+/** Throws MUSE_ERR_REQUEST_TOO_COMPLEX (400) for a body deeper or with longer arrays than `limits`. Iterative: a deep body cannot overflow the stack. */
+export function checkShape(value: unknown, limits: ShapeLimits): void {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > limits.maxDepth) {
+      throw new MuseError('MUSE_ERR_REQUEST_TOO_COMPLEX', `The request body is nested deeper than ${limits.maxDepth} levels`, { details: { maxDepth: limits.maxDepth } });
+    }
+    if (Array.isArray(v) && v.length > limits.maxArrayLength) {
+      throw new MuseError('MUSE_ERR_REQUEST_TOO_COMPLEX', `The request body has an array longer than ${limits.maxArrayLength}`, {
+        details: { maxArrayLength: limits.maxArrayLength },
+      });
+    }
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
 }
 
 function parseJson(text: string): unknown {

@@ -32,7 +32,7 @@ export function configureHttp(app: NestFastifyApplication, config: GatewayConfig
   fastify.removeAllContentTypeParsers();
   app.useBodyParser('*', { bodyLimit: config.MUSE_MAX_BODY_BYTES }, (req, body, done) => {
     try {
-      done(null, parseBody(req.headers['content-type'], body));
+      done(null, parseBody(req.headers['content-type'], body, { maxDepth: config.MUSE_MAX_JSON_DEPTH, maxArrayLength: config.MUSE_MAX_JSON_ARRAY }));
     } catch (err) {
       done(err as Error, undefined);
     }

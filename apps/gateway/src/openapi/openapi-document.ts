@@ -10,6 +10,8 @@ import { API_ROUTES, COMPONENT_SCHEMAS, type ApiRoute } from './api-routes.js';
 
 type Json = Record<string, unknown>;
 
+/** Errors of every route that needs a credential. */
+const AUTH_ERRORS: MuseErrorCode[] = ['MUSE_ERR_AUTH_REQUIRED', 'MUSE_ERR_AUTH_FORBIDDEN', 'MUSE_ERR_PROJECT_NOT_FOUND', 'MUSE_ERR_PROJECT_REQUIRED', 'MUSE_ERR_RATE_LIMITED'];
 /** Errors any route can answer. */
 const COMMON_ERRORS: MuseErrorCode[] = ['MUSE_ERR_INTERNAL'];
 /** Errors of every route that reads a body. */
@@ -78,7 +80,11 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[] = API_ROUTES, o
       if (r.headers) res.headers = Object.fromEntries(Object.entries(r.headers).map(([h, d]) => [h, { description: d, schema: { type: 'string' } }]));
       responses[status] = res;
     }
-    const codes = [...new Set([...route.errors, ...(route.body ? BODY_ERRORS : []), ...COMMON_ERRORS])];
+    const open = route.scope === 'public';
+    const codes = [...new Set([...route.errors, ...(route.body ? BODY_ERRORS : []), ...(open ? [] : AUTH_ERRORS), ...COMMON_ERRORS])];
+    // Deny by default: a route of the table without a scope is documented as needing admin, never as open.
+    op.security = open ? [] : [{ apiKey: [] }, { jwt: [] }];
+    op['x-muse-scope'] = route.scope ?? 'admin';
     for (const [status, group] of groupByStatus(codes)) {
       if (responses[status]) throw new Error(`${where}: status ${status} is both a success and an error`);
       responses[status] = errorResponse(group);
@@ -101,7 +107,19 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[] = API_ROUTES, o
     },
     tags: [...new Set(routes.map((r) => r.tag))].map((name) => ({ name })),
     paths,
-    components: { schemas: componentSchemas() },
+    components: {
+      schemas: componentSchemas(),
+      securitySchemes: {
+        apiKey: {
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'muse_<key id>_<secret>',
+          description:
+            'An API key: `Authorization: Bearer muse_...`. Scopes: `read`, `write` (includes read), `admin` (includes write), `agent`. `Muse-Project: <name>` picks the project when the key has several; a project the key lacks answers 404 like one that does not exist.',
+        },
+        jwt: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A JWT verified against the configured JWKS; its claims give projects and scopes.' },
+      },
+    },
   };
 }
 

@@ -1,9 +1,12 @@
 import { Controller, Get, Inject } from '@nestjs/common';
 import type { GatewayConfig } from '@muse/contracts';
+import { Public } from '../auth/scope.decorator.js';
 import { GATEWAY_CONFIG } from '../gateway.tokens.js';
 import { buildOpenApiDocument } from './openapi-document.js';
 
+/** Open to all: the API's description is no secret (and clients need it before they hold a key). */
 @Controller('docs')
+@Public()
 export class OpenApiController {
   private readonly document: Record<string, unknown>;
 

@@ -1,6 +1,7 @@
 import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { CancelRunBodySchema, RunListQuerySchema } from '@muse/contracts';
+import { RequireScope } from '../auth/scope.decorator.js';
 import { CurrentCaller } from '../caller/caller.guard.js';
 import type { Caller } from '../caller/caller.js';
 import { parseRequest } from '../common/parse-request.js';
@@ -16,6 +17,7 @@ export class RunsController {
   /** 202 once JetStream has stored the submission. */
   @Post()
   @HttpCode(202)
+  @RequireScope('write')
   async submit(
     @CurrentCaller() caller: Caller,
     @Body() body: unknown,
@@ -31,6 +33,7 @@ export class RunsController {
   }
 
   @Get()
+  @RequireScope('read')
   async list(@CurrentCaller() caller: Caller, @Query() query: unknown) {
     const q = parseRequest(RunListQuerySchema, { ...(query as object) }, 'query');
     return this.runs.list(caller, {
@@ -42,19 +45,22 @@ export class RunsController {
   }
 
   @Get(':id')
+  @RequireScope('read')
   get(@CurrentCaller() caller: Caller, @Param('id') id: string) {
     return this.runs.get(caller, id);
   }
 
   @Get(':id/events')
+  @RequireScope('read')
   async events(@CurrentCaller() caller: Caller, @Param('id') id: string) {
     return { items: await this.runs.events(caller, id) };
   }
 
   @Post(':id/cancel')
   @HttpCode(202)
+  @RequireScope('write')
   cancel(@CurrentCaller() caller: Caller, @Param('id') id: string, @Body() body: unknown) {
-    const { reason } = parseRequest(CancelRunBodySchema, body ?? {}, 'cancel body');
-    return this.runs.cancel(caller, id, reason);
+    const { reason, compensate } = parseRequest(CancelRunBodySchema, body ?? {}, 'cancel body');
+    return this.runs.cancel(caller, id, reason, compensate);
   }
 }

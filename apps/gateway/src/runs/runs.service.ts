@@ -7,6 +7,7 @@ import type { Counter } from 'prom-client';
 import {
   MuseError,
   isTerminalRunStatus,
+  stepNeeds,
   type Command,
   type RunEvent,
   type RunStatus,
@@ -16,6 +17,7 @@ import {
 } from '@muse/contracts';
 import type { JetStreamBus } from '@muse/messaging';
 import { MuseMetrics } from '@muse/telemetry';
+import { topologicalOrder } from '@muse/engine';
 import type { Caller } from '../caller/caller.js';
 import { BUS } from '../gateway.tokens.js';
 import { WorkflowRegistry } from '../workflows/workflow-registry.service.js';
@@ -68,7 +70,7 @@ export class RunsService {
         return this.replay(caller, sub, request, seen, digest, key);
       }
     }
-    await this.accept({ runId, project: caller.project, workflow: ref, definition, input: request.input, at: new Date().toISOString(), ...extras(sub) });
+    await this.accept({ runId, project: caller.project, workflow: ref, definition, input: request.input, at: new Date().toISOString(), ...extras(sub), ...(request.priority !== undefined ? { priority: request.priority } : {}) });
     this.submitted.inc();
     return { id: runId, status: 'pending' };
   }
@@ -84,7 +86,7 @@ export class RunsService {
     if (!(await this.store.exists(seen.runId))) {
       const { ref, definition } = await this.resolve(caller.project, request);
       checkRunInput(definition, request.input);
-      await this.accept({ runId: seen.runId, project: caller.project, workflow: ref, definition, input: request.input, at: new Date().toISOString(), ...extras(sub) });
+      await this.accept({ runId: seen.runId, project: caller.project, workflow: ref, definition, input: request.input, at: new Date().toISOString(), ...extras(sub), ...(request.priority !== undefined ? { priority: request.priority } : {}) });
     }
     return { id: seen.runId, status: 'pending' };
   }
@@ -106,6 +108,34 @@ export class RunsService {
     return { ref: { name: stored.name, version: stored.version }, definition: stored.definition };
   }
 
+  /**
+   * A new run of the same workflow version and input, linked to `runId`: the
+   * steps before `fromStep` (not it, nor any step that needs it, directly or
+   * not) are not run again; their outputs are reused.
+   */
+  async rerun(caller: Caller, runId: string, fromStep: string): Promise<Accepted> {
+    const view = await this.get(caller, runId);
+    const stored = await this.registry.resolve(caller.project, view.workflow.name, view.workflow.version);
+    const definition = stored.definition;
+    if (!definition.steps.some((s) => s.id === fromStep)) {
+      const message = `run ${runId} (workflow ${view.workflow.name} v${view.workflow.version}) has no step "${fromStep}"`;
+      throw new MuseError('MUSE_ERR_REQUEST_INVALID', `The rerun is invalid: ${message}`, { details: { issues: [{ path: 'fromStep', field: 'fromStep', message }] } });
+    }
+    const again = new Set([fromStep]);
+    for (const id of topologicalOrder(definition)) {
+      const def = definition.steps.find((s) => s.id === id)!;
+      if (stepNeeds(def).some((n) => again.has(n))) again.add(id);
+    }
+    const outputs: Record<string, unknown> = {};
+    for (const s of view.steps) {
+      if (!again.has(s.id) && s.status === 'succeeded' && definition.steps.some((d) => d.id === s.id)) outputs[s.id] = s.output ?? null;
+    }
+    const newId = newRunId();
+    await this.accept({ runId: newId, project: caller.project, workflow: view.workflow, definition, input: view.input, at: new Date().toISOString(), rerunOf: { runId, fromStep, outputs } });
+    this.submitted.inc();
+    return { id: newId, status: 'pending' };
+  }
+
   async get(caller: Caller, runId: string): Promise<RunView> {
     const view = await this.store.find(caller.project, runId);
     if (!view) throw runNotFound(runId);
@@ -123,7 +153,7 @@ export class RunsService {
   }
 
   /** Asks the coordinator to cancel; the answer carries the status the run has now. */
-  async cancel(caller: Caller, runId: string, reason: string | undefined): Promise<Accepted> {
+  async cancel(caller: Caller, runId: string, reason: string | undefined, compensate?: boolean): Promise<Accepted> {
     const view = await this.get(caller, runId);
     if (isTerminalRunStatus(view.status)) {
       throw new MuseError('MUSE_ERR_RUN_TERMINAL', `Run ${runId} has already ${view.status === 'succeeded' ? 'succeeded' : view.status === 'failed' ? 'failed' : 'been cancelled'}`, {
@@ -132,7 +162,7 @@ export class RunsService {
     }
     // No message id: a cancel is idempotent at the coordinator, and a retried
     // cancel must not be dropped as a duplicate of one that came too early.
-    await this.publish({ kind: 'run-cancel', runId, project: caller.project, ...(reason !== undefined ? { reason } : {}) });
+    await this.publish({ kind: 'run-cancel', runId, project: caller.project, ...(reason !== undefined ? { reason } : {}), ...(compensate ? { compensate: true } : {}) });
     return { id: runId, status: view.status };
   }
 

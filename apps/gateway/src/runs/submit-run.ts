@@ -19,9 +19,10 @@ import { requireValidWorkflow } from '../workflows/workflow-definition.js';
 
 type Input = Record<string, unknown>;
 
-export type SubmitRequest =
+export type SubmitRequest = (
   | { kind: 'registered'; workflow: string; version?: number; input: Input }
-  | { kind: 'inline'; definition: WorkflowDefinition; input: Input };
+  | { kind: 'inline'; definition: WorkflowDefinition; input: Input }
+) & { priority?: number };
 
 const [RegisteredBodySchema, InlineBodySchema] = SubmitRunBodySchema.options;
 /** The inline variant with the definition left to the engine, whose issues name step and field. */
@@ -38,7 +39,7 @@ export function parseSubmitBody(raw: unknown): SubmitRequest {
     const shell = InlineShellSchema.safeParse(raw);
     if (!shell.success) throw invalidBody(shell.error, raw);
     const definition = requireValidWorkflow(shell.data.definition, 'definition.');
-    return { kind: 'inline', definition, input: shell.data.input ?? {} };
+    return { kind: 'inline', definition, input: shell.data.input ?? {}, ...(shell.data.priority !== undefined ? { priority: shell.data.priority } : {}) };
   }
   const body = RegisteredBodySchema.safeParse(raw);
   if (!body.success) throw invalidBody(body.error, raw);
@@ -47,6 +48,7 @@ export function parseSubmitBody(raw: unknown): SubmitRequest {
     workflow: body.data.workflow,
     ...(body.data.version !== undefined ? { version: body.data.version } : {}),
     input: body.data.input ?? {},
+    ...(body.data.priority !== undefined ? { priority: body.data.priority } : {}),
   };
 }
 
@@ -104,6 +106,8 @@ export interface NewRun {
   at: string;
   idempotencyKey?: string;
   traceparent?: string;
+  priority?: number;
+  rerunOf?: { runId: string; fromStep: string; outputs: Record<string, unknown> };
 }
 
 export function submitCommand(run: NewRun): RunSubmitCommand {
@@ -117,6 +121,8 @@ export function submitCommand(run: NewRun): RunSubmitCommand {
     submittedAt: run.at,
     ...(run.idempotencyKey !== undefined ? { idempotencyKey: run.idempotencyKey } : {}),
     ...(run.traceparent !== undefined ? { traceparent: run.traceparent } : {}),
+    ...(run.priority !== undefined ? { priority: run.priority } : {}),
+    ...(run.rerunOf !== undefined ? { rerunOf: run.rerunOf } : {}),
   };
 }
 

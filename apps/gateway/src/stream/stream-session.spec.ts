@@ -48,7 +48,7 @@ const ev = (runId: string, seq: number, project = 'p'): RunEvent => ({
 function setup() {
   const socket = new FakeSocket();
   const bus = new FakeBus();
-  const session = new StreamSession(socket, { project: 'p' }, bus, { maxSubscriptions: 3, maxBufferedBytes: 1000 });
+  const session = new StreamSession(socket, { principal: 'key:000000000000', projects: ['p'], scopes: ['read'], project: 'p' }, bus, { maxSubscriptions: 3, maxBufferedBytes: 1000 });
   const types = () => socket.sent.map((m) => (m.type === 'event' ? `event:${m.event.runId}:${m.event.seq}` : m.type === 'error' ? `error:${m.error.code}` : m.type));
   return { socket, bus, session, types };
 }
@@ -159,4 +159,25 @@ test('a stream that ends on its own is reported with the seq to resume from, and
   assert.equal(session.subscriptionCount, 0);
   await session.handle(JSON.stringify({ op: 'subscribe', runId: 'run_a', fromSeq: 3 }));
   assert.equal(types().at(-1), 'subscribed');
+});
+
+test('live step progress of a subscribed run is forwarded (own project only), and stops with the subscription', async () => {
+  const { bus, session, socket } = setup();
+  const progress = new Map<string, { on: (p: import('@muse/contracts').StepProgress) => void; stopped: boolean }>();
+  (bus as StreamDeps).subscribeProgress = (runId, on) => {
+    const e = { on, stopped: false };
+    progress.set(runId, e);
+    return { stop: () => void (e.stopped = true) };
+  };
+  await session.handle(JSON.stringify({ op: 'subscribe', runId: 'run_a' }));
+  const p = { project: 'p', runId: 'run_a', stepId: 'ask', attempt: 1, chunk: 1, text: 'hello ' };
+  progress.get('run_a')!.on(p);
+  progress.get('run_a')!.on({ ...p, project: 'other', text: 'not yours' });
+  progress.get('run_a')!.on({ ...p, runId: 'run_b', text: 'not this run' });
+  assert.deepEqual(socket.sent.filter((m) => m.type === 'progress'), [{ type: 'progress', progress: p }]);
+  await session.handle(JSON.stringify({ op: 'unsubscribe', runId: 'run_a' }));
+  assert.equal(progress.get('run_a')!.stopped, true);
+  // "*" streams events only.
+  await session.handle(JSON.stringify({ op: 'subscribe', runId: '*' }));
+  assert.equal(progress.has('*'), false);
 });

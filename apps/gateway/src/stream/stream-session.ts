@@ -9,7 +9,7 @@
  * live tail, and the session drops anything at or below the last seq sent.
  * `runId: "*"` gets the new events of every run of the caller's project.
  */
-import { MuseError, StreamClientMessageSchema, zodIssues, type ErrorBody, type RunEvent, type StreamClientMessage } from '@muse/contracts';
+import { MuseError, StreamClientMessageSchema, zodIssues, type ErrorBody, type RunEvent, type StepProgress, type StreamClientMessage } from '@muse/contracts';
 import type { Caller } from '../caller/caller.js';
 import { isRunId } from '../runs/run-id.js';
 import type { StreamServerMessage } from '@muse/contracts';
@@ -32,6 +32,8 @@ export interface StreamDeps {
     from: 'all' | 'new',
     onEnd: (err?: unknown) => void,
   ): Promise<{ stop(): Promise<void> }>;
+  /** Live step progress of one run (ephemeral, not in the log); absent = none is forwarded. */
+  subscribeProgress?(runId: string, onProgress: (p: StepProgress) => void): { stop(): void };
 }
 
 export interface StreamLimits {
@@ -44,7 +46,7 @@ export interface StreamLimits {
 export const DEFAULT_STREAM_LIMITS: StreamLimits = { maxSubscriptions: 100, maxBufferedBytes: 16 * 1024 * 1024 };
 
 /** WebSocket close codes used by the session. */
-export const CLOSE_CODES = { goingAway: 1001, tryAgainLater: 1013 } as const;
+export const CLOSE_CODES = { goingAway: 1001, policyViolation: 1008, tryAgainLater: 1013 } as const;
 
 interface Subscription {
   runId: string;
@@ -116,7 +118,12 @@ export class StreamSession {
         await handle.stop();
         return;
       }
-      sub.stop = () => handle.stop();
+      // Progress of one run only (`*` is for events); sent while the subscription is live, outside the seq order of events.
+      const progress = all ? undefined : this.deps.subscribeProgress?.(runId, (p) => this.onProgress(sub, p));
+      sub.stop = async () => {
+        progress?.stop();
+        await handle.stop();
+      };
     } catch (cause) {
       this.drop(sub);
       return this.sendError(new MuseError('MUSE_ERR_UNAVAILABLE', 'Could not subscribe to the event stream; retry', { cause }), runId);
@@ -136,6 +143,12 @@ export class StreamSession {
     }
     if (sub.live) this.send({ type: 'event', event });
     else sub.queue.push(event);
+  }
+
+  private onProgress(sub: Subscription, p: StepProgress): void {
+    if (sub.cancelled || this.closed || !sub.live) return;
+    if (p.project !== this.caller.project || p.runId !== sub.runId) return;
+    this.send({ type: 'progress', progress: p });
   }
 
   /**

@@ -8,10 +8,13 @@ import type { Duplex } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Gauge } from 'prom-client';
-import { MuseError, type GatewayConfig } from '@muse/contracts';
+import { MuseError, StepProgressSchema, museNames, type GatewayConfig } from '@muse/contracts';
 import type { JetStreamBus } from '@muse/messaging';
 import { LOGGER, MuseMetrics, type Logger } from '@muse/telemetry';
-import { resolveCaller, type Caller, type CallerPolicy } from '../caller/caller.js';
+import { AuditLog } from '../auth/audit-log.service.js';
+import { Authenticator, bearerToken } from '../auth/authenticator.service.js';
+import { RateLimits } from '../auth/rate-limits.service.js';
+import { PROJECT_HEADER, hasScope, type Caller } from '../caller/caller.js';
 import { BUS, GATEWAY_CONFIG } from '../gateway.tokens.js';
 import { toHttpError } from '../http/http-error.mapper.js';
 import { RunStore } from '../runs/run-store.service.js';
@@ -22,11 +25,30 @@ import { STREAM_PATH } from './stream-path.js';
 const HEARTBEAT_MS = 30_000;
 
 /**
- * Decides who opens a stream, from the handshake request alone. Today the
- * same rule as REST (everyone, default project); throws a MuseError to refuse.
+ * The credential and project of a handshake: `Authorization: Bearer <key>`
+ * and `Muse-Project`, or (browsers cannot set handshake headers)
+ * `?access_token=<key>` and `?project=<name>`. The header wins when both are sent.
  */
-export function authorizeUpgrade(req: IncomingMessage, policy: CallerPolicy): Caller {
-  return resolveCaller(req.headers, policy);
+export function handshakeCredentials(req: IncomingMessage): { token: string | undefined; project: string | undefined } {
+  const url = new URL(req.url ?? '/', 'http://gateway');
+  const header = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
+  return {
+    token: bearerToken(header(req.headers.authorization)) ?? (url.searchParams.get('access_token') || undefined),
+    project: header(req.headers[PROJECT_HEADER]) ?? (url.searchParams.get('project') || undefined),
+  };
+}
+
+/**
+ * Decides who opens a stream, from the handshake request alone, with the same
+ * rules as REST (credential, project, `read` scope, rate limits); throws a
+ * MuseError to refuse, before any WebSocket message is exchanged.
+ */
+export async function authorizeUpgrade(req: IncomingMessage, auth: Authenticator, limits: RateLimits): Promise<Caller> {
+  const { token, project } = handshakeCredentials(req);
+  const caller = await auth.resolve(token, project);
+  if (!hasScope(caller.scopes, 'read')) throw new MuseError('MUSE_ERR_AUTH_FORBIDDEN', 'The stream needs the "read" scope', { details: { required: 'read' } });
+  await limits.consume(caller);
+  return caller;
 }
 
 @Injectable()
@@ -42,6 +64,9 @@ export class StreamGateway {
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(MuseMetrics) metrics: MuseMetrics,
+    @Inject(Authenticator) private readonly auth: Authenticator,
+    @Inject(RateLimits) private readonly limits: RateLimits,
+    @Inject(AuditLog) private readonly audit: AuditLog,
   ) {
     this.connections = metrics.gauge('muse_gateway_ws_connections', 'Open WebSocket connections on /v1/stream');
   }
@@ -60,25 +85,48 @@ export class StreamGateway {
     if (path !== STREAM_PATH || !this.wss) {
       return rejectUpgrade(socket, new MuseError('MUSE_ERR_ROUTE_NOT_FOUND', `No WebSocket endpoint at ${path}; use ${STREAM_PATH}`));
     }
-    let caller: Caller;
-    try {
-      caller = authorizeUpgrade(req, { defaultProject: this.config.MUSE_DEFAULT_PROJECT });
-    } catch (err) {
-      return rejectUpgrade(socket, err);
-    }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, caller));
+    const wss = this.wss;
+    authorizeUpgrade(req, this.auth, this.limits).then(
+      (caller) => {
+        if (socket.destroyed) return;
+        wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, caller, req));
+      },
+      (err: unknown) => {
+        const { status, body } = toHttpError(err);
+        if (status === 401 || status === 403 || status === 429 || body.error.code === 'MUSE_ERR_PROJECT_NOT_FOUND') {
+          this.audit.record({ time: new Date().toISOString(), principal: 'anonymous', action: 'ws.connect', outcome: 'denied', status, code: body.error.code });
+        }
+        rejectUpgrade(socket, err);
+      },
+    );
   }
 
-  private onConnection(ws: WebSocket, caller: Caller): void {
+  private onConnection(ws: WebSocket, caller: Caller, req: IncomingMessage): void {
+    const { token, project } = handshakeCredentials(req);
     const session = new StreamSession(
       ws,
       caller,
       {
-        runVisible: async (project, runId) => (await this.runs.find(project, runId)) !== null,
+        // Every subscription re-checks the credential: a key revoked (or expired) since the handshake ends the stream (1008).
+        runVisible: async (runProject, runId) => {
+          try {
+            await this.auth.resolve(token, project);
+          } catch {
+            ws.close(CLOSE_CODES.policyViolation, 'credential no longer valid');
+            return false;
+          }
+          return (await this.runs.find(runProject, runId)) !== null;
+        },
         // The bus re-subscribes by itself after a consumer reset; only a failure to do so ends the stream.
         subscribe: (runId, onEvent, from, onEnd) =>
           this.bus.subscribeRunEvents(runId, onEvent, from, (err, stage) => {
             if (stage === 'resubscribe') onEnd(err);
+          }),
+        // Live step progress: core NATS, at-most-once; a message that does not parse is dropped.
+        subscribeProgress: (runId, onProgress) =>
+          this.bus.subscribeUntil(museNames(this.config.MUSE_NAMESPACE).stepProgressSubject(runId), (payload) => {
+            const p = StepProgressSchema.safeParse(payload);
+            if (p.success) onProgress(p.data);
           }),
       },
       DEFAULT_STREAM_LIMITS,

@@ -1,6 +1,7 @@
 import { Body, Controller, Get, Inject, Param, Post, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { MuseError, type StoredWorkflow } from '@muse/contracts';
+import { RequireScope } from '../auth/scope.decorator.js';
 import { CurrentCaller } from '../caller/caller.guard.js';
 import type { Caller } from '../caller/caller.js';
 import { requireValidWorkflow } from './workflow-definition.js';
@@ -12,6 +13,7 @@ export class WorkflowsController {
 
   /** 201 for a new version; 200 with the latest version when the content is identical to it. */
   @Post()
+  @RequireScope('write')
   async register(@CurrentCaller() caller: Caller, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
     const definition = requireValidWorkflow(body);
     const res = await this.registry.register(caller.project, definition);
@@ -20,11 +22,13 @@ export class WorkflowsController {
   }
 
   @Get()
+  @RequireScope('read')
   async list(@CurrentCaller() caller: Caller) {
     return { items: await this.registry.list(caller.project) };
   }
 
   @Get(':name')
+  @RequireScope('read')
   async get(@CurrentCaller() caller: Caller, @Param('name') name: string) {
     const history = await this.registry.history(caller.project, name);
     if (!history) throw notFound(name);
@@ -32,6 +36,7 @@ export class WorkflowsController {
   }
 
   @Get(':name/versions/:version')
+  @RequireScope('read')
   async getVersion(@CurrentCaller() caller: Caller, @Param('name') name: string, @Param('version') versionParam: string) {
     const version = parseVersionParam(versionParam);
     const found = await this.registry.getVersion(caller.project, name, version);
