@@ -11,6 +11,14 @@ import { percentile } from './stats.js';
 
 const bareName = (ctx: BenchContext, what: string) => `${ctx.namespace}.bare.${what}`;
 
+/** Connections a baseline opened; BullMQ does not close a connection it was handed. */
+const opened: Array<ReturnType<typeof createRedis>> = [];
+function redisFor(ctx: BenchContext): ReturnType<typeof createRedis> {
+  const c = createRedis(ctx.redisUrl);
+  opened.push(c);
+  return c;
+}
+
 async function withBull<T>(ctx: BenchContext, what: string, fn: (q: Queue, conn: ReturnType<typeof createRedis>) => Promise<T>): Promise<T> {
   const conn = createRedis(ctx.redisUrl);
   const q = new Queue(bareName(ctx, what), { connection: conn, prefix: `${ctx.namespace}:bare` });
@@ -20,14 +28,15 @@ async function withBull<T>(ctx: BenchContext, what: string, fn: (q: Queue, conn:
     await q.obliterate({ force: true }).catch(() => undefined);
     await q.close();
     await conn.quit();
+    for (const c of opened.splice(0)) c.disconnect();
   }
 }
 
 /** add() and wait for completion, one at a time: p50 and p99 in ms. */
 export async function bullRoundTrip(ctx: BenchContext, samples: number): Promise<{ p50: number; p99: number }> {
   return withBull(ctx, 'rt', async (q, conn) => {
-    const worker = new Worker(q.name, async () => null, { connection: createRedis(ctx.redisUrl), prefix: `${ctx.namespace}:bare`, concurrency: 50 });
-    const events = new QueueEvents(q.name, { connection: createRedis(ctx.redisUrl), prefix: `${ctx.namespace}:bare` });
+    const worker = new Worker(q.name, async () => null, { connection: redisFor(ctx), prefix: `${ctx.namespace}:bare`, concurrency: 50 });
+    const events = new QueueEvents(q.name, { connection: redisFor(ctx), prefix: `${ctx.namespace}:bare` });
     await events.waitUntilReady();
     const times: number[] = [];
     for (let i = 0; i < samples + 5; i++) {
@@ -55,7 +64,7 @@ export async function bullChain(ctx: BenchContext, length: number): Promise<numb
         if (i + 1 < length) await q.add('x', { i: i + 1 });
         else done();
       },
-      { connection: createRedis(ctx.redisUrl), prefix: `${ctx.namespace}:bare`, concurrency: 1 },
+      { connection: redisFor(ctx), prefix: `${ctx.namespace}:bare`, concurrency: 1 },
     );
     await worker.waitUntilReady();
     const t0 = performance.now();
@@ -77,7 +86,7 @@ export async function bullThroughput(ctx: BenchContext, count: number): Promise<
     const t0 = performance.now();
     const worker = new Worker(q.name, async () => {
       if (++n === count) done();
-    }, { connection: createRedis(ctx.redisUrl), prefix: `${ctx.namespace}:bare`, concurrency: 50 });
+    }, { connection: redisFor(ctx), prefix: `${ctx.namespace}:bare`, concurrency: 50 });
     await finished;
     const rate = count / ((performance.now() - t0) / 1000);
     await worker.close();

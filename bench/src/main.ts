@@ -59,4 +59,5 @@ try {
 printTable(rows);
 saveJson(out, { startedAt: new Date(started).toISOString(), quick, node: process.version, cpus: (await import('node:os')).cpus().length }, rows);
 log(`results written to ${out}`);
-process.exitCode = rows.some((r) => r.note?.startsWith('failed')) ? 1 : 0;
+// Exit explicitly: a client library's stray handle must not keep a finished benchmark alive.
+process.exit(rows.some((r) => r.note?.startsWith('failed')) ? 1 : 0);
