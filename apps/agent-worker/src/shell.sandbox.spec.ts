@@ -12,6 +12,15 @@ import { join } from 'node:path';
 import { MuseError, type StepJob } from '@muse/contracts';
 import { ShellRunner } from './shell.runner.js';
 import { ShellStepExecutor } from './shell-step.executor.js';
+
+/**
+ * A node binary the sandbox can see. The sandbox mounts a private, empty /tmp,
+ * so this very binary is hidden when the checkout lives under /tmp (as CI's
+ * clone may): then the system's node serves, which any Node host has.
+ */
+const SANDBOX_NODE = JSON.stringify(
+  process.execPath.startsWith('/tmp/') && existsSync('/usr/bin/node') ? '/usr/bin/node' : process.execPath,
+);
 import { probeSandbox, sandboxedArgv, type Sandbox } from './shell.sandbox.js';
 
 const sandbox = probeSandbox('auto');
@@ -74,8 +83,8 @@ describe('shell steps under bubblewrap', { skip }, () => {
     rmSync(outside, { recursive: true, force: true });
   });
 
-  // bash's /dev/tcp would be simplest, but /bin/sh is dash: node (this very binary) connects instead.
-  const connect = (p: number) => `${JSON.stringify(process.execPath)} -e 'require("net").connect(${p},"127.0.0.1").on("data",d=>{process.stdout.write(d);process.exit(0)}).on("error",e=>{console.error(e.code);process.exit(3)})'`;
+  // bash's /dev/tcp would be simplest, but /bin/sh is dash: node connects instead.
+  const connect = (p: number) => `${SANDBOX_NODE} -e 'require("net").connect(${p},"127.0.0.1").on("data",d=>{process.stdout.write(d);process.exit(0)}).on("error",e=>{console.error(e.code);process.exit(3)})'`;
 
   test('without network: true it cannot reach a TCP port on the host loopback', async () => {
     await assert.rejects(exec.run(job(connect(port)), new AbortController().signal), (err: unknown) => {
@@ -115,7 +124,7 @@ describe('shell steps under bubblewrap', { skip }, () => {
   test('the memory limit holds: node starts under it, allocating past it fails', async () => {
     // Node itself reserves over 1 GiB of address space at start, hence a 2 GiB limit and a 3 GiB allocation.
     const tight = new ShellStepExecutor(new ShellRunner(), { workspaceRoot: root, outputLimitBytes: 4096, sandbox, limits: { cpuSeconds: 0, memoryBytes: 2 * 1024 ** 3 } });
-    const node = JSON.stringify(process.execPath);
+    const node = SANDBOX_NODE;
     await assert.rejects(tight.run(job(`${node} -e 'console.log("started")' && ${node} -e 'Buffer.alloc(3 * 1024 ** 3, 1); console.log("allocated")'`), new AbortController().signal), (err: unknown) => {
       assert.ok(err instanceof MuseError && err.code === 'MUSE_ERR_STEP_EXIT_NONZERO', String(err));
       const d = err.details as { stdout: string };

@@ -62,7 +62,7 @@ export async function fanOut(ctx: BenchContext): Promise<Row> {
       { id: 'join', agent: 'reviewer', prompt: 'joined', needs: ['each'] },
     ],
   };
-  const base = { scenario: `${items}-item forEach fan-out and join`, unit: 's', baselineLabel: '—', target: '≤ 2' };
+  const base = { scenario: `${items}-item forEach fan-out and join`, unit: 's', baselineLabel: `BullMQ: ${items} jobs added and drained`, target: '≤ 2' };
   try {
     await register(ctx, def);
   } catch (err) {
@@ -80,6 +80,9 @@ export async function fanOut(ctx: BenchContext): Promise<Row> {
   } finally {
     watcher.close();
   }
+  const bare: number[] = [];
+  for (let rep = 0; rep < ctx.reps; rep++) bare.push(items / (await bullThroughput(ctx, items)));
   const muse = summarize(times);
-  return { ...base, muse, met: muse.median <= 2 };
+  const baseline = summarize(bare);
+  return { ...base, muse, baseline, ratio: muse.median / baseline.median, met: muse.median <= 2 };
 }
