@@ -12,6 +12,7 @@ import { mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promise
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { MuseError } from '@muse/contracts';
+import type { PutHooks, PutResult } from './blob.backend.js';
 
 export const TEMP_SUFFIX = '.part';
 
@@ -92,5 +93,42 @@ async function writeAll(fh: FileHandle, chunk: Uint8Array): Promise<void> {
   while (off < chunk.length) {
     const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
     off += bytesWritten;
+  }
+}
+
+/**
+ * A backend that stages every upload in a spool, then stores the finished
+ * file under its digest with one `upload` (the S3 and NATS Object Store
+ * backends). Dedup, the digest hook and the temp file's removal live here,
+ * once.
+ */
+export abstract class SpooledBackend {
+  constructor(protected readonly spool: BlobSpool) {}
+
+  async init(): Promise<number> {
+    await this.spool.init();
+    return this.spool.sweep();
+  }
+
+  sweepTemps(): Promise<number> {
+    return this.spool.sweep();
+  }
+
+  /** The stored size of a blob, or null when it is not there. */
+  abstract size(digest: string): Promise<number | null>;
+
+  /** Stores the spooled file `path` (`size` bytes) under `digest`. */
+  protected abstract upload(digest: string, path: string, size: number): Promise<void>;
+
+  async put(source: Readable | AsyncIterable<Uint8Array | string>, hooks: PutHooks = {}): Promise<PutResult> {
+    const tmp = await this.spool.spool(source);
+    try {
+      await hooks.onDigest?.(tmp.digest);
+      if ((await this.size(tmp.digest)) === tmp.size) return { digest: tmp.digest, size: tmp.size, dedup: true };
+      await this.upload(tmp.digest, tmp.path, tmp.size);
+      return { digest: tmp.digest, size: tmp.size, dedup: false };
+    } finally {
+      await rm(tmp.path, { force: true });
+    }
   }
 }

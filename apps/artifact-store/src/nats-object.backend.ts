@@ -6,13 +6,12 @@
  * first (see blob-spool.ts) because the name is only known at the end.
  */
 import { createReadStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { BlobBackend, BlobInfo, PutHooks, PutResult } from './blob.backend.js';
-import type { BlobSpool } from './blob-spool.js';
+import type { BlobBackend, BlobInfo } from './blob.backend.js';
+import { SpooledBackend, type BlobSpool } from './blob-spool.js';
 import { DigestVerifier, digestHex, isDigest } from './blob.store.js';
 
 export interface NatsObjectBackendOptions {
@@ -22,13 +21,15 @@ export interface NatsObjectBackendOptions {
   spool: BlobSpool;
 }
 
-export class NatsObjectBackend implements BlobBackend {
+export class NatsObjectBackend extends SpooledBackend implements BlobBackend {
   readonly kind = 'nats' as const;
 
   private constructor(
     private readonly os: ObjectStore,
-    private readonly spool: BlobSpool,
-  ) {}
+    spool: BlobSpool,
+  ) {
+    super(spool);
+  }
 
   /** Opens the bucket, creating it when missing (idempotent, so replicas may race). */
   static async open(nc: NatsConnection, opts: NatsObjectBackendOptions): Promise<NatsObjectBackend> {
@@ -36,31 +37,12 @@ export class NatsObjectBackend implements BlobBackend {
     return new NatsObjectBackend(os, opts.spool);
   }
 
-  async init(): Promise<number> {
-    await this.spool.init();
-    return this.spool.sweep();
+  protected async upload(digest: string, path: string): Promise<void> {
+    const body = Readable.toWeb(createReadStream(path)) as unknown as ReadableStream<Uint8Array>;
+    await this.os.put({ name: digestHex(digest) }, body);
   }
 
-  sweepTemps(): Promise<number> {
-    return this.spool.sweep();
-  }
-
-  async put(source: Readable | AsyncIterable<Uint8Array | string>, hooks: PutHooks = {}): Promise<PutResult> {
-    const tmp = await this.spool.spool(source);
-    try {
-      await hooks.onDigest?.(tmp.digest);
-      const name = digestHex(tmp.digest);
-      const info = await this.os.info(name);
-      if (info && !info.deleted && info.size === tmp.size) return { digest: tmp.digest, size: tmp.size, dedup: true };
-      const body = Readable.toWeb(createReadStream(tmp.path)) as unknown as ReadableStream<Uint8Array>;
-      await this.os.put({ name }, body);
-      return { digest: tmp.digest, size: tmp.size, dedup: false };
-    } finally {
-      await rm(tmp.path, { force: true });
-    }
-  }
-
-  async size(digest: string): Promise<number | null> {
+  override async size(digest: string): Promise<number | null> {
     const info = await this.os.info(digestHex(digest));
     return info && !info.deleted ? info.size : null;
   }

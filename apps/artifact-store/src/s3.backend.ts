@@ -7,7 +7,6 @@
  * and S3 has no rename.
  */
 import { createReadStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
@@ -18,8 +17,8 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import type { BlobBackend, BlobInfo, PutHooks, PutResult } from './blob.backend.js';
-import type { BlobSpool } from './blob-spool.js';
+import type { BlobBackend, BlobInfo } from './blob.backend.js';
+import { SpooledBackend, type BlobSpool } from './blob-spool.js';
 import { DigestVerifier, digestHex, isDigest } from './blob.store.js';
 
 export interface S3BackendOptions {
@@ -30,55 +29,37 @@ export interface S3BackendOptions {
   spool: BlobSpool;
 }
 
-export class S3Backend implements BlobBackend {
+export class S3Backend extends SpooledBackend implements BlobBackend {
   readonly kind = 's3' as const;
   private readonly client: S3Client;
   private readonly bucket: string;
   private readonly prefix: string;
-  private readonly spool: BlobSpool;
 
   constructor(opts: S3BackendOptions) {
+    super(opts.spool);
     this.client = opts.client;
     this.bucket = opts.bucket;
     this.prefix = opts.prefix ?? '';
-    this.spool = opts.spool;
   }
 
   keyOf(digest: string): string {
     return `${this.prefix}sha256/${digestHex(digest)}`;
   }
 
-  async init(): Promise<number> {
-    await this.spool.init();
-    return this.spool.sweep();
+  protected async upload(digest: string, path: string, size: number): Promise<void> {
+    await this.client.send(
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: this.keyOf(digest),
+        Body: createReadStream(path),
+        ContentLength: size,
+        ChecksumSHA256: Buffer.from(digestHex(digest), 'hex').toString('base64'),
+        ContentType: 'application/octet-stream',
+      }),
+    );
   }
 
-  sweepTemps(): Promise<number> {
-    return this.spool.sweep();
-  }
-
-  async put(source: Readable | AsyncIterable<Uint8Array | string>, hooks: PutHooks = {}): Promise<PutResult> {
-    const tmp = await this.spool.spool(source);
-    try {
-      await hooks.onDigest?.(tmp.digest);
-      if ((await this.size(tmp.digest)) === tmp.size) return { digest: tmp.digest, size: tmp.size, dedup: true };
-      await this.client.send(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: this.keyOf(tmp.digest),
-          Body: createReadStream(tmp.path),
-          ContentLength: tmp.size,
-          ChecksumSHA256: Buffer.from(digestHex(tmp.digest), 'hex').toString('base64'),
-          ContentType: 'application/octet-stream',
-        }),
-      );
-      return { digest: tmp.digest, size: tmp.size, dedup: false };
-    } finally {
-      await rm(tmp.path, { force: true });
-    }
-  }
-
-  async size(digest: string): Promise<number | null> {
+  override async size(digest: string): Promise<number | null> {
     try {
       const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.keyOf(digest) }));
       return head.ContentLength ?? null;
