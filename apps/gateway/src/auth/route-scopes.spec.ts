@@ -2,27 +2,16 @@
 import 'reflect-metadata';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RequestMethod } from '@nestjs/common';
-import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
-import { GATEWAY_CONTROLLERS } from '../gateway.module.js';
+import { controllerRoutes } from '../controller-routes.js';
 import { API_ROUTES } from '../openapi/api-routes.js';
 import { PUBLIC_METADATA, SCOPE_METADATA } from './scope.decorator.js';
 
 function routeScopes(): Map<string, string | undefined> {
   const out = new Map<string, string | undefined>();
-  for (const ctrl of GATEWAY_CONTROLLERS) {
-    const base = String(Reflect.getMetadata(PATH_METADATA, ctrl) ?? '');
-    for (const name of Object.getOwnPropertyNames(ctrl.prototype)) {
-      const handler = (ctrl.prototype as unknown as Record<string, unknown>)[name];
-      if (typeof handler !== 'function' || name === 'constructor') continue;
-      const path = Reflect.getMetadata(PATH_METADATA, handler) as string | undefined;
-      const method = Reflect.getMetadata(METHOD_METADATA, handler) as RequestMethod | undefined;
-      if (path === undefined || method === undefined) continue;
-      const full = ['', base, path].join('/').replace(/\/+/g, '/').replace(/\/$/, '').replace(/:([A-Za-z0-9_]+)/g, '{$1}');
-      const isPublic = (Reflect.getMetadata(PUBLIC_METADATA, handler) ?? Reflect.getMetadata(PUBLIC_METADATA, ctrl)) === true;
-      const scope = (Reflect.getMetadata(SCOPE_METADATA, handler) ?? Reflect.getMetadata(SCOPE_METADATA, ctrl)) as string | undefined;
-      out.set(`${RequestMethod[method]} ${full}`, isPublic ? 'public' : scope);
-    }
+  for (const { route, controller, handler } of controllerRoutes()) {
+    const isPublic = (Reflect.getMetadata(PUBLIC_METADATA, handler) ?? Reflect.getMetadata(PUBLIC_METADATA, controller)) === true;
+    const scope = (Reflect.getMetadata(SCOPE_METADATA, handler) ?? Reflect.getMetadata(SCOPE_METADATA, controller)) as string | undefined;
+    out.set(route, isPublic ? 'public' : scope);
   }
   return out;
 }

@@ -1,10 +1,8 @@
 import 'reflect-metadata';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RequestMethod } from '@nestjs/common';
-import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
 import { ERROR_CATALOGUE } from '@muse/contracts';
-import { GATEWAY_CONTROLLERS } from '../gateway.module.js';
+import { controllerRoutes } from '../controller-routes.js';
 import { API_ROUTES, COMPONENT_SCHEMAS } from './api-routes.js';
 import { buildOpenApiDocument } from './openapi-document.js';
 
@@ -15,27 +13,9 @@ type Doc = {
 };
 const doc = buildOpenApiDocument() as unknown as Doc;
 
-/** `METHOD /path/{param}` of every route the Nest controllers declare. */
-function controllerRoutes(): string[] {
-  const out: string[] = [];
-  for (const ctrl of GATEWAY_CONTROLLERS) {
-    const base = String(Reflect.getMetadata(PATH_METADATA, ctrl) ?? '');
-    for (const name of Object.getOwnPropertyNames(ctrl.prototype)) {
-      const handler = (ctrl.prototype as unknown as Record<string, unknown>)[name];
-      if (typeof handler !== 'function' || name === 'constructor') continue;
-      const path = Reflect.getMetadata(PATH_METADATA, handler) as string | undefined;
-      const method = Reflect.getMetadata(METHOD_METADATA, handler) as RequestMethod | undefined;
-      if (path === undefined || method === undefined) continue;
-      const full = ['', base, path].join('/').replace(/\/+/g, '/').replace(/\/$/, '').replace(/:([A-Za-z0-9_]+)/g, '{$1}');
-      out.push(`${RequestMethod[method]} ${full}`);
-    }
-  }
-  return out.sort();
-}
-
 test('the route table and the Nest controllers list the same routes', () => {
   const table = API_ROUTES.filter((r) => !r.websocket && !r.serviceKit).map((r) => `${r.method.toUpperCase()} ${r.path}`).sort();
-  assert.deepEqual(table, controllerRoutes());
+  assert.deepEqual(table, controllerRoutes().map((r) => r.route).sort());
 });
 
 test('the document covers every route of the brief, the stream and the health endpoints', () => {
