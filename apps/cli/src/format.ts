@@ -28,6 +28,10 @@ export function formatEvent(ev: RunEvent): string {
       return `${t} ${seq} ${ev.data.stepId.padEnd(16)} ${green('succeeded')} on ${ev.data.agentId}${ev.data.artifacts.length ? dim(` (${ev.data.artifacts.map((a) => a.name).join(', ')})`) : ''}`;
     case 'step.failed':
       return `${t} ${seq} ${ev.data.stepId.padEnd(16)} ${red(ev.data.final ? 'failed' : 'failed, will retry')} ${ev.data.error.code}: ${ev.data.error.message}`;
+    case 'concurrency.waiting':
+      return `${t} ${seq} ${(ev.data.stepId ?? 'run').padEnd(16)} ${yellow('waiting')}   for a slot of key "${ev.data.key}" (limit ${ev.data.limit})`;
+    case 'concurrency.admitted':
+      return `${t} ${seq} ${(ev.data.stepId ?? 'run').padEnd(16)} admitted  (holds a concurrency slot)`;
     case 'step.reused':
       return `${t} ${seq} ${ev.data.stepId.padEnd(16)} ${green('reused')}    from ${ev.data.fromRun}`;
     case 'step.waiting':

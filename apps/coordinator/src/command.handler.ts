@@ -11,15 +11,19 @@ import {
   ArtifactCommitResponseSchema,
   DEFAULT_RUN_PRIORITY,
   MuseError,
+  isTerminalStepStatus,
   stepJobId,
   stepKey,
+  WORKFLOW_ROLE,
   type ArtifactRef,
   type Command,
+  type MuseErrorCode as ErrorCode,
   type MuseNames,
   type RunEvent,
   type StepReport,
+  type StoredWorkflow,
 } from '@muse/contracts';
-import { buildStepJob, foldEvents, RunTransition, toRunView, type EngineDefaults, type RunState } from '@muse/engine';
+import { buildStepJob, foldEvents, isFinished, missingInputs, RunTransition, toRunView, type EngineDefaults, type Gate, type RunState } from '@muse/engine';
 import { isWrongLastSequence, type CommandContext, type JetStreamBus } from '@muse/messaging';
 import type { StepQueues } from '@muse/queues';
 import type { RunLocks } from '@muse/locks';
@@ -29,6 +33,10 @@ import { RunCache, type CachedRun } from './run-cache.js';
 import type { RunViewStore } from './run-view.store.js';
 import type { StepTimers } from './step-timers.js';
 import type { DeadLetters } from './dead-letters.js';
+import type { ConcurrencyGates, GateHolder } from './concurrency-gates.js';
+
+/** How deep sub-workflows nest when the deployment does not say (MUSE_MAX_WORKFLOW_DEPTH). */
+export const DEFAULT_MAX_WORKFLOW_DEPTH = 5;
 
 /** Appends retried after a concurrent writer moved the log on. */
 const MAX_APPEND_RETRIES = 5;
@@ -48,6 +56,12 @@ export interface CommandHandlerDeps {
   deadLetters?: Pick<DeadLetters, 'apply'>;
   /** How often a handler tells JetStream it is still working on a command, in ms (below the consumer's ack wait). */
   progressMs?: number;
+  /** Keyed concurrency limits (`concurrency: {key, limit}`); without them a gated run or step waits for ever. */
+  gates?: ConcurrencyGates;
+  /** The registered workflow a sub-workflow step starts (the latest version unless one is named); null when none. */
+  workflows?: (project: string, name: string, version?: number) => Promise<StoredWorkflow | null>;
+  /** Deepest nesting of sub-workflows (a child of a top-level run is depth 1). @default 5 */
+  maxWorkflowDepth?: number;
   now?: () => string;
 }
 
@@ -133,6 +147,11 @@ export class CommandHandler {
     // replica that had to read the log) finds nothing new to append: make sure
     // the effects of the state it found happened anyway.
     if ((reloaded || ctx.deliveryCount > 1) && entry.state) await this.ensureEffects(entry.state);
+    // A slot granted to a run that no longer wants it (it finished, or the step was settled meanwhile) goes to the next.
+    if (cmd.kind === 'concurrency-grant' && entry.state && !wantsSlot(entry.state, cmd)) {
+      const gate = gateOf(entry.state, cmd);
+      if (gate) await this.release(entry.state.project, gate, cmd);
+    }
   }
 
   private async decide(tx: RunTransition, cmd: Command, token: number): Promise<void> {
@@ -152,6 +171,9 @@ export class CommandHandler {
         break;
       case 'run-control':
         tx.control(cmd, defaults);
+        break;
+      case 'concurrency-grant':
+        tx.admit(cmd, defaults);
         break;
       case 'step-report': {
         const artifacts = await this.commitArtifacts(tx.state, cmd, token);
@@ -188,8 +210,11 @@ export class CommandHandler {
 
   private async effects(events: RunEvent[], state: RunState): Promise<void> {
     const { queues, defaults } = this.deps;
+    let settle = false;
     for (const ev of events) {
-      if (ev.type === 'step.queued') {
+      if (ev.type === 'step.queued' && state.steps[ev.data.stepId]!.role === WORKFLOW_ROLE) {
+        await this.startChild(state, ev.data.stepId, ev.data.attempt);
+      } else if (ev.type === 'step.queued') {
         const built = buildStepJob(state, ev.data.stepId, ev.data.attempt, defaults, ev.data.index);
         // The engine only queues a step whose job it could build.
         if (built.ok) {
@@ -200,16 +225,26 @@ export class CommandHandler {
         await this.deadline(state);
       } else if (ev.type === 'step.waiting' && ev.data.timeoutMs !== undefined) {
         await this.deps.timers?.approvalTimeout(state.runId, state.project, ev.data.stepId, ev.data.timeoutMs, ev.data.onTimeout ?? 'reject', Date.parse(ev.at));
+      } else if (ev.type === 'concurrency.waiting') {
+        await this.askForSlot(state, { runId: state.runId, ...(ev.data.stepId !== undefined ? { stepId: ev.data.stepId } : {}) }, Date.parse(ev.at));
       } else if (ev.type === 'run.compensating') {
         // The steps it cancelled need not run; their compensations come next.
         await this.dropQueuedJobs(state, []);
         this.stopRunningSteps(state);
+        await this.cancelChildren(state);
+        settle = true;
       } else if (ev.type === 'run.completed' || ev.type === 'run.failed' || ev.type === 'run.cancelled') {
         this.runsFinished.inc({ status: state.status });
         await this.dropQueuedJobs(state, events);
         this.stopRunningSteps(state);
+        await this.cancelChildren(state);
+        await this.reportToParent(state);
+        settle = true;
+      } else if (ev.type === 'step.completed' || ev.type === 'step.failed' || ev.type === 'step.skipped') {
+        if (state.steps[ev.data.stepId]?.gate) settle = true;
       }
     }
+    if (settle) await this.releaseSettled(state, false);
     await this.deps.deadLetters?.apply(events, state);
     await this.deps.views.write(toRunView(state));
   }
@@ -219,8 +254,17 @@ export class CommandHandler {
     if (state.status === 'running' || state.status === 'waiting') {
       for (const st of Object.values(state.steps)) {
         if (st.status !== 'queued') continue;
+        if (st.role === WORKFLOW_ROLE) {
+          await this.startChild(state, st.id, st.attempts);
+          continue;
+        }
         const built = buildStepJob(state, st.id, st.attempts, this.deps.defaults);
         if (built.ok) await this.deps.queues.enqueue(built.job, { priority: state.priority ?? DEFAULT_RUN_PRIORITY });
+      }
+      // A slot asked for whose grant a crash may have lost: ask again (a holder is told again).
+      if (state.gate && !state.gate.admitted) await this.askForSlot(state, { runId: state.runId }, Date.parse(state.updatedAt));
+      for (const st of Object.values(state.steps)) {
+        if (st.gate && !st.gate.admitted && st.status === 'waiting') await this.askForSlot(state, { runId: state.runId, stepId: st.id }, Date.parse(st.finishedAt ?? state.updatedAt));
       }
       for (const st of Object.values(state.steps)) {
         if (st.status !== 'queued' && st.status !== 'running') continue;
@@ -240,12 +284,127 @@ export class CommandHandler {
       await this.deadline(state);
       for (const st of Object.values(state.steps)) {
         const def = state.definition.steps.find((d) => d.id === st.id);
-        if (st.status === 'waiting' && def?.timeoutMs !== undefined && st.startedAt !== undefined) {
+        if (st.status === 'waiting' && def?.type === 'approval' && def.timeoutMs !== undefined && st.startedAt !== undefined) {
           await this.deps.timers?.approvalTimeout(state.runId, state.project, st.id, def.timeoutMs, def.onTimeout ?? 'reject', Date.parse(st.startedAt));
         }
       }
     }
+    if (isFinished(state) || state.compensation) {
+      await this.cancelChildren(state);
+      if (isFinished(state)) await this.reportToParent(state);
+      await this.releaseSettled(state, true);
+    }
     await this.deps.views.write(toRunView(state));
+  }
+
+  /** Takes a slot of the holder's key or joins its queue; a slot taken at once is granted by a command, like any other. */
+  private async askForSlot(state: RunState, holder: GateHolder, arrivedMs: number): Promise<void> {
+    const gate = gateOf(state, holder);
+    if (!gate || !this.deps.gates) return;
+    if (await this.deps.gates.acquire(state.project, gate.key, gate.limit, holder, Number.isFinite(arrivedMs) ? arrivedMs : Date.now())) await this.grant(state.project, holder);
+  }
+
+  private async grant(project: string, holder: GateHolder): Promise<void> {
+    await this.deps.bus.publishCommand({ kind: 'concurrency-grant', runId: holder.runId, project, ...(holder.stepId !== undefined ? { stepId: holder.stepId } : {}) });
+  }
+
+  private async release(project: string, gate: Gate, holder: GateHolder): Promise<void> {
+    if (!this.deps.gates) return;
+    for (const next of await this.deps.gates.release(project, gate.key, gate.limit, holder)) await this.grant(project, next);
+  }
+
+  /**
+   * Gives back the slots of a finished run, and of its settled steps. After a crash (`regrant`), the key's holders
+   * are told again: a grant published by a handler that died may never have been sent (a repeated grant is a no-op).
+   */
+  private async releaseSettled(state: RunState, regrant: boolean): Promise<void> {
+    if (!this.deps.gates) return;
+    const done = isFinished(state);
+    const settled: Array<[Gate, GateHolder]> = [];
+    if (state.gate && done) settled.push([state.gate, { runId: state.runId }]);
+    for (const st of Object.values(state.steps)) {
+      if (st.gate && (done || isTerminalStepStatus(st.status))) settled.push([st.gate, { runId: state.runId, stepId: st.id }]);
+    }
+    for (const [gate, holder] of settled) {
+      await this.release(state.project, gate, holder);
+      if (regrant) for (const h of await this.deps.gates.holders(state.project, gate.key)) await this.grant(state.project, h);
+    }
+  }
+
+  /**
+   * Starts the child run of a sub-workflow step's attempt: the registered workflow, its input rendered, linked to
+   * this run. The child's id is derived from (run, step, attempt), so starting it again is a no-op. What keeps it
+   * from starting (too deep, no such workflow, input that does not fit) fails the step for good.
+   */
+  private async startChild(state: RunState, stepId: string, attempt: number): Promise<void> {
+    const built = buildStepJob(state, stepId, attempt, this.deps.defaults);
+    if (!built.ok || built.job.kind !== 'workflow' || !built.job.workflow) return;
+    const workflow = built.job.workflow;
+    const input = built.job.input ?? {};
+    const childId = state.steps[stepId]!.childRunId!;
+    const at = this.now();
+    const fail = (code: ErrorCode, message: string, details?: Record<string, unknown>) =>
+      this.deps.bus.publishCommand(
+        { kind: 'step-report', runId: state.runId, project: state.project, stepId, attempt, agentId: 'coordinator', outcome: 'failed', at, error: { code, message, retryable: false, ...(details ? { details } : {}) } },
+        `child-refused.${childId}`,
+      );
+    const depth = (state.parent?.depth ?? 0) + 1;
+    const max = this.deps.maxWorkflowDepth ?? DEFAULT_MAX_WORKFLOW_DEPTH;
+    if (depth > max) return void (await fail('MUSE_ERR_WORKFLOW_DEPTH', `step "${stepId}": sub-workflow "${workflow.name}" would nest ${depth} deep; the limit is ${max} (MUSE_MAX_WORKFLOW_DEPTH)`));
+    const found = (await this.deps.workflows?.(state.project, workflow.name, workflow.version)) ?? null;
+    if (!found) {
+      const what = workflow.version === undefined ? `workflow "${workflow.name}"` : `version ${workflow.version} of workflow "${workflow.name}"`;
+      return void (await fail('MUSE_ERR_WORKFLOW_NOT_FOUND', `step "${stepId}": no ${what} in project "${state.project}"`, { ...workflow }));
+    }
+    const missing = missingInputs(found.definition, input);
+    if (missing.length > 0) return void (await fail('MUSE_ERR_RUN_INPUT_INVALID', `step "${stepId}": the input of "${workflow.name}" lacks ${missing.map((i) => i.path).join(', ')}`, { issues: missing }));
+    const stepTimeout = state.definition.steps.find((d) => d.id === stepId)?.timeoutMs;
+    const definition = stepTimeout === undefined ? found.definition : { ...found.definition, timeoutMs: Math.min(found.definition.timeoutMs ?? stepTimeout, stepTimeout) };
+    await this.deps.bus.publishCommand(
+      {
+        kind: 'run-submit',
+        runId: childId,
+        project: state.project,
+        workflow: { name: found.name, version: found.version },
+        definition,
+        input,
+        parent: { runId: state.runId, stepId, attempt, depth },
+        submittedAt: at,
+        ...(state.priority !== undefined ? { priority: state.priority } : {}),
+        ...(state.traceparent !== undefined ? { traceparent: state.traceparent } : {}),
+      },
+      `submit.${childId}`,
+    );
+    await this.deps.bus.publishCommand({ kind: 'step-report', runId: state.runId, project: state.project, stepId, attempt, agentId: childId, outcome: 'started', at }, `child-started.${childId}`);
+  }
+
+  /** A finished child run reports to its parent's step, as a worker would: its output, or why it did not succeed. */
+  private async reportToParent(state: RunState): Promise<void> {
+    const p = state.parent;
+    if (!p || !isFinished(state)) return;
+    const base = { kind: 'step-report' as const, runId: p.runId, project: state.project, stepId: p.stepId, attempt: p.attempt, agentId: state.runId, at: this.now() };
+    const report: StepReport =
+      state.status === 'succeeded'
+        ? { ...base, outcome: 'completed', output: state.output ?? null }
+        : {
+            ...base,
+            outcome: 'failed',
+            error: {
+              code: 'MUSE_ERR_CHILD_RUN_FAILED',
+              message: `child run ${state.runId} (${state.workflow.name}) ${state.status}: ${state.error?.message ?? 'no reason given'}`,
+              retryable: false,
+              details: { childRunId: state.runId, status: state.status, ...(state.error ? { error: state.error } : {}) },
+            },
+          };
+    await this.deps.bus.publishCommand(report, `child-report.${state.runId}`);
+  }
+
+  /** Cancelling (or failing) a run cancels the child runs of its sub-workflow steps that were still going. */
+  private async cancelChildren(state: RunState): Promise<void> {
+    for (const st of Object.values(state.steps)) {
+      if (st.childRunId === undefined || st.status !== 'cancelled') continue;
+      await this.deps.bus.publishCommand({ kind: 'run-cancel', runId: st.childRunId, project: state.project, reason: `its parent run ${state.runId} ended ${state.status === 'running' || state.status === 'waiting' ? 'compensating' : state.status}` }, `cancel-child.${st.childRunId}`);
+    }
   }
 
   /**
@@ -280,6 +439,8 @@ export class CommandHandler {
 
   private async watch(state: RunState, stepId: string, attempt: number, timeoutMs: number, index?: number): Promise<void> {
     const role = state.steps[stepId]!.role;
+    // A child run keeps its own time (its run timeout); there is no job to watch.
+    if (role === WORKFLOW_ROLE) return;
     await this.deps.timers?.watchStep({
       runId: state.runId,
       project: state.project,
@@ -301,4 +462,17 @@ export class CommandHandler {
     const { events, lastStreamSeq } = await this.deps.bus.readRunEvents(runId);
     return { state: foldEvents(events), lastStreamSeq };
   }
+}
+
+/** The gate a grant (or holder) names: the run's, or one step's. */
+function gateOf(state: RunState, h: { stepId?: string | undefined }): Gate | undefined {
+  return h.stepId === undefined ? state.gate : state.steps[h.stepId]?.gate;
+}
+
+/** Whether the holder still uses (or waits for) its slot. */
+function wantsSlot(state: RunState, h: { stepId?: string | undefined }): boolean {
+  if (isFinished(state)) return false;
+  if (h.stepId === undefined) return state.gate !== undefined;
+  const st = state.steps[h.stepId];
+  return st?.gate !== undefined && !isTerminalStepStatus(st.status);
 }

@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { CoordinatorConfigSchema, museNames } from '@muse/contracts';
 import { JetStreamBus, natsAuthFromConfig } from '@muse/messaging';
-import { StepQueues, openRedis } from '@muse/queues';
+import { StepQueues, openRedis, resolveWorkflow } from '@muse/queues';
 import { RunLocks } from '@muse/locks';
 import { runService } from '@muse/telemetry';
 import { CommandHandler } from './command.handler.js';
@@ -9,6 +9,7 @@ import { CoordinatorController } from './coordinator.controller.js';
 import { RunViewStore } from './run-view.store.js';
 import { StepTimers } from './step-timers.js';
 import { DeadLetters } from './dead-letters.js';
+import { ConcurrencyGates } from './concurrency-gates.js';
 
 await runService({
   service: 'coordinator',
@@ -40,6 +41,9 @@ await runService({
       timers,
       deadLetters: new DeadLetters(redis, names),
       progressMs: Math.max(500, Math.floor(c.MUSE_COMMAND_ACK_WAIT_MS / 3)),
+      gates: new ConcurrencyGates(redis, names),
+      workflows: (project, name, version) => resolveWorkflow(redis, names, project, name, version),
+      maxWorkflowDepth: c.MUSE_MAX_WORKFLOW_DEPTH,
     });
     await bus.consumeCommands(names.coordinatorConsumer, (cmd, ctx) => handler.handle(cmd, ctx), {
       concurrency: c.COORDINATOR_CONCURRENCY,

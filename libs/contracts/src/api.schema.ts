@@ -83,6 +83,10 @@ export const StepViewSchema = z.object({
   error: ErrorBodySchema.optional(),
   startedAt: z.string().optional(),
   finishedAt: z.string().optional(),
+  /** Why a `waiting` step waits (an approval, or a keyed concurrency limit and its key). */
+  reason: z.string().optional(),
+  /** A sub-workflow step: the child run of its latest attempt. */
+  childRunId: z.string().optional(),
 });
 export type StepView = z.infer<typeof StepViewSchema>;
 
@@ -98,6 +102,10 @@ export const RunViewSchema = z.object({
   updatedAt: z.string(),
   /** Sequence number of the last event folded into this view. */
   seq: z.number().int(),
+  /** Why a `waiting` run waits (paused, a keyed concurrency limit, an approval). */
+  reason: z.string().optional(),
+  /** A child run: the run and sub-workflow step that started it. */
+  parent: z.object({ runId: z.string(), stepId: z.string() }).optional(),
   steps: z.array(StepViewSchema),
 });
 export type RunView = z.infer<typeof RunViewSchema>;

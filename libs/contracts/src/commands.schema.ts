@@ -1,6 +1,6 @@
 /** Commands carried on the JetStream command stream to the coordinator. */
 import { z } from 'zod';
-import { ArtifactRefSchema } from './events.schema.js';
+import { ArtifactRefSchema, RunParentSchema } from './events.schema.js';
 
 /** A blob a producer uploaded, to be bound to a run as a named artifact. */
 export const ArtifactUploadSchema = z.object({
@@ -30,6 +30,8 @@ export const RunSubmitCommandSchema = z.object({
   priority: z.number().int().min(1).max(10).optional(),
   /** A rerun: the run it comes from, the step it starts from, and the outputs it reuses (steps not at or after that step). */
   rerunOf: z.object({ runId: z.string(), fromStep: z.string(), outputs: z.record(z.string(), z.unknown()) }).optional(),
+  /** A child run of a sub-workflow step (sent by the coordinator). */
+  parent: RunParentSchema.optional(),
   submittedAt: z.string(),
   traceparent: z.string().optional(),
 });
@@ -78,6 +80,15 @@ export const RunControlCommandSchema = z.object({
 });
 export type RunControlCommand = z.infer<typeof RunControlCommandSchema>;
 
+/** A keyed concurrency slot is the run's (no `stepId`) or the step's: it may go on. Sent by the coordinator that granted it. */
+export const ConcurrencyGrantCommandSchema = z.object({
+  kind: z.literal('concurrency-grant'),
+  runId: z.string(),
+  project: z.string(),
+  stepId: z.string().optional(),
+});
+export type ConcurrencyGrantCommand = z.infer<typeof ConcurrencyGrantCommandSchema>;
+
 /** What an agent worker reports about one attempt of one step. */
 export const StepReportSchema = z.object({
   kind: z.literal('step-report'),
@@ -97,7 +108,7 @@ export const StepReportSchema = z.object({
 });
 export type StepReport = z.infer<typeof StepReportSchema>;
 
-export const CommandSchema = z.discriminatedUnion('kind', [RunSubmitCommandSchema, RunCancelCommandSchema, RunTimeoutCommandSchema, ApprovalDecisionCommandSchema, RunControlCommandSchema, StepReportSchema]);
+export const CommandSchema = z.discriminatedUnion('kind', [RunSubmitCommandSchema, RunCancelCommandSchema, RunTimeoutCommandSchema, ApprovalDecisionCommandSchema, RunControlCommandSchema, ConcurrencyGrantCommandSchema, StepReportSchema]);
 export type Command = z.infer<typeof CommandSchema>;
 
 /** Request to the artifact store to bind uploaded blobs to a run, fenced by the run's token. */

@@ -92,6 +92,8 @@ export const CoordinatorConfigSchema = z.object({
   MUSE_STEP_WATCH_MS: ms(5_000),
   /** A command a coordinator took but did not ack within this is redelivered to a replica, in ms (handlers signal progress while working). */
   MUSE_COMMAND_ACK_WAIT_MS: ms(5_000),
+  /** Deepest nesting of sub-workflows (`workflow:` steps); a child of a top-level run is depth 1. */
+  MUSE_MAX_WORKFLOW_DEPTH: z.coerce.number().int().min(1).max(100).default(5),
 });
 export type CoordinatorConfig = z.infer<typeof CoordinatorConfigSchema>;
 

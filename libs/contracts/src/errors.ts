@@ -36,6 +36,8 @@ export const ERROR_CATALOGUE = {
   MUSE_ERR_STEP_SECRET_MISSING: { status: 422, retryable: false, message: 'A secret the step names is not configured on the worker' },
   MUSE_ERR_SANDBOX_UNAVAILABLE: { status: 500, retryable: false, message: 'The shell sandbox is required but does not work on this host' },
   MUSE_ERR_STEP_LOST: { status: 500, retryable: true, message: 'The step was lost by its worker' },
+  MUSE_ERR_WORKFLOW_DEPTH: { status: 422, retryable: false, message: 'Sub-workflows are nested deeper than allowed' },
+  MUSE_ERR_CHILD_RUN_FAILED: { status: 422, retryable: false, message: 'The child run of a sub-workflow step did not succeed' },
   MUSE_ERR_STEP_CONDITION: { status: 422, retryable: false, message: 'A when or forEach expression could not be evaluated' },
   MUSE_ERR_APPROVAL_REJECTED: { status: 409, retryable: false, message: 'The approval gate was rejected' },
   MUSE_ERR_STEP_NOT_WAITING: { status: 409, retryable: false, message: 'The step is not waiting for a decision' },

@@ -8,6 +8,10 @@ import { z } from 'zod';
 import { ErrorBodySchema } from './errors.js';
 import { WorkflowDefinitionSchema, WorkflowRefSchema } from './workflow.schema.js';
 
+/** Where a child run comes from: its parent run, the sub-workflow step and attempt, and its depth (1 for a child of a top-level run). */
+export const RunParentSchema = z.object({ runId: z.string(), stepId: z.string(), attempt: z.number().int().min(1), depth: z.number().int().min(1) });
+export type RunParent = z.infer<typeof RunParentSchema>;
+
 export const ArtifactRefSchema = z.object({
   id: z.string(),
   name: z.string(),
@@ -42,7 +46,23 @@ export const RunCreatedEventSchema = z.object({
     priority: z.number().int().min(1).max(10).optional(),
     /** This run reruns `runId` from `fromStep` (`POST /v1/runs/{id}/rerun`). */
     rerunOf: z.object({ runId: z.string(), fromStep: z.string() }).optional(),
+    /** A child run: the run and step (attempt) that started it, and how deep it is nested (1 = a child of a top-level run). */
+    parent: RunParentSchema.optional(),
   }),
+});
+/**
+ * A keyed concurrency limit holds the run (no `stepId`) or one step back: `key` is the evaluated CEL key. It goes on
+ * (`concurrency.admitted`) once one of the key's `limit` slots is its, in order of arrival.
+ */
+export const ConcurrencyWaitingEventSchema = z.object({
+  ...base,
+  type: z.literal('concurrency.waiting'),
+  data: z.object({ stepId: z.string().optional(), key: z.string(), limit: z.number().int().min(1) }),
+});
+export const ConcurrencyAdmittedEventSchema = z.object({
+  ...base,
+  type: z.literal('concurrency.admitted'),
+  data: z.object({ stepId: z.string().optional() }),
 });
 /** A step of a rerun that is not run again: its output comes from the run it reruns. */
 export const StepReusedEventSchema = z.object({
@@ -155,6 +175,8 @@ export const RunEventSchema = z.discriminatedUnion('type', [
   RunResumedEventSchema,
   RunRetriedEventSchema,
   StepReusedEventSchema,
+  ConcurrencyWaitingEventSchema,
+  ConcurrencyAdmittedEventSchema,
   RunCompletedEventSchema,
   RunFailedEventSchema,
   RunCancelledEventSchema,

@@ -38,7 +38,13 @@ export {
   compensationId,
   compensatedStep,
   APPROVAL_ROLE,
+  WORKFLOW_ROLE,
+  KeyedConcurrencySchema,
+  SubWorkflowRefSchema,
+  TRIGGER_SUBJECT_PATTERN,
+  keyedConcurrency,
 } from './workflow.schema.js';
+export type { KeyedConcurrency } from './workflow.schema.js';
 export type { CompensationDefinition } from './workflow.schema.js';
 export type { Backoff, RetryPolicy, Needs } from './workflow.schema.js';
 export type { ToolName, StepDefinition, WorkflowDefinition, WorkflowRef, StoredWorkflow, AgentOutput, ShellOutput } from './workflow.schema.js';
@@ -73,7 +79,11 @@ export {
   RunCompletedEventSchema,
   RunFailedEventSchema,
   RunCancelledEventSchema,
+  RunParentSchema,
+  ConcurrencyWaitingEventSchema,
+  ConcurrencyAdmittedEventSchema,
 } from './events.schema.js';
+export type { RunParent } from './events.schema.js';
 export type { ArtifactRef, RunEvent, RunEventType, RunEventOf, NewRunEvent } from './events.schema.js';
 export {
   RunSubmitCommandSchema,
@@ -81,6 +91,7 @@ export {
   RunTimeoutCommandSchema,
   ApprovalDecisionCommandSchema,
   RunControlCommandSchema,
+  ConcurrencyGrantCommandSchema,
   StepReportSchema,
   CommandSchema,
   ArtifactCommitRequestSchema,
@@ -93,13 +104,14 @@ export type {
   RunTimeoutCommand,
   ApprovalDecisionCommand,
   RunControlCommand,
+  ConcurrencyGrantCommand,
   StepReport,
   Command,
   ArtifactCommitRequest,
   ArtifactUpload,
   ArtifactCommitResponse,
 } from './commands.schema.js';
-export { StepJobSchema, stepJobId, stepKey } from './jobs.schema.js';
+export { StepJobSchema, stepJobId, stepKey, childRunId } from './jobs.schema.js';
 export type { StepJob } from './jobs.schema.js';
 export { AgentHeartbeatSchema, agentLoad, toAgentView } from './agent.schema.js';
 export {

@@ -1,4 +1,5 @@
 /** BullMQ job payloads. */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
 export const StepJobSchema = z.object({
@@ -7,7 +8,11 @@ export const StepJobSchema = z.object({
   stepId: z.string(),
   attempt: z.number().int().min(1),
   role: z.string(),
-  kind: z.enum(['agent', 'shell']),
+  /** `workflow`: a sub-workflow step; the coordinator starts the child run itself (no queue). */
+  kind: z.enum(['agent', 'shell', 'workflow']),
+  /** The registered workflow a sub-workflow step runs, and the child's rendered input. */
+  workflow: z.object({ name: z.string(), version: z.number().int().min(1).optional() }).optional(),
+  input: z.record(z.string(), z.unknown()).optional(),
   /** Rendered prompt (agent steps). */
   prompt: z.string().optional(),
   model: z.string().optional(),
@@ -37,4 +42,12 @@ export function stepJobId(runId: string, stepId: string, attempt: number, index?
 /** The name a step's attempt goes by in artifact commits and message ids: `<step>` or `<step>#<index>`. */
 export function stepKey(stepId: string, index?: number): string {
   return index === undefined ? stepId : `${stepId}#${index}`;
+}
+
+/**
+ * The id of the child run a sub-workflow step's attempt starts: derived, so a coordinator that starts it again after
+ * a crash names the same run (and the submission is a no-op). Run ids are `[a-z0-9_]`.
+ */
+export function childRunId(parentRunId: string, stepId: string, attempt: number): string {
+  return `run_${createHash('sha256').update(`${parentRunId}/${stepId}/${attempt}`).digest('hex').slice(0, 26)}`;
 }

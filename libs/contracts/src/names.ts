@@ -19,6 +19,7 @@ export const COMMAND_KINDS = {
   approvalDecision: 'approval-decision',
   runControl: 'run-control',
   stepReport: 'step-report',
+  concurrencyGrant: 'concurrency-grant',
 } as const;
 export type CommandKind = (typeof COMMAND_KINDS)[keyof typeof COMMAND_KINDS];
 
@@ -98,6 +99,17 @@ export interface MuseNames {
   readonly apiKeysKey: string;
   /** Prefix of the rate limiter's Redis keys. */
   readonly rateLimitPrefix: string;
+  /** Redis set of the holders (`<run>` or `<run>/<step>`) of one keyed concurrency limit, and the sorted set of those waiting (score = arrival). */
+  readonly concurrencyHoldersKey: (project: string, key: string) => string;
+  readonly concurrencyWaitersKey: (project: string, key: string) => string;
+  /** Core NATS subject whose messages start runs of the workflows that declare `on: {subject}`. */
+  readonly triggerSubject: (project: string, subject: string) => string;
+  readonly triggerSubjectWildcard: string;
+  /** BullMQ queue of the cron schedules (`POST /v1/schedules`); Redis hash of one project's schedules (id -> JSON). */
+  readonly scheduleQueue: string;
+  readonly schedulesKey: (project: string) => string;
+  /** Redis hash: trigger subject -> JSON list of {project, workflow} that it starts. */
+  readonly triggersKey: string;
 }
 
 export function museNames(namespace: string): MuseNames {
@@ -157,5 +169,12 @@ export function museNames(namespace: string): MuseNames {
     projectsKey: `${ns}:projects`,
     apiKeysKey: `${ns}:api-keys`,
     rateLimitPrefix: `${ns}:ratelimit`,
+    concurrencyHoldersKey: (project, key) => `${ns}:conc:${project}:${key}:holders`,
+    concurrencyWaitersKey: (project, key) => `${ns}:conc:${project}:${key}:waiters`,
+    triggerSubject: (project, subject) => `${ns}.trigger.${project}.${subject}`,
+    triggerSubjectWildcard: `${ns}.trigger.>`,
+    scheduleQueue: `${ns}.${v}.schedules`,
+    schedulesKey: (project) => `${ns}:schedules:${project}`,
+    triggersKey: `${ns}:triggers`,
   };
 }

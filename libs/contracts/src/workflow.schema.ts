@@ -3,6 +3,8 @@ import { z } from 'zod';
 export const WORKFLOW_NAME_PATTERN = /^[a-z0-9-]+$/;
 export const STEP_ID_PATTERN = /^[a-z0-9_-]+$/;
 export const ROLE_PATTERN = /^[a-z][a-z0-9-]*$/;
+/** A trigger subject: NATS tokens without wildcards. */
+export const TRIGGER_SUBJECT_PATTERN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
 /** The default agent roles (configurable per deployment). */
 export const DEFAULT_ROLES = ['orchestrator', 'optimizer', 'reviewer', 'executor'] as const;
@@ -82,6 +84,25 @@ export type CompensationDefinition = z.infer<typeof CompensationSchema>;
 
 /** The "role" of approval gates: no worker pool serves it, people do. */
 export const APPROVAL_ROLE = 'approval';
+/** The "role" of sub-workflow steps: no worker pool serves it, the coordinator starts a child run. */
+export const WORKFLOW_ROLE = 'workflow';
+
+/**
+ * A limit on runs (or steps) at once per key: `key` is CEL over `input` (and `steps`, at step level) giving a
+ * string; at most `limit` holders of one key in one project run at once, the rest wait in arrival order.
+ * Keys are shared by every workflow of the project (one repository, one key, whichever workflow touches it).
+ */
+export const KeyedConcurrencySchema = z.strictObject({
+  key: z.string().min(1).max(10_000),
+  limit: z.number().int().min(1).max(10_000),
+});
+export type KeyedConcurrency = z.infer<typeof KeyedConcurrencySchema>;
+
+/** The registered workflow a sub-workflow step runs as a child run: the latest version unless one is named. */
+export const SubWorkflowRefSchema = z.strictObject({
+  name: z.string().min(1).max(100).regex(WORKFLOW_NAME_PATTERN, 'workflow names use [a-z0-9-]+'),
+  version: z.number().int().min(1).optional(),
+});
 
 /** The pseudo step id of a step's compensation: `~` is not allowed in step ids, so it never collides. */
 export const COMPENSATION_SUFFIX = '~undo';
@@ -124,8 +145,12 @@ export const StepSchema = z
     continueOnFailure: z.boolean().optional(),
     /** CEL giving a list: the step runs once per element (`item`, `index` in its templates); its output is the list of outputs, in order. */
     forEach: CelSchema.optional(),
-    /** Elements of a `forEach` running at once. @default 10 */
-    concurrency: z.number().int().min(1).max(1000).optional(),
+    /** A number: elements of a `forEach` running at once (default 10). `{key, limit}`: at most `limit` steps with that key run at once, across runs. */
+    concurrency: z.union([z.number().int().min(1).max(1000), KeyedConcurrencySchema]).optional(),
+    /** Runs a registered workflow as a child run; its output is the step's output. */
+    workflow: SubWorkflowRefSchema.optional(),
+    /** The child run's input (with `workflow`): string values are templates; one whole `{{ path }}` passes the value as it is. */
+    input: z.record(z.string(), z.unknown()).optional(),
     /** `approval`: a gate that waits for `POST /v1/runs/{id}/approvals/{stepId}` (no agent, prompt, tool or command). */
     type: z.enum(['approval']).optional(),
     /** What an approval gate decides by itself once its `timeoutMs` passed. @default "reject" */
@@ -138,13 +163,20 @@ export const StepSchema = z
     network: z.boolean().optional(),
   })
   .superRefine((step, ctx) => {
-    if (step.concurrency !== undefined && step.forEach === undefined) {
+    if (typeof step.concurrency === 'number' && step.forEach === undefined) {
       ctx.addIssue({ code: 'custom', path: ['concurrency'], message: `step "${step.id}": concurrency applies to a forEach step` });
     }
     if (step.onTimeout !== undefined && (step.type !== 'approval' || step.timeoutMs === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['onTimeout'], message: `step "${step.id}": onTimeout applies to an approval step with a timeoutMs` });
     }
-    if (step.type === 'approval') {
+    if (step.input !== undefined && step.workflow === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['input'], message: `step "${step.id}": input applies to a sub-workflow step (workflow)` });
+    }
+    if (step.workflow !== undefined) {
+      for (const f of ['type', 'agent', 'prompt', 'tool', 'command', 'forEach', 'secrets', 'network', 'model', 'seed', 'onTimeout'] as const) {
+        if (step[f] !== undefined) ctx.addIssue({ code: 'custom', path: [f], message: `sub-workflow step "${step.id}" takes no ${f}` });
+      }
+    } else if (step.type === 'approval') {
       for (const f of ['agent', 'prompt', 'tool', 'command', 'forEach', 'compensate', 'retry', 'maxAttempts', 'secrets', 'network', 'model', 'seed'] as const) {
         if (step[f] !== undefined) ctx.addIssue({ code: 'custom', path: [f], message: `approval step "${step.id}" takes no ${f}` });
       }
@@ -173,6 +205,10 @@ export const WorkflowDefinitionSchema = z.strictObject({
   timeoutMs: z.number().int().min(1).max(90 * 24 * 3600_000).optional(),
   /** How long the run's artifacts are kept; then the artifact store expires them and GC frees unreferenced blobs. @default MUSE_ARTIFACT_TTL_DAYS */
   retention: z.strictObject({ ttlDays: z.number().int().min(1).max(36_500) }).optional(),
+  /** At most `limit` runs with the same key (CEL over `input`) at once in the project; the others wait, in order. */
+  concurrency: KeyedConcurrencySchema.optional(),
+  /** Starts a run for each message on `<namespace>.trigger.<project>.<subject>` (the message, JSON, is the input). */
+  on: z.strictObject({ subject: z.string().min(1).max(200).regex(TRIGGER_SUBJECT_PATTERN, 'trigger subjects are dot-separated tokens of [A-Za-z0-9_-], no wildcards') }).optional(),
 });
 export type WorkflowDefinition = z.infer<typeof WorkflowDefinitionSchema>;
 
@@ -196,6 +232,11 @@ export function stepNeeds(step: Pick<StepDefinition, 'needs'>): string[] {
   return Array.isArray(n) ? n : n.any;
 }
 
+/** The `{key, limit}` of a step with a keyed concurrency limit, else undefined (a number is a forEach cap). */
+export function keyedConcurrency(step: Pick<StepDefinition, 'concurrency'>): KeyedConcurrency | undefined {
+  return typeof step.concurrency === 'object' ? step.concurrency : undefined;
+}
+
 /** True for `needs: { any: [...] }`. */
 export function needsAny(step: Pick<StepDefinition, 'needs'>): boolean {
   return step.needs !== undefined && !Array.isArray(step.needs);
@@ -204,6 +245,7 @@ export function needsAny(step: Pick<StepDefinition, 'needs'>): boolean {
 /** The role whose pool runs a step. */
 export function stepRole(step: StepDefinition): string {
   if (step.type === 'approval') return APPROVAL_ROLE;
+  if (step.workflow !== undefined) return WORKFLOW_ROLE;
   return step.agent ?? DEFAULT_TOOL_ROLE;
 }
 

@@ -29,7 +29,7 @@ function firstLine(err: unknown): string {
  * `steps`, and be able to give `want` (`bool` for `when`).
  * @returns null when it is fine, else a message
  */
-export function checkExpression(expr: string, want: 'bool' | 'list'): string | null {
+export function checkExpression(expr: string, want: 'bool' | 'list' | 'key'): string | null {
   let res: { valid: boolean; type?: string; error?: unknown };
   try {
     res = env.check(expr) as typeof res;
@@ -37,8 +37,13 @@ export function checkExpression(expr: string, want: 'bool' | 'list'): string | n
     return `not a valid CEL expression: ${firstLine(err)}`;
   }
   if (!res.valid) return `not a valid CEL expression: ${firstLine(res.error)}`;
-  const ok = res.type === undefined || res.type === 'dyn' || res.type === want || (want === 'list' && res.type.startsWith('list<'));
-  if (!ok) return `must give a ${want}, gives ${res.type}`;
+  const ok =
+    res.type === undefined ||
+    res.type === 'dyn' ||
+    res.type === want ||
+    (want === 'list' && res.type.startsWith('list<')) ||
+    (want === 'key' && (res.type === 'string' || res.type === 'int' || res.type === 'uint' || res.type === 'double' || res.type === 'bool'));
+  if (!ok) return `must give a ${want === 'key' ? 'string' : want}, gives ${res.type}`;
   return null;
 }
 
@@ -72,4 +77,23 @@ export function evaluateCondition(expr: string, ctx: { input: unknown; steps: un
   }
   if (typeof value !== 'boolean') throw new ConditionError(`gave ${typeof value}, not a boolean`);
   return value;
+}
+
+/** Longest concurrency key kept (a key is part of Redis key names). */
+export const MAX_CONCURRENCY_KEY_LENGTH = 512;
+
+/** Evaluates a `concurrency.key`: a string (numbers and booleans as text); anything else is an error. */
+export function evaluateKey(expr: string, ctx: { input: unknown; steps: unknown }): string {
+  let value: unknown;
+  try {
+    value = env.evaluate(expr, ctx as Record<string, unknown>);
+  } catch (err) {
+    throw new ConditionError(firstLine(err));
+  }
+  if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'bigint' && typeof value !== 'boolean') {
+    throw new ConditionError(`gave ${value === null ? 'null' : typeof value}, not a string`);
+  }
+  const key = String(value);
+  if (key.length === 0 || key.length > MAX_CONCURRENCY_KEY_LENGTH) throw new ConditionError(`gave a key of ${key.length} characters (1 to ${MAX_CONCURRENCY_KEY_LENGTH})`);
+  return key;
 }

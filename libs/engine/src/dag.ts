@@ -1,6 +1,6 @@
 /** Checks a workflow definition beyond its schema: the graph and the templates. */
-import { WorkflowDefinitionSchema, needsAny, stepNeeds, zodIssues, type ValidationIssue, type WorkflowDefinition } from '@muse/contracts';
-import { parseTemplate } from './template.js';
+import { WorkflowDefinitionSchema, keyedConcurrency, needsAny, stepNeeds, zodIssues, type ValidationIssue, type WorkflowDefinition } from '@muse/contracts';
+import { parseTemplate, templateStrings } from './template.js';
 import { checkExpression } from './condition.js';
 
 export type ValidationResult = { ok: true; definition: WorkflowDefinition } | { ok: false; issues: ValidationIssue[] };
@@ -54,6 +54,14 @@ export function checkGraph(def: WorkflowDefinition): ValidationIssue[] {
       if (text === undefined) continue;
       issues.push(...checkTemplate(text, `steps.${i}.${field}`, field, step.id, index, ancestors.get(step.id)!, step.forEach !== undefined));
     }
+    const keyed = keyedConcurrency(step);
+    if (keyed) {
+      const problem = checkExpression(keyed.key, 'key');
+      if (problem) issues.push({ path: `steps.${i}.concurrency.key`, stepId: step.id, field: 'concurrency', message: `step "${step.id}" concurrency.key: ${problem}` });
+    }
+    for (const t of templateStrings(step.input ?? {}, `steps.${i}.input`)) {
+      issues.push(...checkTemplate(t.text, t.path, 'input', step.id, index, ancestors.get(step.id)!));
+    }
     // A compensation also reads the output of the step it undoes.
     const undo: Array<[string, string | undefined]> = [['prompt', step.compensate?.prompt], ['command', step.compensate?.command]];
     for (const [field, text] of undo) {
@@ -61,6 +69,10 @@ export function checkGraph(def: WorkflowDefinition): ValidationIssue[] {
       issues.push(...checkTemplate(text, `steps.${i}.compensate.${field}`, 'compensate', step.id, index, new Set([...ancestors.get(step.id)!, step.id])));
     }
   });
+  if (def.concurrency !== undefined) {
+    const problem = checkExpression(def.concurrency.key, 'key');
+    if (problem) issues.push({ path: 'concurrency.key', field: 'concurrency', message: `concurrency.key: ${problem}` });
+  }
   if (def.output !== undefined) {
     issues.push(...checkTemplate(def.output, 'output', 'output', undefined, index, new Set(index.keys())));
   }

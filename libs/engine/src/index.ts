@@ -1,10 +1,11 @@
-export { parseTemplate, renderTemplate, resolvePath, TemplateError } from './template.js';
+export { parseTemplate, renderTemplate, renderValue, templateStrings, resolvePath, TemplateError } from './template.js';
 export type { TemplateRef, TemplateContext, ParseResult } from './template.js';
 export { validateWorkflow, checkGraph, findCycle, ancestorsOf, topologicalOrder } from './dag.js';
 export type { ValidationResult } from './dag.js';
 export { applyEvent, foldEvents, FoldError } from './state.js';
-export type { RunState, StepState, ItemState } from './state.js';
+export type { RunState, StepState, ItemState, Gate } from './state.js';
 export { RunTransition, isFinished, buildStepJob, runOutput, templateContext, conditionContext, maxAttemptsOf, backoffDelay, DEFAULT_BACKOFF, DEFAULT_FOREACH_CONCURRENCY } from './transition.js';
-export { checkExpression, evaluateCondition, evaluateList, ConditionError } from './condition.js';
+export { checkExpression, evaluateCondition, evaluateList, evaluateKey, ConditionError } from './condition.js';
+export { missingInputs } from './inputs.js';
 export type { EngineDefaults } from './transition.js';
-export { toRunView } from './view.js';
+export { toRunView, CONCURRENCY_REASON_PREFIX } from './view.js';

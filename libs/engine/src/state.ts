@@ -10,6 +10,8 @@ import {
   type ArtifactRef,
   type ErrorBody,
   type RunEvent,
+  type RunParent,
+  WORKFLOW_ROLE,
   type RunStatus,
   type StepStatus,
   type WorkflowDefinition,
@@ -35,6 +37,17 @@ export interface StepState {
   completedSeq?: number;
   /** A `forEach` step's elements, once its list was evaluated (`step.expanded`). */
   items?: ItemState[];
+  /** A keyed concurrency limit on the step: its evaluated key, and whether it holds a slot. */
+  gate?: Gate;
+  /** A sub-workflow step: the child run of its latest attempt. */
+  childRunId?: string;
+}
+
+/** One slot of a keyed concurrency limit, asked for (`concurrency.waiting`) and maybe given (`concurrency.admitted`). */
+export interface Gate {
+  key: string;
+  limit: number;
+  admitted: boolean;
 }
 
 /** One element of a `forEach` step. */
@@ -71,6 +84,10 @@ export interface RunState {
   compensation?: { error: ErrorBody; order: string[]; end?: 'failed' | 'cancelled' };
   /** Paused: no new step starts until resumed (the run shows as `waiting`). */
   paused?: boolean;
+  /** A child run: the run and step that started it. */
+  parent?: RunParent;
+  /** The workflow's keyed concurrency limit: the run's key, and whether it holds a slot. */
+  gate?: Gate;
 }
 
 export class FoldError extends Error {
@@ -84,7 +101,7 @@ export function applyEvent(state: RunState | undefined, ev: RunEvent): RunState 
   const next = applyOne(state, ev);
   // A run that is going is `waiting` while a gate waits for a person or it is paused, else `running`.
   if (next !== state && (next.status === 'running' || next.status === 'waiting')) {
-    next.status = next.paused || Object.values(next.steps).some((s) => s.status === 'waiting') ? 'waiting' : 'running';
+    next.status = next.paused || (next.gate && !next.gate.admitted) || Object.values(next.steps).some((s) => s.status === 'waiting') ? 'waiting' : 'running';
   }
   return next;
 }
@@ -104,6 +121,7 @@ function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
       ...(ev.data.traceparent !== undefined ? { traceparent: ev.data.traceparent } : {}),
       ...(ev.data.priority !== undefined ? { priority: ev.data.priority } : {}),
       ...(ev.data.rerunOf !== undefined ? { rerunOf: ev.data.rerunOf } : {}),
+      ...(ev.data.parent !== undefined ? { parent: ev.data.parent } : {}),
       status: 'pending',
       seq: ev.seq,
       createdAt: ev.at,
@@ -165,6 +183,7 @@ function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
       s.status = 'queued';
       s.attempts = ev.data.attempt;
       s.queuedAt = ev.at;
+      if (s.role === WORKFLOW_ROLE) s.childRunId = ev.data.jobId;
       delete s.agentId;
       delete s.startedAt;
       delete s.finishedAt;
@@ -223,6 +242,29 @@ function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
       s.startedAt = ev.at;
       break;
     }
+    case 'concurrency.waiting': {
+      const gate = { key: ev.data.key, limit: ev.data.limit, admitted: false };
+      if (ev.data.stepId === undefined) {
+        if (!next.gate) next.gate = gate;
+        break;
+      }
+      const s = step(ev.data.stepId);
+      if (s.status !== 'pending' || s.gate) break;
+      s.gate = gate;
+      s.status = 'waiting';
+      break;
+    }
+    case 'concurrency.admitted': {
+      if (ev.data.stepId === undefined) {
+        if (next.gate) next.gate = { ...next.gate, admitted: true };
+        break;
+      }
+      const s = step(ev.data.stepId);
+      if (!s.gate || s.gate.admitted) break;
+      s.gate = { ...s.gate, admitted: true };
+      if (s.status === 'waiting') s.status = 'pending';
+      break;
+    }
     case 'run.paused':
       next.paused = true;
       break;
@@ -232,8 +274,11 @@ function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
     case 'run.retried': {
       next.status = 'running';
       delete next.error;
+      // The run's slots were given back when it failed: a re-driven run (and step) asks again.
+      delete next.gate;
       for (const id of ev.data.steps) {
         const s = step(id);
+        delete s.gate;
         s.attemptBase = s.attempts;
         delete s.error;
         delete s.finishedAt;

@@ -75,3 +75,36 @@ export function renderTemplate(text: string, ctx: TemplateContext): string {
     return typeof value === 'string' ? value : JSON.stringify(value);
   });
 }
+
+/** One whole tag and nothing else: `{{ steps.a.output }}`. */
+const WHOLE_TAG = /^\s*\{\{([^{}]*)\}\}\s*$/;
+
+/**
+ * Renders a JSON value whose strings are templates (a sub-workflow's `input`). A string that is one whole tag
+ * passes the value it names as it is (an object stays an object); other strings render as text.
+ */
+export function renderValue(value: unknown, ctx: TemplateContext): unknown {
+  if (typeof value === 'string') {
+    const whole = WHOLE_TAG.exec(value);
+    if (whole) {
+      const path = whole[1]!.trim();
+      if (parseTemplate(value).ok) {
+        const v = resolvePath(ctx, path.split('.'));
+        if (v === undefined) throw new TemplateError(`"${path}" is not set`);
+        return v;
+      }
+    }
+    return renderTemplate(value, ctx);
+  }
+  if (Array.isArray(value)) return value.map((v) => renderValue(v, ctx));
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, renderValue(v, ctx)]));
+  return value;
+}
+
+/** Every string inside a JSON value, with its dotted path (for checking the templates in a sub-workflow's `input`). */
+export function templateStrings(value: unknown, path: string): Array<{ path: string; text: string }> {
+  if (typeof value === 'string') return [{ path, text: value }];
+  if (Array.isArray(value)) return value.flatMap((v, i) => templateStrings(v, `${path}.${i}`));
+  if (value !== null && typeof value === 'object') return Object.entries(value).flatMap(([k, v]) => templateStrings(v, `${path}.${k}`));
+  return [];
+}

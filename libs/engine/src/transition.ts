@@ -4,8 +4,12 @@
  * coordinator appends what comes out and carries out the effects.
  */
 import {
+  childRunId,
   compensatedStep,
   compensationId,
+  keyedConcurrency,
+  WORKFLOW_ROLE,
+  type ConcurrencyGrantCommand,
   needsAny,
   stepJobId,
   stepNeeds,
@@ -24,8 +28,8 @@ import {
   type ArtifactRef,
 } from '@muse/contracts';
 import { applyEvent, type RunState } from './state.js';
-import { renderTemplate, TemplateError, type TemplateContext } from './template.js';
-import { ConditionError, evaluateCondition, evaluateList } from './condition.js';
+import { renderTemplate, renderValue, TemplateError, type TemplateContext } from './template.js';
+import { ConditionError, evaluateCondition, evaluateKey, evaluateList } from './condition.js';
 
 /** Elements of a `forEach` step running at once when it does not say. */
 export const DEFAULT_FOREACH_CONCURRENCY = 10;
@@ -78,6 +82,7 @@ export class RunTransition {
         ...(cmd.traceparent !== undefined ? { traceparent: cmd.traceparent } : {}),
         ...(cmd.priority !== undefined ? { priority: cmd.priority } : {}),
         ...(cmd.rerunOf !== undefined ? { rerunOf: { runId: cmd.rerunOf.runId, fromStep: cmd.rerunOf.fromStep } } : {}),
+        ...(cmd.parent !== undefined ? { parent: cmd.parent } : {}),
       },
     });
     this.resume(cmd, defaults);
@@ -173,12 +178,30 @@ export class RunTransition {
   decide(cmd: ApprovalDecisionCommand, defaults: EngineDefaults): void {
     const s = this.state;
     if (!s || isFinished(s) || s.steps[cmd.stepId]?.status !== 'waiting') return;
+    // A step waiting for a concurrency slot is not a gate a person decides.
+    if (s.definition.steps.find((d) => d.id === cmd.stepId)?.type !== 'approval') return;
     const record = { decision: cmd.decision, by: cmd.by, at: cmd.at, ...(cmd.comment !== undefined ? { comment: cmd.comment } : {}) };
     if (cmd.decision === 'approve') {
       this.emitFor({ type: 'step.completed', data: { stepId: cmd.stepId, attempt: 1, agentId: cmd.by, output: record, artifacts: [], finishedAt: cmd.at } });
     } else {
       const error: ErrorBody = { code: 'MUSE_ERR_APPROVAL_REJECTED', message: `step "${cmd.stepId}" was rejected by ${cmd.by}${cmd.comment ? `: ${cmd.comment}` : ''}`, retryable: false, details: record };
       this.emitFor({ type: 'step.failed', data: { stepId: cmd.stepId, attempt: 1, agentId: cmd.by, error, final: true, finishedAt: cmd.at } });
+    }
+    this.plan(defaults);
+  }
+
+  /**
+   * A keyed concurrency slot is now the run's (no `stepId`) or the step's. A grant nobody waits for (a duplicate, a
+   * finished run) changes nothing; the coordinator gives back a slot a finished run was granted.
+   */
+  admit(cmd: ConcurrencyGrantCommand, defaults: EngineDefaults): void {
+    const s = this.state;
+    if (!s || isFinished(s)) return;
+    if (cmd.stepId === undefined) {
+      if (s.gate && !s.gate.admitted) this.emitFor({ type: 'concurrency.admitted', data: {} });
+    } else {
+      const st = s.steps[cmd.stepId];
+      if (st?.gate && !st.gate.admitted && st.status === 'waiting') this.emitFor({ type: 'concurrency.admitted', data: { stepId: cmd.stepId } });
     }
     this.plan(defaults);
   }
@@ -234,6 +257,21 @@ export class RunTransition {
       if (!s || (s.status !== 'running' && s.status !== 'waiting')) return;
       if (s.compensation) return this.planCompensation(defaults);
       if (s.paused) return;
+      // A workflow-level keyed limit: nothing starts before the run holds a slot of its key.
+      const runLimit = s.definition.concurrency;
+      if (runLimit && !s.gate) {
+        let key: string;
+        try {
+          key = evaluateKey(runLimit.key, conditionContext(s));
+        } catch (err) {
+          if (!(err instanceof ConditionError)) throw err;
+          this.emitFor({ type: 'run.failed', data: { error: { code: 'MUSE_ERR_STEP_CONDITION', message: `concurrency.key: ${err.message}`, retryable: false } } });
+          return;
+        }
+        this.emitFor({ type: 'concurrency.waiting', data: { key, limit: runLimit.limit } });
+        return;
+      }
+      if (s.gate && !s.gate.admitted) return;
       const blocking = s.definition.steps.find((d) => s.steps[d.id]!.status === 'failed' && !d.continueOnFailure);
       if (blocking) {
         const failed = s.steps[blocking.id]!;
@@ -278,6 +316,23 @@ export class RunTransition {
             continue;
           }
         }
+        // A step-level keyed limit: the step waits (visibly) until it holds a slot of its key.
+        const stepLimit = keyedConcurrency(def);
+        const gated = this.state!.steps[def.id]!;
+        if (stepLimit && !gated.gate?.admitted) {
+          if (!gated.gate) {
+            let key: string;
+            try {
+              key = evaluateKey(stepLimit.key, conditionContext(this.state!));
+            } catch (err) {
+              if (!(err instanceof ConditionError)) throw err;
+              this.emitFor({ type: 'step.failed', data: { stepId: def.id, attempt, error: { code: 'MUSE_ERR_STEP_CONDITION', message: `step "${def.id}" concurrency.key: ${err.message}`, retryable: false }, final: true, finishedAt: this.now() } });
+              break;
+            }
+            this.emitFor({ type: 'concurrency.waiting', data: { stepId: def.id, key, limit: stepLimit.limit } });
+          }
+          continue;
+        }
         if (def.type === 'approval') {
           this.emitFor({
             type: 'step.waiting',
@@ -306,7 +361,7 @@ export class RunTransition {
         const delayMs = failures > 0 ? backoffDelay(backoffOf(this.state!, def), failures, this.random) : 0;
         this.emitFor({
           type: 'step.queued',
-          data: { stepId: def.id, attempt, role: st.role, jobId: stepJobId(s.runId, def.id, attempt), ...(delayMs > 0 ? { delayMs } : {}) },
+          data: { stepId: def.id, attempt, role: st.role, jobId: st.role === WORKFLOW_ROLE ? childRunId(s.runId, def.id, attempt) : stepJobId(s.runId, def.id, attempt), ...(delayMs > 0 ? { delayMs } : {}) },
         });
       }
     }
@@ -377,7 +432,7 @@ export class RunTransition {
    * open. @returns true when an element failed for good (the step with it).
    */
   private fillItems(def: StepDefinition, defaults: EngineDefaults): boolean {
-    const limit = def.concurrency ?? DEFAULT_FOREACH_CONCURRENCY;
+    const limit = typeof def.concurrency === 'number' ? def.concurrency : DEFAULT_FOREACH_CONCURRENCY;
     const items = this.state!.steps[def.id]!.items!;
     let open = items.filter((i) => i.status === 'queued' || i.status === 'running').length;
     for (let index = 0; index < items.length && open < limit; index++) {
@@ -485,7 +540,8 @@ export function buildStepJob(
   /** The element of a `forEach` step. */
   index?: number,
 ): { ok: true; job: StepJob } | { ok: false; error: ErrorBody } {
-  const def = compensationSpec(s, stepId) ?? s.definition.steps.find((d) => d.id === stepId);
+  const comp = compensationSpec(s, stepId);
+  const def: StepDefinition | undefined = comp ? { id: stepId, ...comp } : s.definition.steps.find((d) => d.id === stepId);
   if (!def) return { ok: false, error: { code: 'MUSE_ERR_INTERNAL', message: `no step ${stepId}`, retryable: false } };
   const ctx = templateContext(s);
   if (index !== undefined) {
@@ -506,7 +562,9 @@ export function buildStepJob(
       ...(s.traceparent !== undefined ? { traceparent: s.traceparent } : {}),
     };
     const job: StepJob =
-      def.tool !== undefined
+      def.workflow !== undefined
+        ? { ...base, kind: 'workflow', workflow: def.workflow, input: renderValue(def.input ?? {}, ctx) as Record<string, unknown> }
+        : def.tool !== undefined
         ? { ...base, kind: 'shell', command: renderTemplate(def.command!, ctx), ...shellExtras(def as Pick<StepDefinition, 'secrets' | 'network'>) }
         : { ...base, kind: 'agent', prompt: renderTemplate(def.prompt!, ctx), model: def.model ?? 'muse-local', seed: def.seed ?? 0 };
     return { ok: true, job };

@@ -1,5 +1,5 @@
 import { compensationId, type RunView, type StepView } from '@muse/contracts';
-import type { RunState } from './state.js';
+import type { Gate, RunState } from './state.js';
 
 /** The REST view of a run (what `GET /v1/runs/{id}` answers). */
 export function toRunView(s: RunState): RunView {
@@ -13,6 +13,8 @@ export function toRunView(s: RunState): RunView {
     if (st.error !== undefined) v.error = st.error;
     if (st.startedAt !== undefined) v.startedAt = st.startedAt;
     if (st.finishedAt !== undefined) v.finishedAt = st.finishedAt;
+    if (st.childRunId !== undefined) v.childRunId = st.childRunId;
+    if (st.status === 'waiting') v.reason = st.gate && !st.gate.admitted ? concurrencyReason(st.gate) : 'waiting for an approval decision';
     return v;
   });
   const view: RunView = {
@@ -26,7 +28,22 @@ export function toRunView(s: RunState): RunView {
     seq: s.seq,
     steps,
   };
+  if (s.parent !== undefined) view.parent = { runId: s.parent.runId, stepId: s.parent.stepId };
+  if (s.status === 'waiting') {
+    view.reason = s.paused
+      ? 'paused'
+      : s.gate && !s.gate.admitted
+        ? concurrencyReason(s.gate)
+        : `waiting on ${steps.filter((v) => v.status === 'waiting').map((v) => `step "${v.id}" (${v.reason})`).join(', ')}`;
+  }
   if (s.output !== undefined) view.output = s.output;
   if (s.error !== undefined) view.error = s.error;
   return view;
+}
+
+/** How a view's `reason` starts when a keyed concurrency limit holds the run or step back. */
+export const CONCURRENCY_REASON_PREFIX = 'waiting for a concurrency slot';
+
+function concurrencyReason(g: Gate): string {
+  return `${CONCURRENCY_REASON_PREFIX}: key "${g.key}" allows ${g.limit} at once`;
 }

@@ -6,6 +6,7 @@
  * decision on a gate already decided, a pause of a run that just finished)
  * changes nothing.
  */
+import { CONCURRENCY_REASON_PREFIX } from '@muse/engine';
 import { Inject, Injectable } from '@nestjs/common';
 import { compensatedStep, isTerminalRunStatus, MuseError, type Command, type RunStatus } from '@muse/contracts';
 import type { JetStreamBus } from '@muse/messaging';
@@ -25,8 +26,9 @@ export class RunOperationsService {
   async decide(caller: Caller, runId: string, stepId: string, decision: 'approve' | 'reject', comment: string | undefined): Promise<{ id: string; stepId: string; decision: 'approve' | 'reject' }> {
     const view = await this.runs.get(caller, runId);
     const step = view.steps.find((s) => s.id === stepId);
-    if (!step || step.status !== 'waiting') {
-      throw new MuseError('MUSE_ERR_STEP_NOT_WAITING', step ? `Step "${stepId}" is ${step.status}, not waiting for a decision` : `Run ${runId} has no step "${stepId}"`, {
+    // A step waiting for a concurrency slot is `waiting` too, but no person decides it.
+    if (!step || step.status !== 'waiting' || step.reason?.startsWith(CONCURRENCY_REASON_PREFIX)) {
+      throw new MuseError('MUSE_ERR_STEP_NOT_WAITING', step ? `Step "${stepId}" is ${step.status}${step.reason ? ` (${step.reason})` : ''}, not waiting for a decision` : `Run ${runId} has no step "${stepId}"`, {
         details: { id: runId, stepId, status: step?.status ?? null },
       });
     }

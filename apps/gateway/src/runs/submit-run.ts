@@ -4,7 +4,7 @@
  * and publishes for it.
  */
 import { z } from 'zod';
-import { parseTemplate, resolvePath } from '@muse/engine';
+import { missingInputs } from '@muse/engine';
 import {
   MuseError,
   SubmitRunBodySchema,
@@ -68,30 +68,8 @@ function describe(issue: ValidationIssue | undefined): string {
  * fail at its first step; refusing it here tells the caller at once.
  */
 export function checkRunInput(definition: WorkflowDefinition, input: Input): void {
-  const missing = new Map<string, ValidationIssue>();
-  const visit = (text: string | undefined, where: { stepId?: string; field: string }) => {
-    if (text === undefined) return;
-    const parsed = parseTemplate(text);
-    if (!parsed.ok) return; // registration already refused bad templates
-    for (const ref of parsed.refs) {
-      if (ref.segments[0] !== 'input' || missing.has(ref.path)) continue;
-      if (resolvePath({ input, steps: {} }, ref.segments) === undefined) {
-        missing.set(ref.path, {
-          path: ref.segments.join('.'),
-          ...(where.stepId !== undefined ? { stepId: where.stepId } : {}),
-          field: where.field,
-          message: `"${ref.path}" is read by ${where.stepId !== undefined ? `step "${where.stepId}" (${where.field})` : where.field} but not given`,
-        });
-      }
-    }
-  };
-  for (const step of definition.steps) {
-    visit(step.prompt, { stepId: step.id, field: 'prompt' });
-    visit(step.command, { stepId: step.id, field: 'command' });
-  }
-  visit(definition.output, { field: 'output' });
-  if (missing.size > 0) {
-    const issues = [...missing.values()];
+  const issues = missingInputs(definition, input);
+  if (issues.length > 0) {
     throw new MuseError('MUSE_ERR_RUN_INPUT_INVALID', `The run input lacks ${issues.map((i) => i.path).join(', ')}`, { details: { issues } });
   }
 }

@@ -15,15 +15,8 @@
  */
 import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { z } from 'zod';
-import {
-  MuseError,
-  WORKFLOW_NAME_PATTERN,
-  WorkflowDefinitionSchema,
-  type MuseNames,
-  type StoredWorkflow,
-  type WorkflowDefinition,
-} from '@muse/contracts';
+import { MuseError, WORKFLOW_NAME_PATTERN, type MuseNames, type StoredWorkflow, type WorkflowDefinition } from '@muse/contracts';
+import { parseWorkflowDefinition as parseDefinition, parseWorkflowMeta as parseMeta, readWorkflowVersion, resolveWorkflow, storedWorkflow as stored, type WorkflowVersionMeta as VersionMeta } from '@muse/queues';
 import { contentDigest } from '../common/canonical-json.js';
 import { NAMES, REDIS } from '../gateway.tokens.js';
 
@@ -39,8 +32,6 @@ redis.call('ZADD', KEYS[2], 0, ARGV[5])
 return {v, 1}
 `;
 
-const VersionMetaSchema = z.object({ digest: z.string(), createdAt: z.string() });
-type VersionMeta = z.infer<typeof VersionMetaSchema>;
 
 export interface Registered {
   name: string;
@@ -122,20 +113,12 @@ export class WorkflowRegistry {
   }
 
   async getVersion(project: string, name: string, version: number): Promise<StoredWorkflow | null> {
-    if (!WORKFLOW_NAME_PATTERN.test(name) || !Number.isSafeInteger(version) || version < 1) return null;
-    const [meta, def] = await this.redis.hmget(this.names.workflowKey(project, name), `meta:${version}`, `def:${version}`);
-    if (meta == null || def == null) return null;
-    return stored(project, name, { version, ...parseMeta(meta) }, parseDefinition(def));
+    return readWorkflowVersion(this.redis, this.names, project, name, version);
   }
 
   /** The version a run pins: the one asked for, or the latest. Throws MUSE_ERR_WORKFLOW_NOT_FOUND. */
   async resolve(project: string, name: string, version?: number): Promise<StoredWorkflow> {
-    let v = version;
-    if (v === undefined && WORKFLOW_NAME_PATTERN.test(name)) {
-      const latest = await this.redis.hget(this.names.workflowKey(project, name), 'latest');
-      v = latest === null ? undefined : Number(latest);
-    }
-    const found = v === undefined ? null : await this.getVersion(project, name, v);
+    const found = await resolveWorkflow(this.redis, this.names, project, name, version);
     if (!found) throw notFound(name, version);
     return found;
   }
@@ -144,17 +127,4 @@ export class WorkflowRegistry {
 export function notFound(name: string, version?: number): MuseError {
   const what = version === undefined ? `workflow "${name}"` : `version ${version} of workflow "${name}"`;
   return new MuseError('MUSE_ERR_WORKFLOW_NOT_FOUND', `No ${what}`, { details: { name, ...(version !== undefined ? { version } : {}) } });
-}
-
-function stored(project: string, name: string, meta: VersionMeta & { version: number }, definition: WorkflowDefinition): StoredWorkflow {
-  return { project, name, version: meta.version, digest: meta.digest, createdAt: meta.createdAt, definition };
-}
-
-// What Redis holds is parsed like any other input: a bad record is a 500, never a wrong answer.
-function parseMeta(raw: string): VersionMeta {
-  return VersionMetaSchema.parse(JSON.parse(raw));
-}
-
-function parseDefinition(raw: string): WorkflowDefinition {
-  return WorkflowDefinitionSchema.parse(JSON.parse(raw));
 }
