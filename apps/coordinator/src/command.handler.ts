@@ -9,6 +9,7 @@
  */
 import {
   ArtifactCommitResponseSchema,
+  childRunId,
   DEFAULT_RUN_PRIORITY,
   MuseError,
   isTerminalStepStatus,
@@ -341,7 +342,7 @@ export class CommandHandler {
     if (!built.ok || built.job.kind !== 'workflow' || !built.job.workflow) return;
     const workflow = built.job.workflow;
     const input = built.job.input ?? {};
-    const childId = state.steps[stepId]!.childRunId!;
+    const childId = childRunId(state.runId, stepId, attempt);
     const at = this.now();
     const fail = (code: ErrorCode, message: string, details?: Record<string, unknown>) =>
       this.deps.bus.publishCommand(
@@ -402,8 +403,10 @@ export class CommandHandler {
   /** Cancelling (or failing) a run cancels the child runs of its sub-workflow steps that were still going. */
   private async cancelChildren(state: RunState): Promise<void> {
     for (const st of Object.values(state.steps)) {
-      if (st.childRunId === undefined || st.status !== 'cancelled') continue;
-      await this.deps.bus.publishCommand({ kind: 'run-cancel', runId: st.childRunId, project: state.project, reason: `its parent run ${state.runId} ended ${state.status === 'running' || state.status === 'waiting' ? 'compensating' : state.status}` }, `cancel-child.${st.childRunId}`);
+      if (st.role !== WORKFLOW_ROLE || st.attempts === 0 || st.status !== 'cancelled') continue;
+      // The derived id: the child may have been submitted before its start was recorded here.
+      const child = childRunId(state.runId, st.id, st.attempts);
+      await this.deps.bus.publishCommand({ kind: 'run-cancel', runId: child, project: state.project, reason: `its parent run ${state.runId} ended ${state.status === 'running' || state.status === 'waiting' ? 'compensating' : state.status}` }, `cancel-child.${child}`);
     }
   }
 

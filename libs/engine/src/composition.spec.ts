@@ -96,15 +96,15 @@ test('a sub-workflow step is queued as its child run (a derived id) with its inp
   assert.equal(queued.data.role, 'workflow');
   assert.equal(queued.data.jobId, childRunId('r', 'build', 1));
   assert.match(queued.data.jobId, /^run_[0-9a-f]{26}$/);
-  assert.equal(run.state!.steps.build!.childRunId, queued.data.jobId);
+  assert.equal(run.state!.steps.build!.childRunId, undefined, 'no child run until the coordinator started one');
   const job = buildStepJob(run.state!, 'build', 1, defaults);
   assert.ok(job.ok);
   assert.equal(job.job.kind, 'workflow');
   assert.deepEqual(job.job.workflow, { name: 'child', version: 2 });
   // A whole tag passes the value as it is; a tag inside text renders as text.
   assert.deepEqual(job.job.input, { repo: 'muse', plan: { exitCode: 0, stdout: 'p' }, label: 'for muse' });
-  assert.equal(toRunView(run.state!).steps[1]!.childRunId, queued.data.jobId);
   report(run, 'build', 1, 'started', { agentId: queued.data.jobId });
+  assert.equal(toRunView(run.state!).steps[1]!.childRunId, queued.data.jobId);
   assert.deepEqual(types(report(run, 'build', 1, 'completed', { agentId: queued.data.jobId, output: { result: 42 } })), ['step.completed:build', 'step.queued:after']);
   const after = buildStepJob(run.state!, 'after', 1, defaults);
   assert.ok(after.ok && after.job.command === 'echo 42');

@@ -39,7 +39,7 @@ export interface StepState {
   items?: ItemState[];
   /** A keyed concurrency limit on the step: its evaluated key, and whether it holds a slot. */
   gate?: Gate;
-  /** A sub-workflow step: the child run of its latest attempt. */
+  /** A sub-workflow step: the child run of its latest attempt, once started. */
   childRunId?: string;
 }
 
@@ -183,7 +183,7 @@ function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
       s.status = 'queued';
       s.attempts = ev.data.attempt;
       s.queuedAt = ev.at;
-      if (s.role === WORKFLOW_ROLE) s.childRunId = ev.data.jobId;
+      delete s.childRunId;
       delete s.agentId;
       delete s.startedAt;
       delete s.finishedAt;
@@ -201,6 +201,8 @@ function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
       s.status = 'running';
       s.agentId = ev.data.agentId;
       s.startedAt = ev.data.startedAt;
+      // A sub-workflow step "runs on" its child run, once the coordinator started it.
+      if (s.role === WORKFLOW_ROLE) s.childRunId = ev.data.agentId;
       break;
     }
     case 'step.completed': {

@@ -1,0 +1,203 @@
+/**
+ * Composition end to end, on two coordinator replicas: sub-workflow steps (child runs linked to their parent, the
+ * child's output as the step's output, cancellation passed down, the nesting limit) and keyed concurrency limits
+ * at workflow and step level (at most `limit` holders of a key at once, the rest waiting in order, visibly).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { RunEvent, RunView } from '@muse/contracts';
+import { http, startTestCluster, waitForRun, type TestCluster } from '../support/harness.js';
+
+const YAML = { 'content-type': 'application/yaml' };
+
+describe('sub-workflows and keyed concurrency end to end', { timeout: 240_000 }, () => {
+  let t: TestCluster;
+
+  before(async () => {
+    t = await startTestCluster({ workers: 2, coordinators: 2, env: { MUSE_MAX_WORKFLOW_DEPTH: '3', MUSE_AGENT_CONCURRENCY: '8' } });
+  });
+
+  after(async () => {
+    await t?.stop();
+  });
+
+  async function register(yaml: string): Promise<void> {
+    const res = await http(t.gateway, 'POST', '/v1/workflows', yaml, YAML);
+    assert.ok(res.status === 201 || res.status === 200, res.text);
+  }
+  async function submit(workflow: string, input: Record<string, unknown> = {}): Promise<string> {
+    const sub = await http(t.gateway, 'POST', '/v1/runs', { workflow, input });
+    assert.equal(sub.status, 202, sub.text);
+    return sub.body.id as string;
+  }
+  const view = async (id: string): Promise<RunView> => (await http<RunView>(t.gateway, 'GET', `/v1/runs/${id}`)).body;
+  const events = async (id: string): Promise<RunEvent[]> => (await http<{ items: RunEvent[] }>(t.gateway, 'GET', `/v1/runs/${id}/events`)).body.items;
+  async function until<T>(check: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await check();
+      if (v) return v;
+      assert.ok(Date.now() < deadline, 'condition not reached in time');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  test('a sub-workflow step runs its child run; the child output is the step output; both are linked', async () => {
+    await register(['name: child-sum', 'steps:', '  - id: add', '    tool: shell', '    command: "echo $(( {{ input.a }} + {{ input.b }} ))"', 'output: "{{ steps.add.output.stdout }}"'].join('\n'));
+    await register([
+      'name: parent-sum',
+      'steps:',
+      '  - id: first',
+      '    tool: shell',
+      '    command: "echo 40"',
+      '  - id: sum',
+      '    needs: [first]',
+      '    workflow: { name: child-sum }',
+      '    input: { a: "{{ input.two }}", b: "{{ steps.first.output.stdout }}" }',
+      '  - id: show',
+      '    needs: [sum]',
+      '    tool: shell',
+      '    command: "echo got {{ steps.sum.output }}"',
+    ].join('\n'));
+    const id = await submit('parent-sum', { two: 2 });
+    const done = await waitForRun(t.gateway, id, 60_000);
+    assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
+    const sum = done.steps.find((s) => s.id === 'sum')!;
+    assert.ok(sum.childRunId, 'the step names its child run');
+    assert.equal(sum.agent, sum.childRunId);
+    assert.equal(String(sum.output).trim(), '42');
+    assert.equal((done.steps.find((s) => s.id === 'show')!.output as { stdout: string }).stdout.trim(), 'got 42');
+    const child = await view(sum.childRunId!);
+    assert.equal(child.status, 'succeeded');
+    assert.equal(child.project, done.project);
+    assert.deepEqual(child.parent, { runId: id, stepId: 'sum' });
+    assert.deepEqual(child.input, { a: 2, b: '40\n' });
+    // The child is listed with the project's runs, on its own.
+    const list = await http<{ items: Array<{ id: string }> }>(t.gateway, 'GET', '/v1/runs?workflow=child-sum');
+    assert.ok(list.body.items.some((r) => r.id === child.id));
+  });
+
+  test('cancelling a parent cancels its child; a child that fails fails the step with the reason', async () => {
+    await register(['name: child-gate', 'steps:', '  - id: gate', '    type: approval'].join('\n'));
+    await register(['name: parent-gate', 'steps:', '  - id: inner', '    workflow: { name: child-gate }'].join('\n'));
+    const id = await submit('parent-gate');
+    const childId = await until(async () => (await view(id)).steps[0]!.childRunId);
+    await until(async () => (await view(childId)).status === 'waiting');
+    const cancel = await http(t.gateway, 'POST', `/v1/runs/${id}/cancel`, { reason: 'enough' });
+    assert.equal(cancel.status, 202, cancel.text);
+    assert.equal((await waitForRun(t.gateway, id, 30_000)).status, 'cancelled');
+    const child = await waitForRun(t.gateway, childId, 30_000);
+    assert.equal(child.status, 'cancelled');
+    assert.match(child.error?.message ?? '', new RegExp(`parent run ${id}`));
+
+    const id2 = await submit('parent-gate');
+    const child2 = await until(async () => (await view(id2)).steps[0]!.childRunId);
+    await until(async () => (await view(child2)).status === 'waiting');
+    const reject = await http(t.gateway, 'POST', `/v1/runs/${child2}/approvals/gate`, { decision: 'reject', comment: 'no' });
+    assert.equal(reject.status, 202, reject.text);
+    const parent = await waitForRun(t.gateway, id2, 30_000);
+    assert.equal(parent.status, 'failed');
+    assert.equal(parent.steps[0]!.error?.code, 'MUSE_ERR_CHILD_RUN_FAILED');
+    assert.match(parent.steps[0]!.error?.message ?? '', /rejected/);
+  });
+
+  test('nesting stops at MUSE_MAX_WORKFLOW_DEPTH; a missing child workflow fails the step clearly', async () => {
+    await register(['name: nest', 'steps:', '  - id: again', '    workflow: { name: nest }'].join('\n'));
+    const id = await submit('nest');
+    const top = await waitForRun(t.gateway, id, 60_000);
+    assert.equal(top.status, 'failed');
+    // Walk down the chain: depth 1..3 are children, the 3rd child's step is refused.
+    let cur = top;
+    const chain: string[] = [];
+    while (cur.steps[0]!.childRunId) {
+      cur = await waitForRun(t.gateway, cur.steps[0]!.childRunId, 30_000);
+      chain.push(cur.id);
+    }
+    assert.equal(chain.length, 3);
+    assert.equal(cur.steps[0]!.error?.code, 'MUSE_ERR_WORKFLOW_DEPTH');
+    assert.match(cur.steps[0]!.error?.message ?? '', /limit is 3/);
+
+    await register(['name: orphan', 'steps:', '  - id: call', '    workflow: { name: not-registered }'].join('\n'));
+    const o = await waitForRun(t.gateway, await submit('orphan'), 30_000);
+    assert.equal(o.status, 'failed');
+    assert.equal(o.steps[0]!.error?.code, 'MUSE_ERR_WORKFLOW_NOT_FOUND');
+  });
+
+  test('a workflow-level key lets one run per repository at a time, in order; other keys are not held up', async () => {
+    await register([
+      'name: per-repo',
+      'concurrency: { key: "input.repo", limit: 1 }',
+      'steps:',
+      '  - id: work',
+      '    tool: shell',
+      '    command: "sleep 0.6; echo {{ input.n }}"',
+    ].join('\n'));
+    const a: string[] = [];
+    for (let n = 0; n < 4; n++) {
+      a.push(await submit('per-repo', { repo: 'alpha', n }));
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    const b = await submit('per-repo', { repo: 'beta', n: 9 });
+    // While the first alpha run works, the later ones wait with the reason.
+    const waiting = await until(async () => {
+      const v = await view(a[3]!);
+      return v.status === 'waiting' ? v : undefined;
+    });
+    assert.match(waiting.reason ?? '', /concurrency slot: key "alpha" allows 1/);
+    const runs = await Promise.all(a.map((id) => waitForRun(t.gateway, id, 60_000)));
+    const beta = await waitForRun(t.gateway, b, 60_000);
+    for (const r of [...runs, beta]) assert.equal(r.status, 'succeeded', JSON.stringify(r.error));
+    const spans = runs.map((r) => ({ start: Date.parse(r.steps[0]!.startedAt!), end: Date.parse(r.steps[0]!.finishedAt!) }));
+    for (let i = 1; i < spans.length; i++) {
+      assert.ok(spans[i]!.start >= spans[i - 1]!.end, `alpha run ${i} started before run ${i - 1} ended`);
+    }
+    // beta overlapped the alpha chain rather than waiting behind it.
+    const bStart = Date.parse(beta.steps[0]!.startedAt!);
+    assert.ok(bStart < spans[3]!.start, 'the beta run waited for the alpha runs');
+    const admitted = (await events(a[3]!)).filter((e) => e.type === 'concurrency.waiting' || e.type === 'concurrency.admitted').map((e) => e.type);
+    assert.deepEqual(admitted, ['concurrency.waiting', 'concurrency.admitted']);
+  });
+
+  test('a step-level key limits that step across runs (2 at once) while the rest of each run goes on', async () => {
+    await register([
+      'name: deploy-limit',
+      'steps:',
+      '  - id: build',
+      '    tool: shell',
+      '    command: "echo build"',
+      '  - id: deploy',
+      '    needs: [build]',
+      '    concurrency: { key: "\'env-\' + input.env", limit: 2 }',
+      '    tool: shell',
+      '    command: "sleep 0.5; echo deployed"',
+    ].join('\n'));
+    const ids: string[] = [];
+    for (let n = 0; n < 5; n++) ids.push(await submit('deploy-limit', { env: 'prod', n }));
+    const runs = await Promise.all(ids.map((id) => waitForRun(t.gateway, id, 60_000)));
+    for (const r of runs) assert.equal(r.status, 'succeeded', JSON.stringify(r.error));
+    const spans = runs.map((r) => {
+      const d = r.steps.find((s) => s.id === 'deploy')!;
+      return { start: Date.parse(d.startedAt!), end: Date.parse(d.finishedAt!) };
+    });
+    // At no moment were more than 2 deploys running.
+    for (const s of spans) {
+      const overlapping = spans.filter((o) => o.start < s.start + 1 && o.end > s.start + 1).length;
+      assert.ok(overlapping <= 2, `${overlapping} deploys ran at once`);
+    }
+    const waited = (await Promise.all(ids.map(events))).filter((evs) => evs.some((e) => e.type === 'concurrency.waiting' && e.data.stepId === 'deploy'));
+    assert.equal(waited.length, 5, 'every deploy asked for a slot');
+  });
+
+  test('bad concurrency and sub-workflow fields are refused at registration with the field named', async () => {
+    const res = await http(
+      t.gateway,
+      'POST',
+      '/v1/workflows',
+      ['name: bad-comp', 'concurrency: { key: "input.x ==", limit: 1 }', 'steps:', '  - id: a', '    workflow: { name: x }', '    prompt: hi'].join('\n'),
+      YAML,
+    );
+    assert.equal(res.status, 400);
+    const issues = (res.body as { error: { details: { issues: Array<{ path: string }> } } }).error.details.issues.map((i) => i.path);
+    assert.ok(issues.includes('steps.0.prompt'), issues.join());
+  });
+});
