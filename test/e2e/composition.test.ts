@@ -1,16 +1,18 @@
 /**
  * Composition end to end, on two coordinator replicas: sub-workflow steps (child runs linked to their parent, the
  * child's output as the step's output, cancellation passed down, the nesting limit) and keyed concurrency limits
- * at workflow and step level (at most `limit` holders of a key at once, the rest waiting in order, visibly).
+ * at workflow and step level (at most `limit` holders of a key at once, the rest waiting in order, visibly), cron
+ * schedules (BullMQ job schedulers) and event triggers (`on: {subject}` on NATS).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RunEvent, RunView } from '@muse/contracts';
-import { http, startTestCluster, waitForRun, type TestCluster } from '../support/harness.js';
+import { connect, headers as natsHeaders } from '@nats-io/transport-node';
+import { http, NATS_URL, startTestCluster, waitForRun, type TestCluster } from '../support/harness.js';
 
 const YAML = { 'content-type': 'application/yaml' };
 
-describe('sub-workflows and keyed concurrency end to end', { timeout: 240_000 }, () => {
+describe('sub-workflows, keyed concurrency, schedules and triggers end to end', { timeout: 240_000 }, () => {
   let t: TestCluster;
 
   before(async () => {
@@ -186,6 +188,70 @@ describe('sub-workflows and keyed concurrency end to end', { timeout: 240_000 },
     }
     const waited = (await Promise.all(ids.map(events))).filter((evs) => evs.some((e) => e.type === 'concurrency.waiting' && e.data.stepId === 'deploy'));
     assert.equal(waited.length, 5, 'every deploy asked for a slot');
+  });
+
+  test('a schedule fires runs on its cron until deleted; bad patterns, zones and workflows are refused', async () => {
+    await register(['name: ticker', 'steps:', '  - id: tick', '    tool: shell', '    command: "echo tick {{ input.label }}"'].join('\n'));
+    const bad = await http(t.gateway, 'POST', '/v1/schedules', { workflow: 'ticker', cron: 'every minute', input: { label: 'x' } });
+    assert.equal(bad.status, 400, bad.text);
+    assert.match(bad.text, /cron/);
+    const zone = await http(t.gateway, 'POST', '/v1/schedules', { workflow: 'ticker', cron: '* * * * *', timezone: 'Mars/Olympus', input: { label: 'x' } });
+    assert.equal(zone.status, 400, zone.text);
+    const missing = await http(t.gateway, 'POST', '/v1/schedules', { workflow: 'no-such', cron: '* * * * *' });
+    assert.equal(missing.status, 404, missing.text);
+    const noInput = await http(t.gateway, 'POST', '/v1/schedules', { workflow: 'ticker', cron: '* * * * *' });
+    assert.equal((noInput.body as { error: { code: string } }).error.code, 'MUSE_ERR_RUN_INPUT_INVALID');
+
+    const made = await http<{ id: string; nextRunAt?: string; timezone: string }>(t.gateway, 'POST', '/v1/schedules', { workflow: 'ticker', cron: '* * * * * *', input: { label: 'every-second' } });
+    assert.equal(made.status, 201, made.text);
+    assert.equal(made.body.timezone, 'UTC');
+    assert.ok(made.body.nextRunAt && Date.parse(made.body.nextRunAt) > Date.now() - 1000);
+    const listed = await http<{ items: Array<{ id: string }> }>(t.gateway, 'GET', '/v1/schedules');
+    assert.ok(listed.body.items.some((x) => x.id === made.body.id));
+    const runsOf = async () => (await http<{ items: Array<{ id: string; status: string }> }>(t.gateway, 'GET', '/v1/runs?workflow=ticker&limit=100')).body.items;
+    const fired = await until(async () => {
+      const items = await runsOf();
+      return items.length >= 3 ? items : undefined;
+    }, 20_000);
+    const first = await waitForRun(t.gateway, fired.at(-1)!.id, 30_000);
+    assert.equal(first.status, 'succeeded');
+    assert.equal((first.steps[0]!.output as { stdout: string }).stdout.trim(), 'tick every-second');
+    const del = await http(t.gateway, 'DELETE', `/v1/schedules/${made.body.id}`);
+    assert.equal(del.status, 200, del.text);
+    assert.equal((await http(t.gateway, 'GET', `/v1/schedules/${made.body.id}`)).status, 404);
+    // A tick already taken may still land; after that, nothing more.
+    await new Promise((r) => setTimeout(r, 1500));
+    const settled = (await runsOf()).length;
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal((await runsOf()).length, settled, 'a deleted schedule fired again');
+  });
+
+  test('a message on a trigger subject starts a run with the message as input; a re-sent message id starts no second run', async () => {
+    await register(['name: on-push', 'on: { subject: git.push }', 'steps:', '  - id: build', '    tool: shell', '    command: "echo built {{ input.repo }}"'].join('\n'));
+    const nc = await connect({ servers: NATS_URL });
+    try {
+      const subject = `${t.namespace}.trigger.default.git.push`;
+      const h = natsHeaders();
+      h.set('Nats-Msg-Id', 'push-1');
+      const ask = async (payload: string, hdrs = h) => (await nc.request(subject, new TextEncoder().encode(payload), { timeout: 10_000, headers: hdrs })).json<{ runs: Array<{ workflow: string; id: string }>; errors: Array<{ code: string }> }>();
+      const reply = await ask(JSON.stringify({ repo: 'muse' }));
+      assert.deepEqual(reply.errors, []);
+      assert.equal(reply.runs.length, 1);
+      assert.equal(reply.runs[0]!.workflow, 'on-push');
+      const done = await waitForRun(t.gateway, reply.runs[0]!.id, 30_000);
+      assert.equal(done.status, 'succeeded');
+      assert.deepEqual(done.input, { repo: 'muse' });
+      assert.equal((done.steps[0]!.output as { stdout: string }).stdout.trim(), 'built muse');
+      const again = await ask(JSON.stringify({ repo: 'muse' }));
+      assert.equal(again.runs[0]!.id, reply.runs[0]!.id, 'the same message id starts the same run');
+      const notObject = await ask('[1,2]', natsHeaders());
+      assert.equal(notObject.errors[0]?.code, 'MUSE_ERR_REQUEST_INVALID');
+      // Another project's subject starts nothing here.
+      const other = await nc.request(`${t.namespace}.trigger.elsewhere.git.push`, new TextEncoder().encode('{}'), { timeout: 10_000 });
+      assert.deepEqual(other.json<{ runs: unknown[] }>().runs, []);
+    } finally {
+      await nc.close();
+    }
   });
 
   test('bad concurrency and sub-workflow fields are refused at registration with the field named', async () => {

@@ -27,6 +27,13 @@ import { RunsService } from './runs/runs.service.js';
 import { StreamGateway } from './stream/stream.gateway.js';
 import { WorkflowRegistry } from './workflows/workflow-registry.service.js';
 import { WorkflowsController } from './workflows/workflows.controller.js';
+import { McpController } from './mcp/mcp.controller.js';
+import { McpSessions } from './mcp/mcp-sessions.service.js';
+import { ProfilingController } from './profiling/profiling.controller.js';
+import { ProfilingService } from './profiling/profiling.service.js';
+import { SchedulesController } from './schedules/schedules.controller.js';
+import { SchedulesService } from './schedules/schedules.service.js';
+import { TriggersService } from './schedules/triggers.service.js';
 
 export interface GatewayResources {
   config: GatewayConfig;
@@ -36,7 +43,7 @@ export interface GatewayResources {
 }
 
 /** Every controller of the gateway; the OpenAPI spec test reads their routes from here. */
-export const GATEWAY_CONTROLLERS = [WorkflowsController, RunsController, RunOperationsController, DeadLettersController, ArtifactsController, AgentsController, PoolsController, OpenApiController, ProjectsController, ApiKeysController, AuditController] as const;
+export const GATEWAY_CONTROLLERS = [WorkflowsController, RunsController, RunOperationsController, DeadLettersController, ArtifactsController, AgentsController, PoolsController, OpenApiController, ProjectsController, ApiKeysController, AuditController, McpController, ProfilingController, SchedulesController] as const;
 
 @Module({})
 export class GatewayModule {
@@ -61,6 +68,10 @@ export class GatewayModule {
         Authenticator,
         RateLimits,
         AuditLog,
+        McpSessions,
+        ProfilingService,
+        SchedulesService,
+        TriggersService,
       ],
     };
   }

@@ -215,3 +215,35 @@ export const StreamServerMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('error'), error: ErrorBodySchema, runId: z.string().optional() }),
 ]);
 export type StreamServerMessage = z.infer<typeof StreamServerMessageSchema>;
+
+/** `POST /v1/schedules`: start runs of a registered workflow on a cron. */
+export const CreateScheduleBodySchema = z.strictObject({
+  workflow: z.string().min(1).max(100),
+  /** Pin a version; without it each firing runs the latest. */
+  version: z.number().int().min(1).optional(),
+  /** A cron pattern (5 fields, or 6 with seconds first), e.g. `0 3 * * *`. */
+  cron: z.string().min(1).max(200),
+  /** IANA time zone the pattern is read in. @default "UTC" */
+  timezone: z.string().min(1).max(100).default('UTC'),
+  input: z.record(z.string(), z.unknown()).default({}),
+  priority: z.number().int().min(1).max(10).optional(),
+});
+export type CreateScheduleBody = z.infer<typeof CreateScheduleBodySchema>;
+
+export const ScheduleSchema = z.object({
+  id: z.string(),
+  project: z.string(),
+  workflow: z.string(),
+  version: z.number().int().optional(),
+  cron: z.string(),
+  timezone: z.string(),
+  input: z.record(z.string(), z.unknown()),
+  priority: z.number().int().optional(),
+  createdAt: z.string(),
+  createdBy: z.string(),
+  /** When it fires next (ISO-8601), as BullMQ's job scheduler has it. */
+  nextRunAt: z.string().optional(),
+});
+export type Schedule = z.infer<typeof ScheduleSchema>;
+export const ScheduleListSchema = z.object({ items: z.array(ScheduleSchema) });
+export const ScheduleDeletedSchema = z.object({ id: z.string(), deleted: z.literal(true) });

@@ -147,6 +147,10 @@ export {
   RunViewSchema,
   RunListQuerySchema,
   RunListSchema,
+  CreateScheduleBodySchema,
+  ScheduleSchema,
+  ScheduleListSchema,
+  ScheduleDeletedSchema,
   ArtifactMetaSchema,
   ArtifactListSchema,
   ArtifactLineageSchema,
@@ -160,6 +164,7 @@ export {
 } from './api.schema.js';
 export type { ArtifactLineage } from './api.schema.js';
 export type { DeadLetter } from './api.schema.js';
+export type { CreateScheduleBody, Schedule } from './api.schema.js';
 export type { SubmitRunBody, StepView, RunView, ArtifactMeta, StreamClientMessage, StreamServerMessage, StepProgress } from './api.schema.js';
 export {
   CommonConfigShape,
@@ -205,3 +210,13 @@ export {
   AuditQuerySchema,
 } from './auth.schema.js';
 export type { Scope, CreateProjectBody, ProjectView, CreateApiKeyBody, StoredApiKey, ApiKeyView, AuditRecord } from './auth.schema.js';
+export {
+  PROFILING_MAX_SECONDS,
+  StartProfilingBodySchema,
+  ProfilingControlSchema,
+  ProfilingReplySchema,
+  ProfilingSessionSchema,
+  ServiceProfileSchema,
+  ProfileReportSchema,
+} from './profiling.schema.js';
+export type { StartProfilingBody, ProfilingControl, ProfilingReply, ProfilingSession, ServiceProfile, ProfileReport } from './profiling.schema.js';

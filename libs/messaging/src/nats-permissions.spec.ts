@@ -15,12 +15,16 @@ describe('servicePermissions', () => {
     assert.ok(can('agent-worker', names.agentHeartbeatSubject));
     for (const r of ['gateway', 'agent-worker', 'artifact-store', 'observability', 'scaler'] as const) assert.ok(!can(r, names.runSubjectWildcard), `${r} may not append run events`);
     assert.ok(can('coordinator', names.runSubjectWildcard));
+    // Commands only Muse issues: the gateway (clients) may not grant concurrency slots, time runs out or report steps.
+    for (const k of ['concurrency-grant', 'run-timeout', 'step-report'] as const) assert.ok(!can('gateway', names.commandSubject(k)), k);
+    assert.ok(can('gateway', names.commandSubject('run-submit')));
   });
-  test('only the artifact store subscribes to artifact commits and answers requests', () => {
+  test('only the artifact store subscribes to artifact commits; it and the gateway (trigger replies) answer requests', () => {
     for (const r of NATS_SERVICE_ROLES) {
       const p = servicePermissions(r, names);
       assert.equal(p.subscribe.includes(names.artifactCommitSubject), r === 'artifact-store', r);
-      assert.equal(p.allowResponses, r === 'artifact-store', r);
+      assert.equal(p.allowResponses, r === 'artifact-store' || r === 'gateway', r);
+      assert.equal(p.subscribe.includes(names.triggerSubjectWildcard), r === 'gateway', r);
       assert.ok(p.subscribe.includes('_INBOX.>'));
       assert.ok(!p.publish.includes('>') && !p.publish.some((s) => s.startsWith('$JS.API.STREAM.DELETE')), r);
     }

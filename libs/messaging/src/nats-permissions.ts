@@ -80,7 +80,7 @@ function commandConsumer(n: MuseNames): string[] {
 }
 
 /** Commands only Muse itself issues: worker reports, and the coordinator's own timers (`run-timeout`). */
-const INTERNAL_COMMAND_KINDS: ReadonlySet<string> = new Set([COMMAND_KINDS.stepReport, 'run-timeout']);
+const INTERNAL_COMMAND_KINDS: ReadonlySet<string> = new Set([COMMAND_KINDS.stepReport, COMMAND_KINDS.runTimeout, COMMAND_KINDS.concurrencyGrant]);
 
 /** What clients (through the gateway) may ask for: every other command kind, so a new one follows COMMAND_KINDS. */
 function clientCommandKinds(): CommandKind[] {
@@ -92,14 +92,25 @@ const INBOX = '_INBOX.>';
 
 /** What `role` may publish and subscribe to, in namespace `names`. */
 export function servicePermissions(role: NatsServiceRole, names: MuseNames): NatsPermissions {
+  const p = ownPermissions(role, names);
+  // Profiling sessions: every process listens to the control subject and answers on the report subject; the gateway runs them.
+  const gateway = role === 'gateway';
+  return {
+    ...p,
+    publish: [...p.publish, names.profilingReportSubject, ...(gateway ? [names.profilingControlSubject] : [])],
+    subscribe: [...p.subscribe, names.profilingControlSubject, ...(gateway ? [names.profilingReportSubject] : [])],
+  };
+}
+
+function ownPermissions(role: NatsServiceRole, names: MuseNames): NatsPermissions {
   const base = streamSetup(names);
   switch (role) {
     case 'gateway':
       return {
         publish: [...base, ...runReader(names), ...clientCommandKinds().map((k) => names.commandSubject(k)), ...auditLog(names)],
-        // Live step progress, forwarded to WebSocket subscribers.
-        subscribe: [INBOX, names.stepProgressSubjectWildcard],
-        allowResponses: false,
+        // Live step progress, forwarded to WebSocket subscribers; trigger messages (`on: {subject}`), answered with the runs they started.
+        subscribe: [INBOX, names.stepProgressSubjectWildcard, names.triggerSubjectWildcard],
+        allowResponses: true,
       };
     case 'coordinator':
       return {

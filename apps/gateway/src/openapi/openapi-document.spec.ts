@@ -42,6 +42,9 @@ test('the document covers every route of the brief, the stream and the health en
     'GET /v1/agents',
     'GET /v1/pools',
     'GET /v1/stream',
+    'POST /mcp',
+    'GET /mcp',
+    'DELETE /mcp',
     'GET /docs',
     'GET /docs/openapi.json',
     'GET /health/live',
@@ -53,6 +56,13 @@ test('the document covers every route of the brief, the stream and the health en
     'GET /v1/api-keys',
     'DELETE /v1/api-keys/{id}',
     'GET /v1/audit',
+    'POST /v1/profiling/sessions',
+    'GET /v1/profiling/sessions/{id}',
+    'DELETE /v1/profiling/sessions/{id}',
+    'POST /v1/schedules',
+    'GET /v1/schedules',
+    'GET /v1/schedules/{id}',
+    'DELETE /v1/schedules/{id}',
   ];
   const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
   assert.deepEqual(documented.sort(), expected.sort());

@@ -73,6 +73,8 @@ export class WorkflowRegistry {
       definition.description ?? '',
       `${project}:${definition.name}`,
     )) as [number, number];
+    // A workflow with `on: {subject}` starts on that subject's messages from now on (the latest version decides at each message).
+    if (definition.on) await this.redis.sadd(triggerSetKey(this.names, project, definition.on.subject), definition.name);
     return { name: definition.name, version: Number(res[0]), created: Number(res[1]) === 1 };
   }
 
@@ -122,6 +124,11 @@ export class WorkflowRegistry {
     if (!found) throw notFound(name, version);
     return found;
   }
+}
+
+/** Redis set of the workflows of a project that a trigger subject starts. */
+export function triggerSetKey(names: MuseNames, project: string, subject: string): string {
+  return `${names.triggersKey}:${project}:${subject}`;
 }
 
 export function notFound(name: string, version?: number): MuseError {
