@@ -68,7 +68,8 @@ export class StepTimers {
   /** Decides an approval gate by itself at `waitingSinceMs + timeoutMs` (a no-op when set already). */
   async approvalTimeout(runId: string, project: string, stepId: string, timeoutMs: number, decision: 'approve' | 'reject', waitingSinceMs: number): Promise<void> {
     const delay = Math.max(0, waitingSinceMs + timeoutMs - this.now());
-    await this.add({ kind: 'approval-timeout', runId, project, stepId, decision }, `${runId}.${stepId}.approval-timeout`, delay);
+    // One timer per opening of the gate: a gate re-driven by a retry opens again (a later time) and gets a timer of its own.
+    await this.add({ kind: 'approval-timeout', runId, project, stepId, decision }, `${runId}.${stepId}.approval-timeout.${waitingSinceMs}`, delay);
   }
 
   private async add(data: TimerJob, jobId: string, delay: number): Promise<void> {
