@@ -53,7 +53,7 @@ export async function startTestCluster(opts: Partial<ClusterOptions> = {}): Prom
     logDir: join(dataDir, 'logs'),
     ...opts,
     // Rate limits far above what any test sends (crash and load tests poll hard with one key); a test of the limiter sets its own.
-    env: { LOG_LEVEL: 'info', MUSE_RATE_LIMIT_KEY_PER_SEC: '1000000', MUSE_RATE_LIMIT_PROJECT_PER_SEC: '1000000', ...(opts.env ?? {}) },
+    env: { LOG_LEVEL: 'info', MUSE_RATE_LIMIT_KEY_PER_SEC: '1000000', MUSE_RATE_LIMIT_PROJECT_PER_SEC: '1000000', MUSE_RATE_LIMIT_AUTH_FAILURES_PER_MIN: '1000000', ...(opts.env ?? {}) },
   });
   const gateway = cluster.url('gateway');
   defaultKeys.set(gateway, apiKey);

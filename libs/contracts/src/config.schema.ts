@@ -62,6 +62,8 @@ export const GatewayConfigSchema = z.object({
   MUSE_RATE_LIMIT_KEY_PER_SEC: z.coerce.number().int().min(1).default(100),
   /** Requests per second one project may receive, over all its credentials. */
   MUSE_RATE_LIMIT_PROJECT_PER_SEC: z.coerce.number().int().min(1).default(500),
+  /** Failed authentications (401) one client address may cause per minute; past it, its requests get 429 before any credential is checked. */
+  MUSE_RATE_LIMIT_AUTH_FAILURES_PER_MIN: z.coerce.number().int().min(1).default(120),
   /** Deepest nesting of a JSON/YAML body (objects and arrays). */
   MUSE_MAX_JSON_DEPTH: z.coerce.number().int().min(2).default(32),
   /** Longest array in a JSON/YAML body. */

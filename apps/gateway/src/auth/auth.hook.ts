@@ -24,11 +24,13 @@ export function registerAuthHooks(fastify: FastifyInstance, auth: Authenticator,
   fastify.addHook('onRequest', async (req: Tagged, reply: FastifyReply) => {
     if (isPublicPath(req.url)) return;
     try {
+      await limits.admitAddress(req.ip);
       const caller = await auth.resolve(bearerToken(headerValue(req.headers.authorization)), headerValue(req.headers[PROJECT_HEADER]));
       req[CALLER_KEY] = caller;
       await limits.consume(caller);
     } catch (err) {
       const { status, body } = toHttpError(err, req.id);
+      if (status === 401) await limits.authFailed(req.ip);
       const retryAfter = (body.error.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
       if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter));
       return reply.status(status).header('content-type', 'application/json; charset=utf-8').send(body);

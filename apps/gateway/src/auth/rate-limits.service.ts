@@ -14,11 +14,37 @@ import { GATEWAY_CONFIG, NAMES, REDIS } from '../gateway.tokens.js';
 export class RateLimits {
   private readonly perPrincipal: RateLimiterRedis;
   private readonly perProject: RateLimiterRedis;
+  private readonly authFailures: RateLimiterRedis;
+  private readonly authFailuresPerMin: number;
 
   constructor(@Inject(REDIS) redis: Redis, @Inject(NAMES) names: MuseNames, @Inject(GATEWAY_CONFIG) config: GatewayConfig) {
     // duration is in seconds: a one-second fixed window.
     this.perPrincipal = new RateLimiterRedis({ storeClient: redis, keyPrefix: `${names.rateLimitPrefix}:principal`, points: config.MUSE_RATE_LIMIT_KEY_PER_SEC, duration: 1 });
     this.perProject = new RateLimiterRedis({ storeClient: redis, keyPrefix: `${names.rateLimitPrefix}:project`, points: config.MUSE_RATE_LIMIT_PROJECT_PER_SEC, duration: 1 });
+    this.authFailuresPerMin = config.MUSE_RATE_LIMIT_AUTH_FAILURES_PER_MIN;
+    this.authFailures = new RateLimiterRedis({ storeClient: redis, keyPrefix: `${names.rateLimitPrefix}:auth-failures`, points: this.authFailuresPerMin, duration: 60 });
+  }
+
+  /**
+   * Refuses a client address that caused too many failed authentications this minute (a flood of bad or missing
+   * credentials), before any credential work: one Redis read.
+   */
+  async admitAddress(ip: string): Promise<void> {
+    let res: RateLimiterRes | null;
+    try {
+      res = await this.authFailures.get(ip);
+    } catch (err) {
+      throw new MuseError('MUSE_ERR_UNAVAILABLE', 'The rate limiter cannot reach Redis', { cause: err });
+    }
+    if (res && res.consumedPoints >= this.authFailuresPerMin) {
+      const retryAfterSeconds = Math.max(1, Math.ceil(res.msBeforeNext / 1000));
+      throw new MuseError('MUSE_ERR_RATE_LIMITED', `Too many failed authentications from this address; retry after ${retryAfterSeconds} s`, { details: { retryAfterSeconds } });
+    }
+  }
+
+  /** Counts a failed authentication against the client address. */
+  async authFailed(ip: string): Promise<void> {
+    await this.authFailures.penalty(ip, 1).catch(() => undefined);
   }
 
   /** Counts one request; throws MUSE_ERR_RATE_LIMITED (429, `details.retryAfterSeconds`) when over either budget. */

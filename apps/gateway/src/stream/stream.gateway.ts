@@ -45,7 +45,15 @@ export function handshakeCredentials(req: IncomingMessage): { token: string | un
  */
 export async function authorizeUpgrade(req: IncomingMessage, auth: Authenticator, limits: RateLimits): Promise<Caller> {
   const { token, project } = handshakeCredentials(req);
-  const caller = await auth.resolve(token, project);
+  const ip = req.socket.remoteAddress ?? 'unknown';
+  await limits.admitAddress(ip);
+  let caller: Caller;
+  try {
+    caller = await auth.resolve(token, project);
+  } catch (err) {
+    if (err instanceof MuseError && err.status === 401) await limits.authFailed(ip);
+    throw err;
+  }
   if (!hasScope(caller.scopes, 'read')) throw new MuseError('MUSE_ERR_AUTH_FORBIDDEN', 'The stream needs the "read" scope', { details: { required: 'read' } });
   await limits.consume(caller);
   return caller;
