@@ -44,6 +44,7 @@ export async function startBench(opts: { quick: boolean; log: (l: string) => voi
       // The benchmark measures Muse, not a rate limiter protecting it.
       MUSE_RATE_LIMIT_KEY_PER_SEC: '1000000',
       MUSE_RATE_LIMIT_PROJECT_PER_SEC: '1000000',
+      MUSE_RATE_LIMIT_AUTH_FAILURES_PER_MIN: '1000000',
       MUSE_AGENT_CONCURRENCY: '25',
     },
     log: (l) => opts.log(`started ${l}`),
