@@ -56,6 +56,14 @@ WORKDIR /app
 COPY --from=build --chown=node:node /out/ ./
 # Fail the build, not the container start, when SERVICE names no app. The
 # data folders exist (owned by `node`) so volumes mounted there are writable.
+# The agent worker runs shell steps under bubblewrap (Debian's package): no network unless a step allows it, a
+# read-only root, the workspace the only writable place. bwrap needs unprivileged user namespaces, which Docker's
+# default seccomp profile refuses: docker-compose.yml runs the agent worker with `seccomp=unconfined` (the trade:
+# the container's syscall filter for a sandbox around each step). Without it the worker says at start-up that
+# shell steps run unsandboxed, or refuses to start with MUSE_SANDBOX=bwrap.
+RUN if [ "${SERVICE}" = "agent-worker" ]; then \
+      apt-get update && apt-get install -y --no-install-recommends bubblewrap && rm -rf /var/lib/apt/lists/*; \
+    fi
 RUN if [ -z "${SERVICE}" ]; then echo "build with --build-arg SERVICE=<app folder under apps/>" >&2; exit 1; fi \
  && if [ ! -f "apps/${SERVICE}/dist/main.js" ]; then echo "apps/${SERVICE}/dist/main.js was not built" >&2; exit 1; fi \
  && mkdir -p /app/.muse /data/artifacts /data/workspaces \
