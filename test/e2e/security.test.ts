@@ -242,7 +242,8 @@ describe('a whole cluster on per-service NATS users and an ACL-restricted Redis 
           MUSE_PROVIDERS_CONFIG: JSON.stringify(providers),
           MUSE_TEST_MODEL_KEY: modelKey,
         },
-        'artifact-store': natsEnv('artifact-store'),
+        // The NATS Object Store backend, so its bucket works under the artifact store's permissions too.
+        'artifact-store': { ...natsEnv('artifact-store'), MUSE_ARTIFACT_BACKEND: 'nats' },
         observability: natsEnv('observability'),
         scaler: natsEnv('scaler'),
       },

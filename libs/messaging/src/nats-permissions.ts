@@ -65,6 +65,30 @@ function auditLog(n: MuseNames): string[] {
   ];
 }
 
+/**
+ * The artifact store's NATS Object Store bucket (`MUSE_ARTIFACT_BACKEND=nats`): its stream `OBJ_<bucket>` (made,
+ * read by direct get and short-lived ordered consumers, purged chunk by chunk on delete) and its `$O.<bucket>.>`
+ * chunk and metadata subjects. Never deleting the stream.
+ */
+function objectStore(n: MuseNames): string[] {
+  const s = `OBJ_${n.artifactBucket}`;
+  return [
+    `$JS.API.STREAM.INFO.${s}`,
+    `$JS.API.STREAM.CREATE.${s}`,
+    `$JS.API.STREAM.UPDATE.${s}`,
+    `$JS.API.STREAM.PURGE.${s}`,
+    `$JS.API.STREAM.MSG.GET.${s}`,
+    `$JS.API.DIRECT.GET.${s}`,
+    `$JS.API.DIRECT.GET.${s}.>`,
+    `$JS.API.CONSUMER.CREATE.${s}`,
+    `$JS.API.CONSUMER.CREATE.${s}.>`,
+    `$JS.API.CONSUMER.INFO.${s}.>`,
+    `$JS.API.CONSUMER.DELETE.${s}.>`,
+    `$JS.API.CONSUMER.MSG.NEXT.${s}.>`,
+    `$O.${n.artifactBucket}.>`,
+  ];
+}
+
 /** The coordinator's durable consumer on the command stream. */
 function commandConsumer(n: MuseNames): string[] {
   const s = n.commandStream;
@@ -128,7 +152,7 @@ function ownPermissions(role: NatsServiceRole, names: MuseNames): NatsPermission
       };
     case 'artifact-store':
       // Run logs are read for lineage (GET /v1/artifacts/{id}/lineage).
-      return { publish: [...base, ...runReader(names)], subscribe: [INBOX, names.artifactCommitSubject], allowResponses: true };
+      return { publish: [...base, ...runReader(names), ...objectStore(names)], subscribe: [INBOX, names.artifactCommitSubject], allowResponses: true };
     case 'observability':
       return { publish: [...base, ...runReader(names)], subscribe: [INBOX, names.agentHeartbeatSubject], allowResponses: false };
     case 'scaler': {
