@@ -16,7 +16,8 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,6 +30,9 @@ import { JetStreamBus, natsServerConfig, NATS_SERVICE_ROLES, type NatsServiceRol
 import { FakeModelServer } from '@muse/providers/testing';
 import { http, startTestCluster, waitForRun, type TestCluster } from '../support/harness.js';
 import { natsStoreDir, startNatsServer, startRedisServer, type PrivateServer } from '../support/secure-servers.js';
+
+/** The checkout (this file runs from test/dist/e2e/). */
+const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 const pw = (): string => randomBytes(18).toString('base64url');
 const newNamespace = (): string => `t-${randomBytes(5).toString('hex')}`;
@@ -157,9 +161,10 @@ describe('NATS: per-service users with least-privilege permissions (generated co
   });
 });
 
-describe('NATS over TLS (generated tls block, NATS_TLS_CA on the client side)', () => {
+describe('NATS and Redis over TLS (generated tls block and NATS_TLS_CA; rediss:// with NODE_EXTRA_CA_CERTS)', () => {
   let dir: string;
   let nats: NatsServer;
+  let redisTls: PrivateServer;
   const names = museNames(newNamespace());
   const passwords = allPasswords();
 
@@ -178,7 +183,29 @@ describe('NATS over TLS (generated tls block, NATS_TLS_CA on the client side)', 
   });
   after(async () => {
     await nats?.stop();
+    await redisTls?.stop();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a service connects to Redis over rediss:// trusting a private CA from NODE_EXTRA_CA_CERTS; without it the handshake fails', async () => {
+    const redisPw = pw();
+    redisTls = await startRedisServer(join(dir, 'redis'), [`user default off`, `user muse-app on >${redisPw} ~* &* +@all`], { cert: join(dir, 'server.pem'), key: join(dir, 'server.key'), ca: join(dir, 'ca.pem') });
+    const url = `rediss://muse-app:${redisPw}@127.0.0.1:${redisTls.port}`;
+    // The services' own connection code (libs/queues createRedis), in a process of its own: NODE_EXTRA_CA_CERTS is read at start.
+    const probe = [
+      "import { createRedis } from '@muse/queues';",
+      'const r = createRedis(process.argv[1], { maxRetriesPerRequest: 0, retryStrategy: () => null });',
+      "r.on('error', () => undefined);",
+      "try { console.log(await r.ping()); process.exit(0); } catch (e) { console.error(String(e)); process.exit(3); }",
+    ].join('\n');
+    const run = (env: Record<string, string>) => spawnSync(process.execPath, ['--input-type=module', '-e', probe, url], { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8', timeout: 20_000 });
+    const ok = run({ NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') });
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.equal(ok.stdout.trim(), 'PONG');
+    const refused = run({});
+    // ioredis reports the failed TLS handshake as a closed connection.
+    assert.notEqual(refused.status, 0, 'a connection without the CA must fail');
+    assert.doesNotMatch(refused.stdout, /PONG/);
   });
 
   test('a service with NATS_TLS_CA connects over TLS; without the CA the handshake fails', async () => {

@@ -90,12 +90,16 @@ export async function startNatsServer(dir: string, config: string, env: Record<s
 }
 
 /** redis-server whose users are `aclLines` (ACL file syntax, e.g. `user app on >pw ~app:* +@all`); no persistence. */
-export async function startRedisServer(dir: string, aclLines: string[]): Promise<PrivateServer> {
+/** `tls`: serve only TLS on the port (no plain TCP), with this certificate and key. */
+export async function startRedisServer(dir: string, aclLines: string[], tls?: { cert: string; key: string; ca: string }): Promise<PrivateServer> {
   mkdirSync(dir, { recursive: true });
   const acl = join(dir, 'users.acl');
   writeFileSync(acl, `${aclLines.join('\n')}\n`);
   const port = await freePort();
-  const { proc, output } = started('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--aclfile', acl], {});
+  const listen = tls
+    ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', 'no']
+    : ['--port', String(port)];
+  const { proc, output } = started('redis-server', [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--aclfile', acl], {});
   await waitForPort(port, proc, output);
-  return { port, url: `redis://127.0.0.1:${port}`, proc, output, stop: () => stopProc(proc) };
+  return { port, url: `${tls ? 'rediss' : 'redis'}://127.0.0.1:${port}`, proc, output, stop: () => stopProc(proc) };
 }
