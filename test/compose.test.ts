@@ -14,6 +14,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { documentedMetrics } from './support/docs.js';
+import { promqlMetricNames } from './support/promql.js';
 import { SERVICE_CONFIG_SCHEMAS, SERVICE_NAMES, SERVICE_PORT_VARS, museNames, type ServiceName } from '@muse/contracts';
 import { NATS_SERVICE_ROLES, natsServerConfig } from '@muse/messaging';
 
@@ -190,27 +191,7 @@ function isLoopbackUrl(v: unknown): boolean {
 // ---------------------------------------------------------------------------
 // PromQL: the metric names an expression reads
 
-const PROMQL_KEYWORDS = new Set([
-  'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'offset', 'bool', 'and', 'or', 'unless', 'inf', 'nan',
-]);
-
-/** Metric names in a PromQL expression: identifiers that are not functions, keywords, labels, durations or strings. */
-function promqlMetricNames(expr: string): string[] {
-  let s = expr.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`/g, '""');
-  s = s.replace(/\{[^}]*\}/g, ' '); // label matchers
-  s = s.replace(/\[[^\]]*\]/g, ' '); // range and subquery durations
-  s = s.replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/gi, ' '); // label lists
-  const names = new Set<string>();
-  for (const m of s.matchAll(/[A-Za-z_:][A-Za-z0-9_:]*/g)) {
-    const word = m[0];
-    const before = s[m.index - 1];
-    if (before !== undefined && /[0-9.$]/.test(before)) continue; // 1e3, $__interval
-    if (/^\s*\(/.test(s.slice(m.index + word.length))) continue; // function or aggregation
-    if (PROMQL_KEYWORDS.has(word.toLowerCase())) continue;
-    names.add(word);
-  }
-  return [...names];
-}
+// promqlMetricNames: test/support/promql.ts (shared with test/e2e/dashboards.test.ts).
 
 function isKnownMetric(name: string): boolean {
   if (PROMETHEUS_SERIES.includes(name) || SERVICE_METRICS.includes(name)) return true;
@@ -568,6 +549,56 @@ describe('Grafana', () => {
     assert.ok(isKnownMetric('muse_gateway_request_duration_seconds_count'));
     assert.ok(!isKnownMetric('muse_runs_total_bucket'));
     assert.ok(!isKnownMetric('http_requests_total'));
+  });
+});
+
+describe('Tracing: OpenTelemetry collector and Jaeger', () => {
+  const OTEL_CONFIG_FILE = 'infra/otel/otel-collector.yaml';
+
+  /** The collector config compose mounts where the collector's --config flag reads it. */
+  const collectorConfig = (): Obj => {
+    const svc = service('otel-collector');
+    const path = flagValue(commandOf(svc), '--config');
+    assert.ok(path, `otel-collector: command ${JSON.stringify(svc.command)} names no --config`);
+    const mount = volumesOf(svc).find((v) => v.target === path);
+    assert.equal(mount?.source.replace(/^\.\//, ''), OTEL_CONFIG_FILE, `otel-collector: ${path} is not ${OTEL_CONFIG_FILE} from the repo`);
+    return readYaml(OTEL_CONFIG_FILE);
+  };
+
+  test('compose runs the contrib collector and Jaeger, with the Jaeger UI published', () => {
+    assert.match(String(service('otel-collector').image), /^otel\/opentelemetry-collector-contrib:\d/, 'otel-collector: expected a pinned otel/opentelemetry-collector-contrib image');
+    assert.match(String(service('jaeger').image), /^jaegertracing\/(jaeger|all-in-one):\d/, 'jaeger: expected a pinned jaegertracing image');
+    assert.ok(portsOf(service('jaeger')).some((p) => p.target === 16686), 'jaeger: the UI port 16686 is not published');
+  });
+
+  test('the collector receives OTLP over HTTP and sends the traces pipeline to the Jaeger service', () => {
+    const conf = collectorConfig();
+    const receivers = asObj(conf.receivers, 'receivers');
+    const otlp = asObj(receivers.otlp, 'receivers.otlp');
+    const httpEndpoint = String(asObj(asObj(otlp.protocols, 'receivers.otlp.protocols').http, 'receivers.otlp.protocols.http').endpoint);
+    assert.match(httpEndpoint, /^0\.0\.0\.0:\d+$/, `otlp http receiver listens on ${httpEndpoint}; in a container it must be 0.0.0.0`);
+    const pipelines = asObj(asObj(conf.service, 'service').pipelines, 'service.pipelines');
+    const traces = asObj(pipelines.traces, 'service.pipelines.traces');
+    assert.ok((traces.receivers as string[]).includes('otlp'), 'the traces pipeline does not receive otlp');
+    const exporters = asObj(conf.exporters, 'exporters');
+    const toJaeger = (traces.exporters as string[]).filter((name) => {
+      const e = exporters[name];
+      return isObj(e) && typeof e.endpoint === 'string' && /^(?:https?:\/\/)?jaeger:\d+/.test(e.endpoint);
+    });
+    assert.ok(toJaeger.length > 0, `the traces pipeline exports to ${JSON.stringify(traces.exporters)}, none of them at the jaeger service`);
+    for (const name of [...(traces.receivers as string[]), ...((traces.processors as string[] | undefined) ?? []), ...(traces.exporters as string[])]) {
+      const section = name in receivers ? receivers : name in exporters ? exporters : asObj(conf.processors, 'processors');
+      assert.ok(name in section, `the traces pipeline names ${name}, which is not configured`);
+    }
+  });
+
+  test('every Muse service exports its traces to the collector\'s OTLP/HTTP port', () => {
+    const receivers = asObj(collectorConfig().receivers, 'receivers');
+    const httpPort = String(asObj(asObj(asObj(receivers.otlp, 'otlp').protocols, 'protocols').http, 'http').endpoint).split(':').at(-1);
+    for (const name of SERVICE_NAMES) {
+      const env = environmentOf(service(name));
+      assert.equal(env.OTEL_EXPORTER_OTLP_ENDPOINT, `http://otel-collector:${httpPort}`, `${name}: OTEL_EXPORTER_OTLP_ENDPOINT is ${JSON.stringify(env.OTEL_EXPORTER_OTLP_ENDPOINT)}`);
+    }
   });
 });
 

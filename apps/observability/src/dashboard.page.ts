@@ -1,15 +1,25 @@
 /**
  * `GET /`: the web dashboard, one self-contained page (inline CSS and script,
- * no fonts, no CDN: Muse runs on machines without internet access). It polls
- * `v1/snapshot` (relative, so it also works behind a path prefix) every
- * second and redraws. Every string from the snapshot goes through `esc()`
+ * no fonts, no CDN: Muse runs on machines without internet access). It opens
+ * the `v1/live` WebSocket (relative, so it also works behind a path prefix):
+ * a snapshot first, then every run event as the live view applies it, and
+ * agents and queues after every poll. Changes are drawn on the next animation
+ * frame. While the socket is down it polls `v1/snapshot` every second and
+ * retries the socket. Every string from the server goes through `esc()`
  * before it reaches `innerHTML`: workflow names, step ids and agent ids are
  * user data.
+ *
+ * Event-to-screen latency: for every pushed event the page records, once the
+ * DOM shows it, `Date.now() - event.at` (the coordinator's append time; both
+ * clocks are wall clocks, the same one when browser and cluster share a
+ * machine) in `window.__museLatency`, and shows the median and p99 in the
+ * header.
  *
  * Kept as a TypeScript string rather than an .html file so that `tsc -b` is
  * the whole build (it copies no assets to dist/).
  */
 import { createHash } from 'node:crypto';
+import { dagLayers } from './dag-layout.js';
 
 const STYLE = `
 :root { --bg:#f6f7f9; --card:#fff; --ink:#1f2937; --muted:#6b7280; --line:#e5e7eb;
@@ -54,6 +64,21 @@ td.num { text-align:right; font-variant-numeric: tabular-nums; }
 .events { max-height:420px; overflow:auto; }
 .events td { white-space:nowrap; }
 .t-run\\.completed { color:var(--succeeded); } .t-run\\.failed, .t-step\\.failed { color:var(--failed); } .t-run\\.cancelled { color:var(--cancelled); }
+.runs tr[data-run] { cursor:pointer; } .runs tr[data-run]:hover td { background:#f3f4f6; }
+.runs tr.sel td { background:#eef2ff; }
+.runhead { display:flex; gap:12px; align-items:center; flex-wrap:wrap; margin-bottom:8px; }
+.runhead .mono { color:var(--muted); }
+.dagwrap { overflow:auto; border:1px solid var(--line); border-radius:6px; background:#fbfbfc; }
+svg.dag text { font: 12px ui-monospace, "DejaVu Sans Mono", Menlo, monospace; fill:#fff; pointer-events:none; }
+svg.dag .edge { fill:none; stroke:#9ca3af; stroke-width:1.5; }
+svg.dag .node rect { stroke:#00000022; }
+svg.dag .n-pending rect { fill:var(--pending); } svg.dag .n-queued rect { fill:var(--queued); } svg.dag .n-running rect { fill:var(--running); }
+svg.dag .n-waiting rect { fill:var(--waiting); } svg.dag .n-succeeded rect { fill:var(--succeeded); } svg.dag .n-failed rect { fill:var(--failed); }
+svg.dag .n-skipped rect { fill:var(--skipped); } svg.dag .n-skipped text { fill:#374151; } svg.dag .n-cancelled rect { fill:var(--cancelled); }
+svg.dag .n-running rect { animation: pulse 1.2s ease-in-out infinite; }
+@keyframes pulse { 50% { opacity:.65; } }
+.spend .big { font-size:20px; font-weight:600; font-variant-numeric: tabular-nums; }
+header .lat { font-size:12px; color:#9ca3af; }
 @media (max-width: 900px) { main { grid-template-columns: 1fr; } }
 `;
 
@@ -130,14 +155,14 @@ const SCRIPT = `
 
   function renderRuns(s, nowMs) {
     if (!s.runs.recent.length) { $('runs').innerHTML = '<div class="empty">no runs yet</div>'; return; }
-    $('runs').innerHTML = '<table><thead><tr><th>status</th><th>run</th><th>workflow</th><th>updated</th><th>steps</th></tr></thead><tbody>' +
+    $('runs').innerHTML = '<table class="runs"><thead><tr><th>status</th><th>run</th><th>workflow</th><th>updated</th><th>steps</th></tr></thead><tbody>' +
       s.runs.recent.map(function (r) {
         var wf = r.workflow ? esc(r.workflow.name) + ' <span class="meta">v' + esc(r.workflow.version) + '</span>' : '<span class="empty">unknown</span>';
         var chips = r.steps.map(function (st) {
           var tip = st.id + ': ' + st.status + (st.attempts > 1 ? ' (attempt ' + st.attempts + ')' : '') + (st.agent ? ' on ' + st.agent : '');
           return '<span class="chip ' + cls(st.status) + '" title="' + esc(tip) + '">' + esc(st.id) + (st.attempts > 1 ? '\\u00d7' + esc(st.attempts) : '') + '</span>';
         }).join('') + (r.stepsOmitted ? ' <span class="meta">+' + esc(r.stepsOmitted) + ' more</span>' : '');
-        return '<tr><td><span class="badge ' + cls(r.status) + '">' + esc(r.status) + '</span></td>' +
+        return '<tr data-run="' + esc(r.id) + '" data-status="' + esc(r.status) + '"' + (r.id === selectedId() ? ' class="sel"' : '') + '><td><span class="badge ' + cls(r.status) + '">' + esc(r.status) + '</span></td>' +
           '<td class="mono" title="' + esc(r.id) + '">' + esc(short(r.id)) + '</td><td>' + wf + '</td>' +
           '<td title="' + esc(r.updatedAt) + '">' + esc(ago(r.updatedAt, nowMs)) + '</td><td>' + chips + '</td></tr>';
       }).join('') + '</tbody></table>';
@@ -156,29 +181,190 @@ const SCRIPT = `
     }).join('') + '</tbody></table>';
   }
 
-  function render(s) {
-    var nowMs = Date.parse(s.generatedAt);
-    $('ns').textContent = s.namespace;
-    renderCounters(s);
-    renderAgents(s, nowMs);
-    renderQueues(s);
-    renderRuns(s, nowMs);
-    renderEvents(s);
+  var dagLayers = ${dagLayers.toString()};
+  var NODE_W = 150, NODE_H = 34, COL_GAP = 56, ROW_GAP = 14, PAD = 12;
+
+  /** The run the run view shows: the one named in the URL (#run=<id>), else the newest active run, else the newest. */
+  function selectedId() { var m = /^#run=(.+)$/.exec(location.hash); return m ? decodeURIComponent(m[1]) : null; }
+  var lastShown = null;
+  function shownRun(s) {
+    var want = selectedId();
+    var runs = s.runs.recent;
+    if (want) {
+      for (var i = 0; i < runs.length; i++) if (runs[i].id === want) return (lastShown = runs[i]);
+      return lastShown && lastShown.id === want ? lastShown : null;
+    }
+    for (var j = 0; j < runs.length; j++) if (['pending', 'running', 'waiting'].indexOf(runs[j].status) >= 0) return (lastShown = runs[j]);
+    return (lastShown = runs[0] || null);
+  }
+
+  function renderDag(run) {
+    var steps = run.steps;
+    var layers = dagLayers(steps);
+    var pos = {};
+    var rows = layers.reduce(function (m, l) { return Math.max(m, l.length); }, 1);
+    var height = PAD * 2 + rows * NODE_H + (rows - 1) * ROW_GAP;
+    var width = PAD * 2 + layers.length * NODE_W + Math.max(0, layers.length - 1) * COL_GAP;
+    layers.forEach(function (ids, col) {
+      var top = PAD + ((rows - ids.length) * (NODE_H + ROW_GAP)) / 2;
+      ids.forEach(function (id, row) { pos[id] = { x: PAD + col * (NODE_W + COL_GAP), y: top + row * (NODE_H + ROW_GAP) }; });
+    });
+    var edges = [], nodes = [];
+    steps.forEach(function (st) {
+      (st.needs || []).forEach(function (n) {
+        var a = pos[n], b = pos[st.id];
+        if (!a || !b) return;
+        var x1 = a.x + NODE_W, y1 = a.y + NODE_H / 2, x2 = b.x, y2 = b.y + NODE_H / 2, mx = (x1 + x2) / 2;
+        edges.push('<path class="edge" data-from="' + esc(n) + '" data-to="' + esc(st.id) + '" d="M' + x1 + ' ' + y1 + ' C' + mx + ' ' + y1 + ' ' + mx + ' ' + y2 + ' ' + x2 + ' ' + y2 + '"/>');
+      });
+    });
+    steps.forEach(function (st) {
+      var p = pos[st.id];
+      var status = STEP_STATUSES.indexOf(st.status) >= 0 ? st.status : 'pending';
+      var label = short(st.id) + (st.attempts > 1 ? ' \u00d7' + st.attempts : '');
+      var tip = st.id + ': ' + st.status + (st.role ? ' \u00b7 ' + st.role : '') + (st.agent ? ' on ' + st.agent : '');
+      nodes.push('<g class="node n-' + status + '" data-step="' + esc(st.id) + '" data-status="' + status + '" transform="translate(' + p.x + ',' + p.y + ')">' +
+        '<title>' + esc(tip) + '</title><rect rx="6" width="' + NODE_W + '" height="' + NODE_H + '"/>' +
+        '<text x="10" y="15">' + esc(label) + '</text><text x="10" y="28" opacity=".85">' + esc(status) + '</text></g>');
+    });
+    return '<svg class="dag" id="dag-svg" xmlns="http://www.w3.org/2000/svg" width="' + width + '" height="' + height + '" viewBox="0 0 ' + width + ' ' + height + '">' +
+      edges.join('') + nodes.join('') + '</svg>';
+  }
+
+  function renderRunView(s) {
+    var run = shownRun(s);
+    if (!run) { $('runview').innerHTML = '<div class="empty">no run selected</div>'; return; }
+    var wf = run.workflow ? esc(run.workflow.name) + ' v' + esc(run.workflow.version) : 'unknown workflow';
+    var done = run.steps.filter(function (st) { return st.status === 'succeeded'; }).length;
+    var tokens = run.tokens ? ' \u00b7 tokens ' + esc(run.tokens.input) + ' in / ' + esc(run.tokens.output) + ' out' : '';
+    $('runview').innerHTML = '<div class="runhead"><span class="badge ' + cls(run.status) + '" id="run-status" data-status="' + esc(run.status) + '">' + esc(run.status) + '</span>' +
+      '<strong>' + wf + '</strong><span class="mono" id="run-id">' + esc(run.id) + '</span>' +
+      '<span class="meta">' + done + '/' + run.steps.length + ' steps succeeded' + tokens + (selectedId() ? '' : ' \u00b7 following the newest run') + '</span></div>' +
+      (run.steps.length ? '<div class="dagwrap" id="dag">' + renderDag(run) + '</div>' : '<div class="empty">no steps known</div>') +
+      (run.stepsOmitted ? '<div class="legend">+' + esc(run.stepsOmitted) + ' more steps not shown</div>' : '');
+  }
+
+  function renderSpend(s) {
+    var sp = s.spend || { inputTokens: 0, outputTokens: 0, byModel: [] };
+    $('spend').innerHTML = '<div class="counters"><div class="counter"><div class="v" id="tokens-in">' + esc(sp.inputTokens) + '</div><div class="l">input tokens*</div></div>' +
+      '<div class="counter"><div class="v" id="tokens-out">' + esc(sp.outputTokens) + '</div><div class="l">output tokens*</div></div></div>' +
+      (sp.byModel.length ? '<table><thead><tr><th>model</th><th class="num">steps</th><th class="num">in</th><th class="num">out</th></tr></thead><tbody>' +
+        sp.byModel.map(function (m) {
+          return '<tr><td class="mono">' + esc(m.model) + '</td><td class="num">' + esc(m.steps) + '</td><td class="num">' + esc(m.inputTokens) + '</td><td class="num">' + esc(m.outputTokens) + '</td></tr>';
+        }).join('') + '</tbody></table>' : '<div class="empty">no model calls yet</div>');
+  }
+
+  var snap = null;
+  var dirty = {};
+  var pendingLatency = [];
+  var scheduled = false;
+  var lat = (window.__museLatency = []);
+  var LAT_CAP = 10000;
+
+  function markAll() { dirty = { counters: 1, agents: 1, queues: 1, runs: 1, runview: 1, events: 1, spend: 1 }; }
+
+  function flush() {
+    scheduled = false;
+    if (!snap) return;
+    var nowMs = Date.parse(snap.generatedAt) || Date.now();
+    $('ns').textContent = snap.namespace;
+    if (dirty.counters) renderCounters(snap);
+    if (dirty.agents) renderAgents(snap, Math.max(nowMs, Date.now()));
+    if (dirty.queues) renderQueues(snap);
+    if (dirty.runs) renderRuns(snap, Date.now());
+    if (dirty.runview) renderRunView(snap);
+    if (dirty.events) renderEvents(snap);
+    if (dirty.spend) renderSpend(snap);
+    dirty = {};
+    if (pendingLatency.length) {
+      var shown = Date.now();
+      pendingLatency.forEach(function (e) {
+        var at = Date.parse(e.at);
+        if (isNaN(at)) return;
+        lat.push({ ms: shown - at, type: e.type, runId: e.runId, seq: e.seq, stepId: e.stepId });
+      });
+      if (lat.length > LAT_CAP) lat.splice(0, lat.length - LAT_CAP);
+      pendingLatency = [];
+      renderLatency();
+    }
+  }
+
+  function schedule() {
+    if (scheduled) return;
+    scheduled = true;
+    // A hidden tab gets no animation frames; draw anyway so the page is current when shown.
+    if (document.hidden) setTimeout(flush, 0); else requestAnimationFrame(flush);
+  }
+
+  function quantile(sorted, q) { return sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] : 0; }
+  function renderLatency() {
+    var xs = lat.slice(-1000).map(function (x) { return x.ms; }).sort(function (a, b) { return a - b; });
+    $('lat').textContent = 'event\u2192screen p50 ' + quantile(xs, 0.5) + ' ms \u00b7 p99 ' + quantile(xs, 0.99) + ' ms (' + xs.length + ')';
+  }
+
+  function upsertRun(run) {
+    var list = snap.runs.recent;
+    for (var i = 0; i < list.length; i++) if (list[i].id === run.id) { list.splice(i, 1); break; }
+    list.unshift(run);
+    if (list.length > 50) list.length = 50;
+  }
+
+  function onMessage(msg) {
+    if (msg.type === 'snapshot') { snap = msg.snapshot; markAll(); }
+    else if (!snap) return;
+    else if (msg.type === 'event') {
+      if (msg.run) upsertRun(msg.run);
+      snap.events.unshift(msg.event);
+      if (snap.events.length > 200) snap.events.length = 200;
+      snap.runs.byStatus = msg.runs.byStatus; snap.runs.active = msg.runs.active;
+      snap.totals = msg.totals; snap.spend = msg.spend;
+      dirty.counters = dirty.runs = dirty.runview = dirty.events = dirty.spend = 1;
+      pendingLatency.push(msg.event);
+    } else if (msg.type === 'state') {
+      snap.generatedAt = msg.generatedAt; snap.agents = msg.agents; snap.queues = msg.queues;
+      snap.runs.byStatus = msg.runs.byStatus; snap.runs.active = msg.runs.active;
+      snap.totals = msg.totals; snap.spend = msg.spend;
+      dirty.counters = dirty.agents = dirty.queues = dirty.runs = dirty.spend = 1;
+    }
+    schedule();
   }
 
   function conn(ok, text) {
     $('dot').className = 'dot ' + (ok ? 'ok' : 'err');
     $('conn-text').textContent = text;
+    document.body.setAttribute('data-conn', ok ? text.split(' ')[0] : 'down');
   }
 
-  function tick() {
+  // The WebSocket; while it is down, the snapshot is polled every second.
+  var ws = null, pollTimer = null, retryMs = 500;
+  function poll() {
     fetch('v1/snapshot', { cache: 'no-store' })
       .then(function (r) { if (!r.ok) throw new Error('HTTP ' + r.status); return r.json(); })
-      .then(function (s) { render(s); conn(true, 'live \\u00b7 ' + clock(s.generatedAt) + ' UTC'); })
-      .catch(function (err) { conn(false, 'snapshot unavailable: ' + err.message); })
-      .then(function () { setTimeout(tick, 1000); });
+      .then(function (s) { onMessage({ type: 'snapshot', snapshot: s }); conn(true, 'polling \u00b7 ' + clock(s.generatedAt) + ' UTC'); })
+      .catch(function (err) { conn(false, 'snapshot unavailable: ' + err.message); });
   }
-  tick();
+  function startPolling() { if (!pollTimer) { poll(); pollTimer = setInterval(poll, 1000); } }
+  function stopPolling() { if (pollTimer) { clearInterval(pollTimer); pollTimer = null; } }
+  function connect() {
+    var url = (location.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + location.host + location.pathname.replace(/[^/]*$/, '') + 'v1/live';
+    try { ws = new WebSocket(url); } catch (e) { startPolling(); setTimeout(connect, retryMs); return; }
+    ws.onopen = function () { retryMs = 500; stopPolling(); conn(true, 'live'); };
+    ws.onmessage = function (m) { try { onMessage(JSON.parse(m.data)); } catch (e) { /* a bad frame is dropped */ } };
+    ws.onclose = function () {
+      ws = null;
+      startPolling();
+      setTimeout(connect, retryMs);
+      retryMs = Math.min(10000, retryMs * 2);
+    };
+  }
+
+  document.addEventListener('click', function (e) {
+    var tr = e.target.closest ? e.target.closest('tr[data-run]') : null;
+    if (tr) location.hash = 'run=' + encodeURIComponent(tr.getAttribute('data-run'));
+  });
+  window.addEventListener('hashchange', function () { dirty.runs = dirty.runview = 1; schedule(); });
+  document.addEventListener('visibilitychange', function () { if (!document.hidden) schedule(); });
+  connect();
 })();
 `;
 
@@ -192,16 +378,19 @@ export const DASHBOARD_HTML = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Muse dashboard</title>
+<link rel="icon" href="data:,">
 <style>${STYLE}</style>
 </head>
 <body>
-<header><h1>Muse</h1><span class="ns" id="ns"></span><span class="conn"><span class="dot" id="dot"></span><span id="conn-text">connecting…</span></span></header>
+<header><h1>Muse</h1><span class="ns" id="ns"></span><span class="lat" id="lat"></span><span class="conn"><span class="dot" id="dot"></span><span id="conn-text">connecting…</span></span></header>
 <main>
 <section class="wide"><h2>Counters</h2><div class="counters" id="counters"></div><div class="legend" id="since"></div></section>
 <section><h2>Agents</h2><div class="agents" id="agents"></div></section>
 <section><h2>Queues</h2><div id="queues"></div></section>
-<section class="wide"><h2>Recent runs</h2><div id="runs"></div><div class="legend">${LEGEND}</div></section>
-<section class="wide"><h2>Recent events</h2><div class="events" id="events"></div></section>
+<section class="wide"><h2>Recent runs</h2><div id="runs"></div><div class="legend">${LEGEND} \u00b7 click a run to follow it</div></section>
+<section class="wide"><h2>Run</h2><div id="runview"></div></section>
+<section><h2>Spend</h2><div class="spend" id="spend"></div><div class="legend">* model tokens of agent steps seen live by this process; no prices are configured, so no cost in money.</div></section>
+<section><h2>Recent events</h2><div class="events" id="events"></div></section>
 </main>
 <script>${SCRIPT}</script>
 </body>

@@ -16,6 +16,7 @@ import {
   applyHeartbeat,
   applyRunEvent,
   buildSnapshot,
+  buildSpend,
   createLiveState,
   eventLagSeconds,
   knownRoles,
@@ -23,10 +24,18 @@ import {
   pruneAgents,
   recordQueueDepth,
   seedRun,
+  snapshotRun,
   type LiveState,
   type LiveStateOptions,
 } from './snapshot.reducer.js';
-import type { Snapshot } from './snapshot.schema.js';
+import type { Snapshot, SnapshotEvent, SnapshotRun } from './snapshot.schema.js';
+
+/**
+ * What changed, for the live push (`/v1/live`): one applied run event with
+ * its run as it now stands, or a finished poll (agents, queue depths).
+ */
+export type LiveChange = { kind: 'event'; event: SnapshotEvent; run: SnapshotRun | undefined } | { kind: 'poll' };
+export type LiveListener = (change: LiveChange) => void;
 
 export const LIVE_VIEW_OPTIONS = Symbol('observability.live-view-options');
 
@@ -60,6 +69,7 @@ export class LiveViewService implements OnApplicationBootstrap, OnModuleDestroy 
   private seedTimer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
   private stopped = false;
+  private readonly listeners = new Set<LiveListener>();
 
   private readonly runsTotal;
   private readonly stepsTotal;
@@ -125,6 +135,31 @@ export class LiveViewService implements OnApplicationBootstrap, OnModuleDestroy 
     return buildSnapshot(this.state, now);
   }
 
+  /** The small, always-current part of the snapshot: run counts, totals, spend (sent with every pushed event). */
+  counters(): Pick<Snapshot, 'totals' | 'spend'> & { runs: Pick<Snapshot['runs'], 'byStatus' | 'active'> } {
+    return {
+      runs: { byStatus: { ...this.state.byStatus }, active: activeRunCount(this.state) },
+      totals: { since: this.state.since, ...this.state.totals },
+      spend: buildSpend(this.state),
+    };
+  }
+
+  /** Calls `listener` after every applied event and every poll, synchronously; returns the unsubscribe. */
+  listen(listener: LiveListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private notify(change: LiveChange): void {
+    for (const l of this.listeners) {
+      try {
+        l(change);
+      } catch (err) {
+        this.logger.warn({ err }, 'live listener failed');
+      }
+    }
+  }
+
   onEvent(ev: RunEvent): void {
     if (this.stopped) return;
     const res = applyRunEvent(this.state, ev);
@@ -134,6 +169,10 @@ export class LiveViewService implements OnApplicationBootstrap, OnModuleDestroy 
     if (res.runOutcome) this.runsTotal.inc({ status: res.runOutcome });
     if (res.stepOutcome) this.stepsTotal.inc({ outcome: res.stepOutcome });
     this.runsActive.set(activeRunCount(this.state));
+    if (this.listeners.size > 0) {
+      const event = this.state.events.at(-1);
+      if (event) this.notify({ kind: 'event', event, run: snapshotRun(this.state, ev.runId) });
+    }
   }
 
   onHeartbeat(hb: AgentHeartbeat): void {
@@ -165,6 +204,7 @@ export class LiveViewService implements OnApplicationBootstrap, OnModuleDestroy 
       for (const s of QUEUE_STATES) this.queueDepth.set({ role, state: s }, depth[s]);
     });
     this.runsActive.set(activeRunCount(this.state));
+    this.notify({ kind: 'poll' });
   }
 
   /** Seeds the run view from the Redis read model, retrying until it works (Redis may be late at boot). */

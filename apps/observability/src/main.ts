@@ -1,13 +1,14 @@
 /**
  * muse-observability: the live view of every run, agent and queue, served as
- * a JSON snapshot (`GET /v1/snapshot`), a web dashboard (`GET /`) and
- * Prometheus metrics (`GET /metrics`).
+ * a JSON snapshot (`GET /v1/snapshot`), a web dashboard (`GET /`) fed live
+ * over a WebSocket (`/v1/live`) and Prometheus metrics (`GET /metrics`).
  */
 import { museNames, ObservabilityConfigSchema } from '@muse/contracts';
 import { JetStreamBus, natsAuthFromConfig } from '@muse/messaging';
 import { openRedis, StepQueues } from '@muse/queues';
 import { runService } from '@muse/telemetry';
 import { createLiveSources } from './live-sources.js';
+import { LiveStreamGateway } from './live-stream.gateway.js';
 import { DEFAULT_LIVE_VIEW_OPTIONS } from './live-view.service.js';
 import { ObservabilityModule } from './observability.module.js';
 
@@ -43,5 +44,10 @@ await runService({
         state: { agentTtlMs: kit.config.MUSE_AGENT_TTL_MS },
       },
     });
+  },
+  configure: (app, kit) => {
+    const live = app.get(LiveStreamGateway);
+    live.attach(app.getHttpServer());
+    kit.onDrain(() => live.closeAll());
   },
 });

@@ -1,6 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { DashboardController } from './dashboard.controller.js';
 import { LIVE_SOURCES, type LiveSources } from './live-sources.js';
+import { LiveStreamGateway } from './live-stream.gateway.js';
 import { LIVE_VIEW_OPTIONS, LiveViewService, type LiveViewOptions } from './live-view.service.js';
 import { SnapshotController } from './snapshot.controller.js';
 
@@ -15,6 +16,7 @@ export class ObservabilityModule {
         { provide: LIVE_SOURCES, useValue: deps.sources },
         { provide: LIVE_VIEW_OPTIONS, useValue: deps.options },
         LiveViewService,
+        LiveStreamGateway,
       ],
     };
   }

@@ -12,6 +12,7 @@ import {
   pruneAgents,
   recordQueueDepth,
   seedRun,
+  snapshotRun,
 } from './snapshot.reducer.js';
 import { SnapshotSchema } from './snapshot.schema.js';
 
@@ -387,4 +388,23 @@ test('event lag is never negative and skips unreadable times', () => {
   assert.equal(eventLagSeconds(ev, T0 + 2_500), 2.5);
   assert.equal(eventLagSeconds(ev, T0 - 1_000), 0);
   assert.equal(eventLagSeconds({ ...ev, at: 'yesterday' }, T0), undefined);
+});
+
+test('steps carry their needs from the definition; agent steps\' token usage adds up per run and per model', () => {
+  const s = createLiveState('t', new Date(T0));
+  const r = runLog('r1');
+  for (const ev of [r.created(), r.started(), r.queued('plan', 'orchestrator'), r.stepStarted('plan')]) applyRunEvent(s, ev);
+  const plan = r.completed('plan');
+  (plan.data as { output: unknown }).output = { text: 'ok', model: 'muse-local', usage: { inputTokens: 7, outputTokens: 11 } };
+  applyRunEvent(s, plan);
+  // A shell step's output has no usage: it adds nothing.
+  applyRunEvent(s, r.completed('lint'));
+  const snap = buildSnapshot(s, new Date(T0 + 5_000));
+  assert.doesNotThrow(() => SnapshotSchema.parse(snap));
+  const run = snap.runs.recent[0]!;
+  assert.deepEqual(run.steps.map((st) => [st.id, st.needs]), [['plan', undefined], ['lint', ['plan']]]);
+  assert.deepEqual(run.tokens, { input: 7, output: 11 });
+  assert.deepEqual(snap.spend, { inputTokens: 7, outputTokens: 11, byModel: [{ model: 'muse-local', inputTokens: 7, outputTokens: 11, steps: 1 }] });
+  assert.deepEqual(snapshotRun(s, 'r1'), run);
+  assert.equal(snapshotRun(s, 'nope'), undefined);
 });

@@ -20,6 +20,7 @@ import {
   ROLE_PATTERN,
   RUN_STATUSES,
   TERMINAL_RUN_STATUSES,
+  stepNeeds,
   stepRole,
   type AgentHeartbeat,
   type RunEvent,
@@ -28,7 +29,7 @@ import {
   type StepStatus,
   type WorkflowRef,
 } from '@muse/contracts';
-import type { QueueDepth, Snapshot, SnapshotEvent, SnapshotStep, SnapshotTotals } from './snapshot.schema.js';
+import type { QueueDepth, Snapshot, SnapshotEvent, SnapshotRun, SnapshotSpend, SnapshotStep, SnapshotTotals } from './snapshot.schema.js';
 
 export interface LiveStateOptions {
   /** Runs listed in the snapshot. @default 50 */
@@ -52,6 +53,8 @@ export interface LiveStateOptions {
    * A workflow may have 5000 steps, and the dashboard fetches 50 runs every second. @default 100
    */
   maxStepsPerRun: number;
+  /** Models counted apart in `spend.byModel`; the rest add up under `other`. @default 32 */
+  maxSpendModels: number;
 }
 
 export const DEFAULT_LIVE_STATE_OPTIONS: LiveStateOptions = {
@@ -62,6 +65,7 @@ export const DEFAULT_LIVE_STATE_OPTIONS: LiveStateOptions = {
   agentTtlMs: 10_000,
   maxRoles: 64,
   maxStepsPerRun: 100,
+  maxSpendModels: 32,
 };
 
 interface RunEntry {
@@ -74,6 +78,7 @@ interface RunEntry {
   updatedAtMs: number;
   seq: number;
   steps: Map<string, SnapshotStep>;
+  tokens?: { input: number; output: number };
 }
 
 type Totals = Omit<SnapshotTotals, 'since'>;
@@ -93,6 +98,8 @@ export interface LiveState {
   readonly roles: Set<string>;
   readonly queues: Map<string, { depth: QueueDepth; readAt: string }>;
   readonly totals: Totals;
+  /** Tokens by model, from completed agent steps seen live. */
+  readonly spend: Map<string, { inputTokens: number; outputTokens: number; steps: number }>;
 }
 
 export function createLiveState(namespace: string, now: Date, opts: Partial<LiveStateOptions> = {}): LiveState {
@@ -119,6 +126,7 @@ export function createLiveState(namespace: string, now: Date, opts: Partial<Live
       eventsSeen: 0,
       duplicatesIgnored: 0,
     },
+    spend: new Map(),
   };
 }
 
@@ -177,6 +185,8 @@ export function applyRunEvent(state: LiveState, ev: RunEvent): EventResult {
       run.createdAt = ev.at;
       for (const d of ev.data.definition.steps) {
         if (!run.steps.has(d.id)) run.steps.set(d.id, { id: d.id, status: 'pending', attempts: 0, role: stepRole(d) });
+        const needs = stepNeeds(d);
+        if (needs.length > 0) run.steps.get(d.id)!.needs = needs;
       }
       break;
     case 'run.started':
@@ -235,6 +245,7 @@ export function applyRunEvent(state: LiveState, ev: RunEvent): EventResult {
       runOutcome = 'cancelled';
       break;
   }
+  if (ev.type === 'step.completed') countUsage(state, run, ev.data.output);
   countOutcomes(state.totals, runOutcome, stepOutcome);
   state.totals.eventsSeen++;
   pushEvent(state, summarize(ev));
@@ -356,25 +367,46 @@ export function eventLagSeconds(ev: RunEvent, nowMs: number): number | undefined
   return Math.max(0, (nowMs - at) / 1000);
 }
 
+/** One run as the snapshot lists it (the live push sends it with each of the run's events); undefined for a run not held. */
+export function snapshotRun(state: LiveState, runId: string): SnapshotRun | undefined {
+  const r = state.runs.get(runId);
+  return r ? toSnapshotRun(state, r) : undefined;
+}
+
+function toSnapshotRun(state: LiveState, r: RunEntry): SnapshotRun {
+  const run: SnapshotRun = {
+    id: r.id,
+    project: r.project,
+    workflow: r.workflow,
+    status: r.status,
+    updatedAt: r.updatedAt,
+    seq: r.seq,
+    steps: [...r.steps.values()].slice(0, state.opts.maxStepsPerRun).map((s) => (s.needs ? { ...s, needs: [...s.needs] } : { ...s })),
+  };
+  if (r.createdAt !== undefined) run.createdAt = r.createdAt;
+  if (r.steps.size > state.opts.maxStepsPerRun) run.stepsOmitted = r.steps.size - state.opts.maxStepsPerRun;
+  if (r.tokens) run.tokens = { ...r.tokens };
+  return run;
+}
+
+/** Tokens by model, the biggest spender first. */
+export function buildSpend(state: LiveState): SnapshotSpend {
+  const byModel = [...state.spend.entries()]
+    .map(([model, t]) => ({ model, ...t }))
+    .sort((a, b) => b.inputTokens + b.outputTokens - (a.inputTokens + a.outputTokens) || a.model.localeCompare(b.model));
+  return {
+    inputTokens: byModel.reduce((n, m) => n + m.inputTokens, 0),
+    outputTokens: byModel.reduce((n, m) => n + m.outputTokens, 0),
+    byModel,
+  };
+}
+
 export function buildSnapshot(state: LiveState, now: Date): Snapshot {
   const nowMs = now.getTime();
   const recent = [...state.runs.values()]
     .sort((a, b) => b.updatedAtMs - a.updatedAtMs)
     .slice(0, state.opts.recentRuns)
-    .map((r) => {
-      const run: Snapshot['runs']['recent'][number] = {
-        id: r.id,
-        project: r.project,
-        workflow: r.workflow,
-        status: r.status,
-        updatedAt: r.updatedAt,
-        seq: r.seq,
-        steps: [...r.steps.values()].slice(0, state.opts.maxStepsPerRun).map((s) => ({ ...s })),
-      };
-      if (r.createdAt !== undefined) run.createdAt = r.createdAt;
-      if (r.steps.size > state.opts.maxStepsPerRun) run.stepsOmitted = r.steps.size - state.opts.maxStepsPerRun;
-      return run;
-    });
+    .map((r) => toSnapshotRun(state, r));
   const agents = [...state.agents.values()]
     .filter((hb) => nowMs - toMs(hb.at) <= state.opts.agentTtlMs)
     .sort((a, b) => a.agentId.localeCompare(b.agentId))
@@ -391,7 +423,36 @@ export function buildSnapshot(state: LiveState, now: Date): Snapshot {
     agents,
     queues,
     totals: { since: state.since, ...state.totals },
+    spend: buildSpend(state),
   };
+}
+
+/**
+ * Adds an agent step's token usage (its output `{ text, model, usage: {
+ * inputTokens, outputTokens } }`) to the run and to the per-model spend; other
+ * outputs (shell steps, approvals) carry none and add nothing.
+ */
+function countUsage(state: LiveState, run: RunEntry, output: unknown): void {
+  if (typeof output !== 'object' || output === null) return;
+  const { model, usage } = output as { model?: unknown; usage?: { inputTokens?: unknown; outputTokens?: unknown } };
+  if (typeof usage !== 'object' || usage === null) return;
+  const input = tokenCount(usage.inputTokens);
+  const out = tokenCount(usage.outputTokens);
+  if (input === 0 && out === 0) return;
+  run.tokens ??= { input: 0, output: 0 };
+  run.tokens.input += input;
+  run.tokens.output += out;
+  let name = typeof model === 'string' && model.length > 0 && model.length <= 128 ? model : 'unknown';
+  if (!state.spend.has(name) && state.spend.size >= state.opts.maxSpendModels) name = 'other';
+  const m = state.spend.get(name) ?? { inputTokens: 0, outputTokens: 0, steps: 0 };
+  m.inputTokens += input;
+  m.outputTokens += out;
+  m.steps++;
+  state.spend.set(name, m);
+}
+
+function tokenCount(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.floor(v) : 0;
 }
 
 

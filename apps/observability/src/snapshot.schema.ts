@@ -13,6 +13,8 @@ export const SnapshotStepSchema = z.object({
   /** The agent role that runs the step, once a `step.queued` named it. */
   role: z.string().optional(),
   agent: z.string().optional(),
+  /** The ids this step needs (from the run's definition; absent for a run first seen mid-way): the dashboard draws the DAG from them. */
+  needs: z.array(z.string()).optional(),
 });
 export type SnapshotStep = z.infer<typeof SnapshotStepSchema>;
 
@@ -29,6 +31,8 @@ export const SnapshotRunSchema = z.object({
   steps: z.array(SnapshotStepSchema),
   /** Steps past the per-run cap, not listed. */
   stepsOmitted: z.number().int().min(1).optional(),
+  /** Model tokens of the run's agent steps seen live (from each `step.completed` output's `usage`). */
+  tokens: z.object({ input: z.number().int().min(0), output: z.number().int().min(0) }).optional(),
 });
 export type SnapshotRun = z.infer<typeof SnapshotRunSchema>;
 
@@ -65,6 +69,18 @@ export const SnapshotQueueSchema = QueueDepthSchema.extend({
 export type SnapshotQueue = z.infer<typeof SnapshotQueueSchema>;
 
 const count = z.number().int().min(0);
+
+/**
+ * Model tokens of the agent steps this process saw complete live, by model
+ * (from each `step.completed` output's `usage`). No price is known here, so
+ * there is no cost in money.
+ */
+export const SnapshotSpendSchema = z.object({
+  inputTokens: count,
+  outputTokens: count,
+  byModel: z.array(z.object({ model: z.string(), inputTokens: count, outputTokens: count, steps: count })),
+});
+export type SnapshotSpend = z.infer<typeof SnapshotSpendSchema>;
 
 /**
  * Counters of what this process saw live since `since` (seeded runs are not
@@ -107,5 +123,6 @@ export const SnapshotSchema = z.object({
   /** Queue depth per role: the default roles, then any other role seen, by name. */
   queues: z.array(SnapshotQueueSchema),
   totals: SnapshotTotalsSchema,
+  spend: SnapshotSpendSchema,
 });
 export type Snapshot = z.infer<typeof SnapshotSchema>;
