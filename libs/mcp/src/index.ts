@@ -1,0 +1,11 @@
+export { MuseApiClient, MuseApiError, isMuseApiError, MUSE_MCP_VERSION } from './muse-api.client.js';
+export type { MuseApiCredentials, ArtifactContent } from './muse-api.client.js';
+export { createMuseMcpServer, toolInputJsonSchema } from './muse-mcp.server.js';
+export type { MuseMcpServerOptions } from './muse-mcp.server.js';
+export { MUSE_TOOLS, MAX_ARTIFACT_READ_BYTES } from './tools.js';
+export type { MuseTool, ToolContext, ToolOutput } from './tools.js';
+export { RunStream } from './run-stream.js';
+export type { RunListener } from './run-stream.js';
+export { waitForRun, finishedSteps } from './wait-for-run.js';
+export type { RunProgress, WaitForRunOptions, WaitForRunResult } from './wait-for-run.js';
+export { ARTIFACT_URI_PREFIX, RUN_URI_PREFIX, parseMuseUri } from './resource-subscriptions.js';
