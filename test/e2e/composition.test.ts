@@ -6,13 +6,15 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { RunEvent, RunView } from '@muse/contracts';
 import { connect, headers as natsHeaders } from '@nats-io/transport-node';
 import { http, NATS_URL, startTestCluster, waitForRun, type TestCluster } from '../support/harness.js';
 
 const YAML = { 'content-type': 'application/yaml' };
 
-describe('sub-workflows, keyed concurrency, schedules and triggers end to end', { timeout: 240_000 }, () => {
+describe('sub-workflows, keyed concurrency, schedules, triggers and leases end to end', { timeout: 240_000 }, () => {
   let t: TestCluster;
 
   before(async () => {
@@ -252,6 +254,54 @@ describe('sub-workflows, keyed concurrency, schedules and triggers end to end', 
     } finally {
       await nc.close();
     }
+  });
+
+  test('leases: runs editing one path take turns, crossed lock lists never deadlock, and GET /v1/leases shows who holds what', async () => {
+    // Each step appends "<run> start" / "<run> end" to one shared file: interleaving would show two holders at once.
+    const shared = join(t.dataDir, 'lease-journal.txt');
+    const body = (locks: string) => [
+      '    tool: shell',
+      `    locks: ${locks}`,
+      `    command: "echo {{ input.n }} start >> ${shared}; sleep 0.3; echo {{ input.n }} end >> ${shared}"`,
+    ];
+    await register(['name: edit-ab', 'steps:', '  - id: edit', ...body('["repo:web/src/**", "file:README.md"]')].join('\n'));
+    await register(['name: edit-ba', 'steps:', '  - id: edit', ...body('["file:README.md", "repo:web/src/app.ts"]')].join('\n'));
+    await register(['name: edit-docs', 'steps:', '  - id: edit', '    tool: shell', '    locks: ["repo:web/docs/**"]', '    command: "sleep 0.3; echo docs"'].join('\n'));
+    const ids: string[] = [];
+    for (let n = 0; n < 6; n++) ids.push(await submit(n % 2 ? 'edit-ba' : 'edit-ab', { n }));
+    const docs = await submit('edit-docs', { n: 99 });
+    // While the first holds its leases, the others wait, visibly; the listing names holder and waiters.
+    const seen = await until(async () => {
+      const l = (await http<{ holders: Array<{ runId: string; locks: string[] }>; waiters: Array<{ runId: string }> }>(t.gateway, 'GET', '/v1/leases')).body;
+      return l.holders.length >= 1 && l.waiters.length >= 2 ? l : undefined;
+    });
+    assert.ok(seen.holders.some((h) => ids.includes(h.runId)));
+    const waitingView = await until(async () => {
+      for (const id of ids) {
+        const v = await view(id);
+        if (v.steps[0]!.status === 'waiting') return v;
+      }
+      return undefined;
+    });
+    assert.match(waitingView.steps[0]!.reason ?? '', /waiting for leases on/);
+    const runs = await Promise.all(ids.map((id) => waitForRun(t.gateway, id, 60_000)));
+    for (const r of runs) assert.equal(r.status, 'succeeded', JSON.stringify(r.error));
+    const docsRun = await waitForRun(t.gateway, docs, 60_000);
+    assert.equal(docsRun.status, 'succeeded');
+    // The journal shows strict turns: start n, end n, start m, end m...
+    const lines = readFileSync(shared, 'utf8').trim().split('\n');
+    assert.equal(lines.length, 12);
+    for (let i = 0; i < lines.length; i += 2) {
+      const [n1, w1] = lines[i]!.split(' ');
+      const [n2, w2] = lines[i + 1]!.split(' ');
+      assert.deepEqual([w1, w2, n1], ['start', 'end', n2], `interleaved: ${lines.join(' | ')}`);
+    }
+    // The docs step overlapped nobody, so it did not wait behind the chain.
+    const docsStart = Date.parse(docsRun.steps[0]!.startedAt!);
+    const lastStart = Math.max(...runs.map((r) => Date.parse(r.steps[0]!.startedAt!)));
+    assert.ok(docsStart < lastStart, 'the docs step waited for unrelated leases');
+    const after = (await http<{ holders: unknown[]; waiters: unknown[] }>(t.gateway, 'GET', '/v1/leases')).body;
+    assert.deepEqual(after, { holders: [], waiters: [] }, 'every lease was given back');
   });
 
   test('bad concurrency and sub-workflow fields are refused at registration with the field named', async () => {

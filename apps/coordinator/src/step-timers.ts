@@ -22,9 +22,10 @@ import type { Redis } from 'ioredis';
 import { stepKey, type Command, type MuseNames } from '@muse/contracts';
 import type { StepQueues } from '@muse/queues';
 import type { Logger } from '@muse/telemetry';
+import type { LeaseTable } from '@muse/locks';
 
 export type TimerJob =
-  | { kind: 'watch-step'; runId: string; project: string; stepId: string; attempt: number; role: string; jobId: string; timeoutMs: number; n: number; index?: number }
+  | { kind: 'watch-step'; runId: string; project: string; stepId: string; attempt: number; role: string; jobId: string; timeoutMs: number; n: number; index?: number; leased?: boolean }
   | { kind: 'run-deadline'; runId: string; project: string; timeoutMs: number }
   | { kind: 'approval-timeout'; runId: string; project: string; stepId: string; decision: 'approve' | 'reject' };
 
@@ -40,6 +41,8 @@ export interface StepTimersDeps {
   watchMs: number;
   logger: Pick<Logger, 'debug' | 'warn'>;
   now?: () => number;
+  /** Renews the leases of a step whose job is alive (steps with `locks:`). */
+  leases?: Pick<LeaseTable, 'renew'>;
   /** The timer queue (tests pass a fake); made from `connection` by default. */
   queue?: Pick<Queue<TimerJob>, 'add' | 'close'>;
 }
@@ -121,7 +124,8 @@ export class StepTimers {
       await this.report(t, 'MUSE_ERR_STEP_TIMEOUT', `step "${t.stepId}" attempt ${t.attempt} ran past ${t.timeoutMs} ms without its worker reporting`, 'timeout');
       return;
     }
-    // Still waiting, delayed (backoff) or running within its time: look again later.
+    // Still waiting, delayed (backoff) or running within its time: its leases live on (the heartbeat), and look again later.
+    if (t.leased) await this.deps.leases?.renew(t.project, { runId: t.runId, stepId: t.stepId });
     await this.add({ ...t, n: t.n + 1 }, `${t.jobId}.w${t.n + 1}`, this.deps.watchMs);
   }
 

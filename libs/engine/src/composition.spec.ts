@@ -134,3 +134,21 @@ test('a child run records its parent; sub-workflow fields are checked at registr
   // What a sub-workflow step's input reads from the run's input is required at submission.
   assert.deepEqual(missingInputs({ name: 'w', steps: [{ id: 'c', workflow: { name: 'child' }, input: { x: '{{ input.repo }}' } }] }, {}).map((i) => i.path), ['input.repo']);
 });
+
+test('a step with locks waits for its leases after any concurrency slot, then runs; a re-driven step asks again', () => {
+  const run = start({ name: 'w', steps: [shell('edit', { locks: ['repo:web/src/**', 'file:README.md'], concurrency: { key: '"k"', limit: 1 }, retry: { maxAttempts: 1 } })] });
+  assert.deepEqual(types(run.log.slice(2)), ['concurrency.waiting:edit']);
+  assert.deepEqual(types(grant(run, 'edit')), ['concurrency.admitted:edit', 'lease.waiting:edit']);
+  assert.equal(run.state!.steps.edit!.status, 'waiting');
+  assert.match(toRunView(run.state!).steps[0]!.reason ?? '', /waiting for leases on repo:web\/src\/\*\*, file:README.md/);
+  const lease = (token: number) => step(run, (tx) => tx.grantLease({ kind: 'lease-grant', runId: 'r', project: 'p', stepId: 'edit', token }, defaults));
+  assert.deepEqual(types(lease(7)), ['lease.granted:edit', 'step.queued:edit']);
+  assert.equal(run.state!.steps.edit!.lease?.token, 7);
+  assert.deepEqual(types(lease(8)), [], 'a second grant changes nothing');
+  report(run, 'edit', 1, 'failed', { error: { code: 'MUSE_ERR_STEP_EXIT_NONZERO', message: 'x', retryable: true } });
+  assert.equal(run.state!.status, 'failed');
+  const evs = step(run, (tx) => tx.control({ kind: 'run-control', runId: 'r', project: 'p', action: 'retry' }, defaults));
+  assert.deepEqual(types(evs), ['run.retried', 'concurrency.waiting:edit']);
+  assert.equal(validateWorkflow({ name: 'w', steps: [shell('a', { locks: ['no-kind'] })] }).ok, false);
+  assert.equal(validateWorkflow({ name: 'w', steps: [{ id: 'g', type: 'approval', locks: ['file:a'] }] }).ok, false);
+});
