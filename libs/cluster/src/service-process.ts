@@ -9,6 +9,13 @@ import { createInterface } from 'node:readline';
 import type { ServiceName } from '@muse/contracts';
 import { REPO_ROOT } from './repo-root.js';
 
+/**
+ * V8 flags every service runs with. A young generation of 2 MB semi-spaces (V8's default grows them to 16 MB) keeps
+ * an idle service about 20 to 45 MB smaller; services allocate little per request, so scavenges stay cheap.
+ * The Dockerfile's entrypoint passes the same.
+ */
+export const SERVICE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];
+
 export interface ServiceProcessOptions {
   service: ServiceName;
   /** A name for this instance (e.g. `agent-worker-2`). @default service */
@@ -51,7 +58,7 @@ export class ServiceProcess {
       this.log = createWriteStream(this.opts.logFile, { flags: 'a' });
     }
     const main = join(REPO_ROOT, 'apps', this.opts.service, 'dist', 'main.js');
-    this.child = spawn(process.execPath, [main], {
+    this.child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, main], {
       cwd: REPO_ROOT,
       env: { ...process.env, ...this.opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -13,10 +13,9 @@ import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { MuseError } from '@muse/contracts';
-import { createMuseMcpServer, MUSE_MCP_VERSION, MuseApiClient, type MuseApiCredentials } from '@muse/mcp';
+import type { MuseApiCredentials } from '@muse/mcp';
 import { LOGGER, MuseMetrics, type Logger } from '@muse/telemetry';
 import { bearerToken } from '../auth/authenticator.service.js';
 import { authRequired, type Caller } from '../caller/caller.js';
@@ -28,6 +27,15 @@ export const MCP_MAX_SESSIONS = 1000;
 const SWEEP_MS = 60 * 1000;
 
 export const MCP_SESSION_HEADER = 'mcp-session-id';
+
+/** The MCP SDK and Muse's tools, loaded at the first `/mcp` request: a gateway nobody reaches over MCP does not carry them (about 25 MB). */
+let mcpModules: Promise<typeof import('@modelcontextprotocol/sdk/server/streamableHttp.js') & typeof import('@modelcontextprotocol/sdk/types.js') & typeof import('@muse/mcp')> | undefined;
+const loadMcp = () =>
+  (mcpModules ??= (async () => ({
+    ...(await import('@modelcontextprotocol/sdk/server/streamableHttp.js')),
+    ...(await import('@modelcontextprotocol/sdk/types.js')),
+    ...(await import('@muse/mcp')),
+  }))());
 
 interface Session {
   id: string | undefined;
@@ -62,6 +70,7 @@ export class McpSessions implements OnModuleDestroy {
     const token = bearerToken(Array.isArray(req.headers.authorization) ? req.headers.authorization[0] : req.headers.authorization);
     // The auth hook admitted a bearer credential, so there is one; fail closed all the same.
     if (token === undefined) throw authRequired();
+    const { isInitializeRequest } = await loadMcp();
     let session: Session | undefined;
     if (sessionId !== undefined) {
       session = this.sessions.get(sessionId);
@@ -96,6 +105,7 @@ export class McpSessions implements OnModuleDestroy {
       const oldest = [...this.sessions.values()].sort((a, b) => a.lastSeen - b.lastSeen)[0];
       if (oldest) await this.close(oldest);
     }
+    const { MuseApiClient, StreamableHTTPServerTransport, createMuseMcpServer, MUSE_MCP_VERSION } = await loadMcp();
     const api = new MuseApiClient(this.loopbackUrl(), () => session.credentials);
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
