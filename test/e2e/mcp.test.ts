@@ -55,6 +55,7 @@ const EXPECTED_TOOLS = [
   'list_dead_letters',
   'list_agents',
   'list_pools',
+  'list_leases',
   'get_status',
 ];
 
@@ -270,6 +271,8 @@ describe('MCP server over stdio (muse mcp) and Streamable HTTP (/mcp)', { timeou
         assert.ok(status.recentEvents.length >= 1);
         assert.ok(Array.isArray((await ok(reader, 'list_agents')).items));
         assert.ok(Array.isArray((await ok(reader, 'list_pools')).items));
+        const leases = await ok(reader, 'list_leases');
+        assert.ok(Array.isArray(leases.holders) && Array.isArray(leases.waiters));
         await reader.close();
       });
     });

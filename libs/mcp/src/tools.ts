@@ -243,6 +243,14 @@ export const MUSE_TOOLS: readonly MuseTool[] = [
     run: async (_a, { api }) => out(await api.request('GET', '/v1/pools')),
   }),
   tool({
+    name: 'list_leases',
+    title: 'List leases',
+    description: "Leases of the project's steps (`locks:`): who holds which (run, step, locks, since, expiry, fencing token) and who waits for which, in arrival order.",
+    input: z.strictObject({}),
+    annotations: READ,
+    run: async (_a, { api }) => out(await api.request('GET', '/v1/leases')),
+  }),
+  tool({
     name: 'get_status',
     title: 'Orchestration status',
     description: 'The project at a glance: runs by status and the active ones, queue depth and pool size per role, live agents, the scaler leader, and the newest events of the most recently updated runs.',
