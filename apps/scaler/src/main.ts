@@ -44,11 +44,12 @@ await runService({
     const lease = new LeaderLease(redis, { lease: names.scalerLeaderKey, term: names.scalerTermKey }, replicaId, config.MUSE_SCALER_LEASE_TTL_MS);
     let driver: PoolDriver;
     switch (config.MUSE_SCALER_DRIVER) {
-      case 'kubernetes':
+      case 'kubernetes': {
         // Imported only when chosen: the Kubernetes client alone costs about 65 MB of memory.
         const { KubernetesDriver } = await import('./drivers/kubernetes.driver.js');
         driver = new KubernetesDriver({ namespace: config.MUSE_SCALER_K8S_NAMESPACE, deployment: config.MUSE_SCALER_K8S_DEPLOYMENT });
         break;
+      }
       case 'external':
         driver = new ExternalDriver();
         break;
