@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Command, StepReport } from '@muse/contracts';
-import { reportMsgId, StepReportPublisher } from './step-report.publisher.js';
+import { reportMsgId, StepReportPublisher } from './step-report-publisher.js';
 
 const report: StepReport = {
   kind: 'step-report', runId: 'run_1', project: 'default', stepId: 's', attempt: 3, agentId: 'host-1-2-ab12', outcome: 'started', at: '2025-01-01T00:00:00Z',

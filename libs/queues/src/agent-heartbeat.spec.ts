@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { AgentHeartbeatSchema, museNames } from '@muse/contracts';
-import { HeartbeatService, type HeartbeatDeps } from './heartbeat.service.js';
+import { HeartbeatService, type HeartbeatDeps } from './agent-heartbeat.js';
 
 const names = museNames('t-hb');
 

@@ -2,7 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { MuseError } from '@muse/contracts';
-import { ArtifactUploader } from './artifact.uploader.js';
+import { ArtifactUploader } from './artifact-uploader.js';
 
 const bytes = Buffer.from('# hello\n');
 const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
