@@ -277,6 +277,18 @@ export class RemoteAgentSession {
       agentId: this.agentId,
       ...(data.index !== undefined ? { index: data.index } : {}),
     };
+    // What the assignment protocol cannot carry (an http step's request, an agent step's tools) fails clearly and
+    // for good, rather than reaching an agent that would run something else.
+    const unsupported = data.kind === 'http' ? 'http steps' : data.tools?.length ? 'agent steps with tools' : undefined;
+    if (unsupported !== undefined) {
+      await this.deps.reports.publish({
+        ...base,
+        outcome: 'failed',
+        at: new Date().toISOString(),
+        error: { code: 'MUSE_ERR_AGENT_FAILED', message: `remote agents do not run ${unsupported}; serve role "${role}" with a local agent worker for them`, retryable: false, details: { kind: data.kind } },
+      });
+      return { outcome: 'failed' };
+    }
     await this.deps.reports.publish({ ...base, outcome: 'started', at: new Date().toISOString() });
     this.counts.inFlight++;
     const log = { agentId: this.agentId, runId: data.runId, stepId: data.stepId, attempt: data.attempt, role };
