@@ -34,8 +34,7 @@ import { Authenticator } from '../auth/authenticator.service.js';
 import { RateLimits } from '../auth/rate-limits.service.js';
 import { hasScope, type Caller } from '../caller/caller.js';
 import { BUS, GATEWAY_CONFIG, NAMES, REDIS } from '../gateway.tokens.js';
-import { toHttpError } from '../http/http-error.mapper.js';
-import { handshakeCredentials, rejectUpgrade } from '../stream/stream.gateway.js';
+import { handshakeCredentials, rejectUpgrade, upgradeWhenAuthorized } from '../stream/stream.gateway.js';
 import { RemoteAgentSession, type RemoteAgentIdentity } from './remote-agent.session.js';
 
 /** How often the agent should send `heartbeat` (and the gateway pings it, and beats for it in the registry), in ms. */
@@ -126,19 +125,8 @@ export class RemoteAgentsGateway {
   onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const wss = this.wss;
     if (!wss || this.closing) return rejectUpgrade(socket, new MuseError('MUSE_ERR_UNAVAILABLE', 'The gateway is shutting down'));
-    authorizeAgentUpgrade(req, this.auth, this.limits, this.config.MUSE_DEFAULT_PROJECT).then(
-      (hs) => {
-        if (socket.destroyed) return;
-        wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, hs, req));
-      },
-      (err: unknown) => {
-        const { status, body } = toHttpError(err);
-        if (status === 401 || status === 403 || status === 429 || body.error.code === 'MUSE_ERR_PROJECT_NOT_FOUND') {
-          this.audit.record({ time: new Date().toISOString(), principal: 'anonymous', action: 'ws.agent-connect', outcome: 'denied', status, code: body.error.code });
-        }
-        rejectUpgrade(socket, err);
-      },
-    );
+    const authorized = authorizeAgentUpgrade(req, this.auth, this.limits, this.config.MUSE_DEFAULT_PROJECT);
+    upgradeWhenAuthorized(wss, req, socket, head, authorized, this.audit, 'ws.agent-connect', (ws, hs) => this.onConnection(ws, hs, req));
   }
 
   private onConnection(ws: WebSocket, hs: AgentHandshake, req: IncomingMessage): void {

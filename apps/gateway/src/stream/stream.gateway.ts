@@ -65,6 +65,8 @@ export class StreamGateway {
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly sessions = new Map<WebSocket, { session: StreamSession; alive: boolean }>();
   private readonly connections: Gauge;
+  /** Other WebSocket endpoints on the same HTTP server (it has one `upgrade` event), by path. */
+  private readonly routes = new Map<string, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>();
 
   constructor(
     @Inject(BUS) private readonly bus: JetStreamBus,
@@ -87,26 +89,20 @@ export class StreamGateway {
     this.heartbeat.unref();
   }
 
+  /** Serves another WebSocket endpoint (`/v1/agents/connect`) from the same upgrade event. */
+  route(path: string, handler: (req: IncomingMessage, socket: Duplex, head: Buffer) => void): void {
+    this.routes.set(path, handler);
+  }
+
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', (err) => this.logger.debug({ err }, 'upgrade socket error'));
     const path = new URL(req.url ?? '/', 'http://gateway').pathname;
+    const other = this.routes.get(path);
+    if (other) return other(req, socket, head);
     if (path !== STREAM_PATH || !this.wss) {
       return rejectUpgrade(socket, new MuseError('MUSE_ERR_ROUTE_NOT_FOUND', `No WebSocket endpoint at ${path}; use ${STREAM_PATH}`));
     }
-    const wss = this.wss;
-    authorizeUpgrade(req, this.auth, this.limits).then(
-      (caller) => {
-        if (socket.destroyed) return;
-        wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, caller, req));
-      },
-      (err: unknown) => {
-        const { status, body } = toHttpError(err);
-        if (status === 401 || status === 403 || status === 429 || body.error.code === 'MUSE_ERR_PROJECT_NOT_FOUND') {
-          this.audit.record({ time: new Date().toISOString(), principal: 'anonymous', action: 'ws.connect', outcome: 'denied', status, code: body.error.code });
-        }
-        rejectUpgrade(socket, err);
-      },
-    );
+    upgradeWhenAuthorized(this.wss, req, socket, head, authorizeUpgrade(req, this.auth, this.limits), this.audit, 'ws.connect', (ws, caller) => this.onConnection(ws, caller, req));
   }
 
   private onConnection(ws: WebSocket, caller: Caller, req: IncomingMessage): void {
@@ -182,7 +178,36 @@ function rawText(data: RawData): string {
 }
 
 /** Answers a refused handshake with a plain HTTP response in the Muse error shape. */
-function rejectUpgrade(socket: Duplex, err: unknown): void {
+/**
+ * Finishes a WebSocket upgrade once `authorized` settles: the connection on success; on a refusal an HTTP error
+ * answer on the raw socket, and an audit record for a denied credential, scope, rate or project.
+ */
+export function upgradeWhenAuthorized<T>(
+  wss: WebSocketServer,
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  authorized: Promise<T>,
+  audit: Pick<AuditLog, 'record'>,
+  action: string,
+  onConnection: (ws: WebSocket, who: T) => void,
+): void {
+  authorized.then(
+    (who) => {
+      if (socket.destroyed) return;
+      wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, who));
+    },
+    (err: unknown) => {
+      const { status, body } = toHttpError(err);
+      if (status === 401 || status === 403 || status === 429 || body.error.code === 'MUSE_ERR_PROJECT_NOT_FOUND') {
+        audit.record({ time: new Date().toISOString(), principal: 'anonymous', action, outcome: 'denied', status, code: body.error.code });
+      }
+      rejectUpgrade(socket, err);
+    },
+  );
+}
+
+export function rejectUpgrade(socket: Duplex, err: unknown): void {
   const { status, body } = toHttpError(err);
   const json = JSON.stringify(body);
   socket.end(
