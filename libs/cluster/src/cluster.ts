@@ -28,6 +28,8 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   /** Extra environment per service. */
   serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
+  /** Environment for one process by instance name (e.g. `agent-worker-2`), over `serviceEnv`. */
+  instanceEnv?: Record<string, Record<string, string>>;
   /** Folder for per-process log files. */
   logDir?: string;
   /** Folder for workspaces and artifacts. */
@@ -65,6 +67,7 @@ export class Cluster {
       ...(service === 'scaler' ? { MUSE_SCALER_DRIVER: 'external' } : {}),
       ...(o.env ?? {}),
       ...(o.serviceEnv?.[service] ?? {}),
+      ...(o.instanceEnv?.[instance] ?? {}),
     };
     // Every process of a service after the first takes a port the OS picks: two workers cannot share one.
     const sibling = this.processes.some((p) => p.opts.service === service);
