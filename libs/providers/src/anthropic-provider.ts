@@ -5,9 +5,10 @@
  * has no seed; temperature and top_p are sent only when set (some models
  * refuse both together).
  */
-import Anthropic from '@anthropic-ai/sdk';
+import type Anthropic from '@anthropic-ai/sdk';
 import type { CompletionRequest, CompletionResult, ModelProvider } from './provider.js';
 import { callSignal, toCallError } from './call-signal.js';
+import { AnthropicToolCallAccumulator, anthropicMessages, anthropicTools } from './tool-calls.js';
 
 export interface AnthropicProviderOptions {
   name: string;
@@ -22,26 +23,35 @@ export interface AnthropicProviderOptions {
 
 export class AnthropicProvider implements ModelProvider {
   readonly name: string;
-  private readonly client: Anthropic;
+  /** The SDK client, made at the first call: a worker that never calls this provider does not load the SDK. */
+  private clientPromise: Promise<Anthropic> | undefined;
 
   constructor(private readonly opts: AnthropicProviderOptions) {
     this.name = opts.name;
-    this.client = new Anthropic({
-      ...(opts.baseUrl !== undefined ? { baseURL: opts.baseUrl } : {}),
-      apiKey: opts.apiKey ?? null,
-      maxRetries: 0,
-      timeout: opts.timeoutMs * 2,
-    });
+  }
+
+  private client(): Promise<Anthropic> {
+    const opts = this.opts;
+    return (this.clientPromise ??= import('@anthropic-ai/sdk').then(
+      ({ default: SDK }) =>
+        new SDK({
+          ...(opts.baseUrl !== undefined ? { baseURL: opts.baseUrl } : {}),
+          apiKey: opts.apiKey ?? null,
+          maxRetries: 0,
+          timeout: opts.timeoutMs * 2,
+        }),
+    ));
   }
 
   async complete(req: CompletionRequest): Promise<CompletionResult> {
     const call = callSignal(req.signal, this.opts.timeoutMs);
     try {
-      const stream = await this.client.messages.create(
+      const stream = await (await this.client()).messages.create(
         {
           model: req.model,
           max_tokens: req.maxOutputTokens ?? this.opts.defaultMaxOutputTokens ?? 4096,
-          messages: [{ role: 'user', content: req.prompt }],
+          messages: anthropicMessages(req.prompt, req.turns),
+          ...(req.tools?.length ? { tools: anthropicTools(req.tools) } : {}),
           stream: true,
           ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
           ...(req.topP !== undefined ? { top_p: req.topP } : {}),
@@ -52,8 +62,12 @@ export class AnthropicProvider implements ModelProvider {
       let model = req.model;
       let inputTokens = 0;
       let outputTokens = 0;
+      const calls = new AnthropicToolCallAccumulator();
       for await (const event of stream) {
         switch (event.type) {
+          case 'content_block_start':
+            calls.start(event.index, event.content_block);
+            break;
           case 'message_start':
             model = event.message.model;
             inputTokens = event.message.usage.input_tokens;
@@ -63,7 +77,7 @@ export class AnthropicProvider implements ModelProvider {
             if (event.delta.type === 'text_delta') {
               text += event.delta.text;
               req.onDelta?.(event.delta.text);
-            }
+            } else calls.delta(event.index, event.delta);
             break;
           case 'message_delta':
             outputTokens = event.usage.output_tokens;
@@ -74,7 +88,8 @@ export class AnthropicProvider implements ModelProvider {
       }
       // An abort mid-stream may end the iteration quietly: a cut-off text must not pass for an answer.
       call.signal.throwIfAborted();
-      return { text, model, provider: this.name, usage: { inputTokens, outputTokens } };
+      const toolCalls = calls.calls();
+      return { text, model, provider: this.name, usage: { inputTokens, outputTokens }, ...(toolCalls.length > 0 ? { toolCalls } : {}) };
     } catch (err) {
       throw toCallError(this.name, err, req.signal, call);
     } finally {

@@ -5,10 +5,11 @@
  * caller while the model writes; usage comes from the final chunk
  * (`stream_options.include_usage`), or is estimated when a server omits it.
  */
-import OpenAI from 'openai';
+import type OpenAI from 'openai';
 import { countTokens } from './local-provider.js';
 import type { CompletionRequest, CompletionResult, ModelProvider } from './provider.js';
 import { callSignal, toCallError } from './call-signal.js';
+import { OpenAiToolCallAccumulator, openAiMessages, openAiTools } from './tool-calls.js';
 
 export interface OpenAiProviderOptions {
   /** Name in metrics, events and chains. */
@@ -25,22 +26,28 @@ export interface OpenAiProviderOptions {
 
 export class OpenAiCompatibleProvider implements ModelProvider {
   readonly name: string;
-  private readonly client: OpenAI;
+  /** The SDK client, made at the first call: a worker that never calls this provider does not load the SDK. */
+  private clientPromise: Promise<OpenAI> | undefined;
 
   constructor(private readonly opts: OpenAiProviderOptions) {
     this.name = opts.name;
+  }
+
+  private client(): Promise<OpenAI> {
     // Retries and timeouts belong to the failover chain (it knows the other providers), so the SDK does neither.
     // The SDK refuses to start without a key; local servers ignore it, so a placeholder stands in.
-    this.client = new OpenAI({ baseURL: opts.baseUrl, apiKey: opts.apiKey ?? 'unused', maxRetries: 0, timeout: opts.timeoutMs * 2 });
+    const { baseUrl, apiKey, timeoutMs } = this.opts;
+    return (this.clientPromise ??= import('openai').then(({ default: SDK }) => new SDK({ baseURL: baseUrl, apiKey: apiKey ?? 'unused', maxRetries: 0, timeout: timeoutMs * 2 })));
   }
 
   async complete(req: CompletionRequest): Promise<CompletionResult> {
     const call = callSignal(req.signal, this.opts.timeoutMs);
     try {
-      const stream = await this.client.chat.completions.create(
+      const stream = await (await this.client()).chat.completions.create(
         {
           model: req.model,
-          messages: [{ role: 'user', content: req.prompt }],
+          messages: openAiMessages(req.prompt, req.turns),
+          ...(req.tools?.length ? { tools: openAiTools(req.tools) } : {}),
           stream: true,
           stream_options: { include_usage: true },
           max_completion_tokens: req.maxOutputTokens ?? this.opts.defaultMaxOutputTokens ?? 4096,
@@ -53,7 +60,9 @@ export class OpenAiCompatibleProvider implements ModelProvider {
       let text = '';
       let model = req.model;
       let usage: { inputTokens: number; outputTokens: number } | undefined;
+      const calls = new OpenAiToolCallAccumulator();
       for await (const chunk of stream) {
+        calls.add(chunk.choices[0]?.delta?.tool_calls);
         if (chunk.model) model = chunk.model;
         const delta = chunk.choices[0]?.delta?.content;
         if (delta) {
@@ -64,7 +73,8 @@ export class OpenAiCompatibleProvider implements ModelProvider {
       }
       // The SDK ends the iteration quietly when the signal aborts mid-stream: a cut-off text must not pass for an answer.
       call.signal.throwIfAborted();
-      return { text, model, provider: this.name, usage: usage ?? { inputTokens: countTokens(req.prompt), outputTokens: countTokens(text) } };
+      const toolCalls = calls.calls();
+      return { text, model, provider: this.name, usage: usage ?? { inputTokens: countTokens(req.prompt), outputTokens: countTokens(text) }, ...(toolCalls.length > 0 ? { toolCalls } : {}) };
     } catch (err) {
       throw toCallError(this.name, err, req.signal, call);
     } finally {
