@@ -1,0 +1,192 @@
+/**
+ * The cost of a profiling session: the DAG throughput workload (10-step
+ * runs, as in `throughput.ts`) with and without a cluster-wide session
+ * running, in ABBA order rep by rep (off-on, on-off, …) so that drift of a
+ * shared machine hits both sides alike. Twice: a session as `muse profile`
+ * starts one (the figure judged against the 5% target), and one with V8's
+ * CPU profiler (`cpuProfile: true`, opt-in), reported beside it.
+ *
+ * Two figures per rep: steps/s (wall clock), and the CPU time all the
+ * cluster's processes spent per step (utime + stime from /proc). On a shared,
+ * noisy machine steps/s swings by ±50% from one rep to the next, far more than
+ * the 5% to detect; CPU time per step moves less with other people's load,
+ * so the target is judged on it (the median of the paired on/off ratios), and
+ * the steps/s ratio is reported beside it.
+ *
+ * The session is started before and stopped after the measured window of its
+ * rep: its start (V8's profiler walks the compiled code once) and its report
+ * are one-off costs, reported apart (`startMs`, `stopMs`).
+ */
+import { readFileSync } from 'node:fs';
+import { setImmediate as tick } from 'node:timers/promises';
+import { RunEventSchema } from '@muse/contracts';
+import { ServiceProfiler } from '@muse/telemetry';
+import { register, RunWatcher, submit, type BenchContext } from '../context.js';
+import type { Row } from '../report.js';
+import { summarize } from '../stats.js';
+
+const dag = {
+  name: 'bench-profiled-dag',
+  steps: [
+    { id: 'a', agent: 'executor', prompt: 'a' },
+    ...Array.from({ length: 8 }, (_, i) => ({ id: `b${i}`, agent: i % 2 ? 'reviewer' : 'optimizer', prompt: `b${i}`, needs: ['a'] })),
+    { id: 'z', agent: 'orchestrator', prompt: 'z', needs: Array.from({ length: 8 }, (_, i) => `b${i}`) },
+  ],
+};
+
+/** CPU time (user + system) of every process of the cluster so far, in ms. */
+function clusterCpuMs(ctx: BenchContext): number {
+  let ticks = 0;
+  for (const p of ctx.cluster.processes) {
+    if (!p.pid) continue;
+    try {
+      // Fields after the `(comm)`: state is 1st, utime the 12th, stime the 13th.
+      const fields = readFileSync(`/proc/${p.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // a process that exited counts no more
+    }
+  }
+  return ticks * 10; // USER_HZ = 100 on Linux
+}
+
+/** Steps per second, and cluster CPU ms per step, over `runs` concurrent runs of the DAG. */
+async function measure(ctx: BenchContext, runs: number): Promise<{ rate: number; cpuMsPerStep: number }> {
+  const watcher = await RunWatcher.open(ctx);
+  try {
+    const cpu0 = clusterCpuMs(ctx);
+    const t0 = performance.now();
+    const ids: string[] = [];
+    let i = 0;
+    await Promise.all(Array.from({ length: 25 }, async () => {
+      while (i++ < runs) ids.push(await submit(ctx, dag.name));
+    }));
+    await Promise.all(ids.map((id) => watcher.finished(id, 300_000)));
+    return { rate: (runs * 10) / ((performance.now() - t0) / 1000), cpuMsPerStep: (clusterCpuMs(ctx) - cpu0) / (runs * 10) };
+  } finally {
+    watcher.close();
+  }
+}
+
+/**
+ * The profiler's cost inside one process, without the cluster's noise: the CPU time of a fixed piece of
+ * service-like work (parse, validate and serialize run events, 40 at a time between event-loop turns), with
+ * and without a `ServiceProfiler` session (V8 sampler, loop monitor, memory timer), interleaved.
+ * @returns the median of the paired on/off CPU-time ratios
+ */
+const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 1_000));
+
+async function inProcessRatio(pairs: number, slices: number): Promise<number> {
+  const event = JSON.stringify({ id: 'e1', runId: 'run_x', project: 'p', seq: 3, at: new Date().toISOString(), type: 'step.completed', data: { stepId: 's', attempt: 1, agentId: 'a', output: { text: 'x'.repeat(200), model: 'm', usage: { inputTokens: 1, outputTokens: 2 } } } });
+  const work = async (): Promise<number> => {
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < slices; i++) {
+      for (let j = 0; j < 40; j++) JSON.stringify(RunEventSchema.safeParse(JSON.parse(event)));
+      await tick();
+    }
+    const c = process.cpuUsage(c0);
+    return c.user + c.system;
+  };
+  const profiler = new ServiceProfiler('bench');
+  await work(); // warm-up
+  const ratios: number[] = [];
+  const on = async (i: number): Promise<number> => {
+    await profiler.start(`bench-${i}`, { maxSeconds: 600, cpuProfile: true });
+    const cpu = await work();
+    await profiler.stop(`bench-${i}`);
+    return cpu;
+  };
+  for (let i = 0; i < pairs; i++) {
+    // ABBA, as for the cluster figure.
+    let off: number;
+    let withProfiler: number;
+    if (i % 2 === 0) {
+      off = await work();
+      withProfiler = await on(i);
+    } else {
+      withProfiler = await on(i);
+      off = await work();
+    }
+    ratios.push(withProfiler / off);
+  }
+  return summarize(ratios).median;
+}
+
+interface Sample {
+  rate: number;
+  cpuMsPerStep: number;
+}
+
+/** `reps` ABBA pairs of the DAG workload without and with a session (`cpuProfile`: V8's profiler too). */
+async function paired(ctx: BenchContext, runs: number, reps: number, cpuProfile: boolean) {
+  const off: Sample[] = [];
+  const on: Sample[] = [];
+  const startMs: number[] = [];
+  const stopMs: number[] = [];
+  let profiles = Infinity;
+  const withSession = async (): Promise<Sample> => {
+    let t = performance.now();
+    const started = await ctx.api<{ id: string; processes: unknown[] }>('POST', '/v1/profiling/sessions', { maxSeconds: 600, cpuProfile });
+    if (started.status !== 201) throw new Error(`profiling session refused (${started.status}): ${JSON.stringify(started.body)}`);
+    startMs.push(performance.now() - t);
+    // Every process answered; give the slowest a moment to have its sampling running before measuring.
+    await settle();
+    const m = await measure(ctx, runs);
+    t = performance.now();
+    const report = await ctx.api<{ missing: unknown[]; services: unknown[] }>('DELETE', `/v1/profiling/sessions/${started.body.id}`);
+    if (report.status !== 200) throw new Error(`profiling report failed (${report.status})`);
+    stopMs.push(performance.now() - t);
+    profiles = Math.min(profiles, report.body.services.length);
+    return m;
+  };
+  const withoutSession = async (): Promise<Sample> => {
+    await settle(); // the same pause as before a measured session
+    return measure(ctx, runs);
+  };
+  for (let rep = 0; rep < reps; rep++) {
+    // ABBA order (off-on, on-off, …): a machine that speeds up or slows down over the run favours neither side.
+    if (rep % 2 === 0) {
+      off.push(await withoutSession());
+      on.push(await withSession());
+    } else {
+      on.push(await withSession());
+      off.push(await withoutSession());
+    }
+    const [a, b] = [off.at(-1)!, on.at(-1)!];
+    ctx.log(`profiling${cpuProfile ? ' (cpu profile)' : ''} rep ${rep + 1}/${reps}: off ${a.rate.toFixed(0)} steps/s ${a.cpuMsPerStep.toFixed(2)} cpu-ms/step, on ${b.rate.toFixed(0)} steps/s ${b.cpuMsPerStep.toFixed(2)} cpu-ms/step`);
+  }
+  // Paired: each rep's on against its off, then the median of those ratios.
+  const cpuRatio = summarize(on.map((x, i) => x.cpuMsPerStep / off[i]!.cpuMsPerStep)).median;
+  const rateRatio = summarize(on.map((x, i) => x.rate / off[i]!.rate)).median;
+  return { on, off, cpuRatio, rateRatio, startMs: summarize(startMs).median, stopMs: summarize(stopMs).median, profiles };
+}
+
+export async function profilingOverhead(ctx: BenchContext): Promise<Row> {
+  await register(ctx, dag);
+  const runs = ctx.quick ? 10 : 100;
+  await measure(ctx, runs); // warm-up
+  // A session as `muse profile` starts one (no V8 profiler): the figure the target is about.
+  const plain = await paired(ctx, runs, ctx.quick ? 1 : 6, false);
+  // With V8's CPU profiler (`cpuProfile: true`, opt-in): reported beside it.
+  const cpu = await paired(ctx, runs, ctx.quick ? 1 : 4, true);
+  return {
+    scenario: `profiling session overhead: cluster CPU per step of the DAG workload with a session running vs without (${runs} runs a rep, ABBA pairs)`,
+    unit: 'cpu-ms/step',
+    muse: summarize(plain.on.map((x) => x.cpuMsPerStep)),
+    baseline: summarize(plain.off.map((x) => x.cpuMsPerStep)),
+    baselineLabel: 'same workload, no session',
+    ratio: plain.cpuRatio,
+    target: 'overhead ≤ 5%',
+    met: plain.cpuRatio - 1 <= 0.05,
+    extra: {
+      overheadPct: (plain.cpuRatio - 1) * 100,
+      stepsPerSecRatio: plain.rateRatio,
+      startMs: plain.startMs,
+      stopMs: plain.stopMs,
+      profiles: plain.profiles,
+      cpuProfileOverheadPct: (cpu.cpuRatio - 1) * 100,
+      cpuProfileStepsPerSecRatio: cpu.rateRatio,
+      inProcessCpuProfileOverheadPct: ((await inProcessRatio(ctx.quick ? 3 : 20, ctx.quick ? 100 : 500)) - 1) * 100,
+    },
+  };
+}

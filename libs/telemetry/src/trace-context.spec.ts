@@ -1,0 +1,49 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { context, propagation, trace } from '@opentelemetry/api';
+import { core, node, tracing } from '@opentelemetry/sdk-node';
+import { contextFromTraceparent, injectContext, traceIdOf, traceparentOf, withSpan } from './trace-context.js';
+
+describe('trace context without an SDK (tracing off)', () => {
+  test('spans are no-ops, nothing is injected, a stored traceparent stays readable', async () => {
+    const out = await withSpan('x', {}, async (span) => {
+      assert.equal(span.isRecording(), false);
+      return traceparentOf();
+    });
+    assert.equal(out, undefined);
+    assert.deepEqual(injectContext({ a: '1' }), { a: '1' });
+    assert.equal(traceIdOf('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'), '0af7651916cd43dd8448eb211c80319c');
+  });
+});
+
+describe('trace context with the SDK (in-memory exporter)', () => {
+  const exporter = new tracing.InMemorySpanExporter();
+  const provider = new node.NodeTracerProvider({ spanProcessors: [new tracing.SimpleSpanProcessor(exporter)] });
+  before(() => provider.register({ propagator: new core.W3CTraceContextPropagator() }));
+  after(async () => {
+    await provider.shutdown();
+    trace.disable();
+    context.disable();
+    propagation.disable();
+  });
+
+  test('a stored traceparent parents a span in another "process"; errors mark the span', async () => {
+    // "Gateway": the root span, its context stored as text.
+    const stored = await withSpan('submit', {}, async () => traceparentOf());
+    assert.match(stored!, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    // "Worker": no shared memory, only the string.
+    await assert.rejects(
+      withSpan('attempt', { parent: contextFromTraceparent(stored) }, async () => {
+        const headers = injectContext({});
+        assert.equal(traceIdOf(headers.traceparent), traceIdOf(stored));
+        throw Object.assign(new Error('boom'), { code: 'MUSE_ERR_X' });
+      }),
+      /boom/,
+    );
+    const [submit, attempt] = ['submit', 'attempt'].map((n) => exporter.getFinishedSpans().find((s) => s.name === n)!);
+    assert.equal(attempt!.spanContext().traceId, submit!.spanContext().traceId);
+    assert.equal(attempt!.parentSpanContext?.spanId, submit!.spanContext().spanId);
+    assert.equal(attempt!.status.code, 2);
+    assert.equal(attempt!.attributes['muse.error.code'], 'MUSE_ERR_X');
+  });
+});
