@@ -217,8 +217,10 @@ function collectDatasourceUids(node: unknown, out: Set<string> = new Set()): Set
     for (const n of node) collectDatasourceUids(n, out);
   } else if (isObj(node)) {
     for (const [k, v] of Object.entries(node)) {
-      if (k === 'datasource' && isObj(v) && typeof v.uid === 'string') out.add(v.uid);
-      else collectDatasourceUids(v, out);
+      if (k === 'datasource' && isObj(v) && typeof v.uid === 'string') {
+        // Grafana's own built-in source (annotations: "-- Grafana --", type grafana) always exists.
+        if (v.type !== 'grafana') out.add(v.uid);
+      } else collectDatasourceUids(v, out);
     }
   }
   return out;

@@ -12,6 +12,7 @@ import { chain, eventToWebSocket, singleStep } from './scenarios/latency.js';
 import { dagThroughput, fanOut } from './scenarios/throughput.js';
 import { acceptRate, readUnderLoad } from './scenarios/api-load.js';
 import { idleRss, redisPerQueuedStep } from './scenarios/resources.js';
+import { profilingOverhead } from './scenarios/profiling.js';
 
 const SCENARIOS: Array<[string, (ctx: BenchContext) => Promise<Row>]> = [
   ['idle-rss', idleRss],
@@ -23,6 +24,7 @@ const SCENARIOS: Array<[string, (ctx: BenchContext) => Promise<Row>]> = [
   ['read-under-load', readUnderLoad],
   ['event-to-ws', eventToWebSocket],
   ['redis-per-step', redisPerQueuedStep],
+  ['profiling', profilingOverhead],
 ];
 
 const args = process.argv.slice(2);

@@ -477,7 +477,9 @@ describe('artifact lineage of a 3-step run, through the gateway', { timeout: 180
     const run = await waitForRun(t.gateway, submitted.body.id);
     assert.equal(run.status, 'succeeded');
     const list = await http<{ items: ArtifactMeta[] }>(t.gateway, 'GET', `/v1/runs/${run.id}/artifacts`);
-    const byStep = new Map(list.body.items.map((a) => [a.stepId, a]));
+    // Each step's output (agent steps also have their recorded model call, llm-call.json, beside it).
+    const byStep = new Map(list.body.items.filter((a) => a.name !== 'llm-call.json').map((a) => [a.stepId, a]));
+    assert.deepEqual(list.body.items.filter((a) => a.name === 'llm-call.json').map((a) => a.stepId).sort(), ['plan', 'review']);
     assert.deepEqual([...byStep.keys()].sort(), ['lint', 'plan', 'review']);
     assert.deepEqual(byStep.get('lint')!.producer.tool, 'shell');
     assert.equal(byStep.get('plan')!.producer.tool, 'model');
@@ -485,7 +487,7 @@ describe('artifact lineage of a 3-step run, through the gateway', { timeout: 180
     const plan = byStep.get('plan')!;
     assert.equal(Date.parse(plan.expiresAt!) - Date.parse(plan.createdAt), 2 * 86_400_000);
 
-    const ids = (nodes: ArtifactLineage['upstream']) => nodes.map((n) => [n.stepId, n.artifacts.map((a: ArtifactRef) => a.id)]);
+    const ids = (nodes: ArtifactLineage['upstream']) => nodes.map((n) => [n.stepId, n.artifacts.filter((a: ArtifactRef) => a.name !== 'llm-call.json').map((a: ArtifactRef) => a.id)]);
     const mid = await http<ArtifactLineage>(t.gateway, 'GET', `/v1/artifacts/${byStep.get('lint')!.id}/lineage`);
     assert.equal(mid.status, 200, mid.text);
     assert.deepEqual(ids(mid.body.upstream), [['plan', [plan.id]]]);

@@ -105,10 +105,10 @@ describe('foundation: a multi-agent workflow end to end', { timeout: 240_000 }, 
     assert.deepEqual(ws.events.map((e) => e.id), log.map((e) => e.id));
     assert.deepEqual(ws.events, log);
 
-    // artifacts: one per step, listed and downloadable
+    // artifacts: one per step (and each agent step's recorded model call), listed and downloadable
     const arts = await http<{ items: Array<{ id: string; name: string; stepId: string; size: number; digest: string }> }>(t.gateway, 'GET', `/v1/runs/${id}/artifacts`);
     assert.equal(arts.status, 200, arts.text);
-    assert.deepEqual(arts.body.items.map((a) => `${a.stepId}/${a.name}`).sort(), ['lint/stdout.txt', 'plan/response.md', 'review/response.md']);
+    assert.deepEqual(arts.body.items.map((a) => `${a.stepId}/${a.name}`).sort(), ['lint/stdout.txt', 'plan/llm-call.json', 'plan/response.md', 'review/llm-call.json', 'review/response.md']);
     const stdoutArt = arts.body.items.find((a) => a.name === 'stdout.txt')!;
     const meta = await http(t.gateway, 'GET', `/v1/artifacts/${stdoutArt.id}`);
     assert.equal(meta.status, 200);
@@ -116,7 +116,7 @@ describe('foundation: a multi-agent workflow end to end', { timeout: 240_000 }, 
     const content = await http(t.gateway, 'GET', `/v1/artifacts/${stdoutArt.id}/content`);
     assert.equal(content.status, 200);
     assert.equal(content.text, 'linting github.com/acme/widgets\n');
-    const planArt = arts.body.items.find((a) => a.stepId === 'plan')!;
+    const planArt = arts.body.items.find((a) => a.stepId === 'plan' && a.name === 'response.md')!;
     assert.equal((await http(t.gateway, 'GET', `/v1/artifacts/${planArt.id}/content`)).text, plan.text);
     const completed = log.filter((e) => e.type === 'step.completed');
     assert.deepEqual(completed.flatMap((e) => (e.type === 'step.completed' ? e.data.artifacts.map((a) => a.id) : [])).sort(), arts.body.items.map((a) => a.id).sort());

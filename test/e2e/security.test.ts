@@ -347,7 +347,7 @@ describe('a whole cluster on per-service NATS users and an ACL-restricted Redis 
       const arts = await http<{ items: Array<{ id: string }> }>(t.gateway, 'GET', `/v1/runs/${id}/artifacts`);
       assert.equal(arts.status, 200, arts.text);
       haystacks.push([`artifacts ${id}`, arts.text]);
-      if (id === ok!.id) assert.equal(arts.body.items.length, 2, 'stdout.txt and response.md');
+      if (id === ok!.id) assert.equal(arts.body.items.length, 3, 'stdout.txt, response.md and the recorded call llm-call.json');
       for (const a of arts.body.items) {
         const content = await http(t.gateway, 'GET', `/v1/artifacts/${a.id}/content`);
         assert.equal(content.status, 200);

@@ -13,7 +13,11 @@ import { openRedis } from '@muse/queues';
 import { processScrubber, runService } from '@muse/telemetry';
 import { parseRoles, resolveAgentId } from './agent-identity.js';
 import { AgentStepExecutor } from './agent-step.executor.js';
+import { createToolKit } from './tool-kit.js';
 import { AgentWorkerModule } from './agent-worker.module.js';
+import { RunBudgets } from './budget.js';
+import { ModelCalls, Pricing } from './model-calls.js';
+import { HttpRecordingReader } from './recording.reader.js';
 import { ArtifactUploader } from './artifact.uploader.js';
 import { HeartbeatService } from './heartbeat.service.js';
 import { createResourceSampler } from './resource-sampler.js';
@@ -42,6 +46,8 @@ await runService({
     const names = museNames(c.MUSE_NAMESPACE);
     const roles = parseRoles(c.MUSE_AGENT_ROLES);
     const agentId = resolveAgentId(c.MUSE_AGENT_ID);
+    // Every series of this process says which agent it is (one value per process: bounded like `instance`).
+    kit.metrics.registry.setDefaultLabels({ service: kit.service, agent: agentId });
     const metrics = new WorkerMetrics(kit.metrics);
 
     const redis = openRedis(kit, c.REDIS_URL, { connectionName: `muse-agent-worker-${agentId}` });
@@ -56,6 +62,7 @@ await runService({
 
     // Model providers: one failover chain per role, each provider behind its own circuit breaker. A bad file stops the worker here.
     const providersConfig = loadProvidersConfig(c.MUSE_PROVIDERS_CONFIG);
+    metrics.setPrices(providersConfig.providers);
     const providers = buildProviderRouter(providersConfig, { env: process.env, localDelayMs: c.MUSE_LOCAL_PROVIDER_DELAY_MS, observer: metrics });
     log.info({ chains: providersConfig.chains }, 'model provider chains');
 
@@ -63,6 +70,27 @@ await runService({
     // A hard exit (grace period over) must not leave step processes behind.
     process.on('exit', () => shell.killAll('SIGKILL'));
     const handBack = new AbortController();
+    // Every model call: seeded, budgeted (Redis), served from its recording in a replay, recorded as llm-call.json.
+    metrics.setModelPrices(c.MUSE_MODEL_PRICES);
+    const calls = new ModelCalls({
+      provider: providers,
+      budgets: new RunBudgets(redis, names.runBudgetKey, metrics),
+      recordings: new HttpRecordingReader(c.MUSE_ARTIFACT_STORE_URL),
+      pricing: new Pricing(c.MUSE_MODEL_PRICES, Object.fromEntries(Object.entries(providersConfig.providers).map(([n, p]) => [n, p.price]))),
+      scrubber: processScrubber,
+      budgetMaxOutputTokens: c.MUSE_BUDGET_MAX_OUTPUT_TOKENS,
+    });
+    const shellSteps = new ShellStepExecutor(shell, {
+      workspaceRoot: resolve(c.MUSE_WORKSPACE_DIR),
+      outputLimitBytes: c.MUSE_SHELL_OUTPUT_LIMIT_BYTES,
+      sandbox,
+      limits: { cpuSeconds: c.MUSE_SANDBOX_CPU_SECONDS, memoryBytes: c.MUSE_SANDBOX_MEMORY_BYTES },
+      secrets,
+    });
+    // http steps and the tools models may call: allowlisted hosts, SSRF rules on every hop (README "Security").
+    const tools = createToolKit(c, shellSteps, processScrubber);
+    if (tools.loopbackPorts.size > 0) log.warn({ ports: [...tools.loopbackPorts] }, 'MUSE_HTTP_ALLOW_LOOPBACK_PORTS is set: http tools may reach these loopback ports (for tests only)');
+    log.info({ allowHosts: tools.allowlist.entries }, tools.allowlist.empty ? 'http tools may reach no host (MUSE_HTTP_ALLOW_HOSTS is empty)' : 'http tool host allowlist');
     const processor = new StepProcessor({
       agentId,
       agent: new AgentStepExecutor(
@@ -70,14 +98,13 @@ await runService({
         metrics,
         processScrubber,
         c.MUSE_PROGRESS_INTERVAL_MS > 0 ? new ProgressPublisher(bus, names, c.MUSE_PROGRESS_INTERVAL_MS, processScrubber) : undefined,
+        calls,
+        tools.loop,
       ),
-      shell: new ShellStepExecutor(shell, {
-        workspaceRoot: resolve(c.MUSE_WORKSPACE_DIR),
-        outputLimitBytes: c.MUSE_SHELL_OUTPUT_LIMIT_BYTES,
-        sandbox,
-        limits: { cpuSeconds: c.MUSE_SANDBOX_CPU_SECONDS, memoryBytes: c.MUSE_SANDBOX_MEMORY_BYTES },
-        secrets,
-      }),
+      recordings: calls,
+      toolResults: tools.loop,
+      shell: shellSteps,
+      http: tools.httpSteps,
       scrubber: processScrubber,
       artifacts: new ArtifactUploader(c.MUSE_ARTIFACT_STORE_URL),
       reports: new StepReportPublisher(bus, log),
@@ -96,6 +123,7 @@ await runService({
       connection: redis,
       names,
       roles,
+      capabilities: c.MUSE_AGENT_CAPABILITIES,
       concurrency: c.MUSE_AGENT_CONCURRENCY,
       lockDurationMs: c.MUSE_JOB_LOCK_MS,
       processor,
@@ -108,7 +136,7 @@ await runService({
       redis,
       bus,
       names,
-      identity: { agentId, roles, pid: process.pid, host: hostname(), concurrency: c.MUSE_AGENT_CONCURRENCY, startedAt: new Date().toISOString(), version: VERSION },
+      identity: { agentId, roles, ...(c.MUSE_AGENT_CAPABILITIES.length ? { capabilities: c.MUSE_AGENT_CAPABILITIES } : {}), pid: process.pid, host: hostname(), concurrency: c.MUSE_AGENT_CONCURRENCY, startedAt: new Date().toISOString(), version: VERSION },
       counts: () => workers.snapshot(),
       resources: createResourceSampler(),
       intervalMs: c.MUSE_HEARTBEAT_MS,

@@ -89,6 +89,22 @@ describe('ShellStepExecutor', () => {
     assert.equal(out.truncated, true);
   });
 
+  test('the CPU limit (without a sandbox too) fails naming the limit; a failing step says its output was cut', async () => {
+    const tight = new ShellStepExecutor(new ShellRunner(), { workspaceRoot: root, outputLimitBytes: 1024, limits: { cpuSeconds: 1, memoryBytes: 0 } });
+    await assert.rejects(tight.run(job({ command: 'while :; do :; done' }), never), (err: unknown) => {
+      assert.ok(err instanceof MuseError && err.code === 'MUSE_ERR_STEP_EXIT_NONZERO', String(err));
+      assert.match(err.message, /exited with status 152: killed by SIGXCPU, its CPU time limit \(MUSE_SANDBOX_CPU_SECONDS = 1 s\) ran out/);
+      assert.equal((err.details as { limit?: string }).limit, 'cpu');
+      return true;
+    });
+    await assert.rejects(tight.run(job({ command: 'head -c 5000 /dev/zero | tr "\\0" x; exit 3' }), never), (err: unknown) => {
+      assert.ok(err instanceof MuseError && err.code === 'MUSE_ERR_STEP_EXIT_NONZERO', String(err));
+      const d = err.details as { truncated?: boolean; outputLimitBytes?: number; limit?: string };
+      assert.deepEqual([d.truncated, d.outputLimitBytes, d.limit], [true, 1024, undefined]);
+      return true;
+    });
+  });
+
   test('the deadline kills the group and fails with MUSE_ERR_STEP_TIMEOUT', async () => {
     const deadline = new AbortController();
     const pidFile = join(root, 'run_ws1', 'sleeper');

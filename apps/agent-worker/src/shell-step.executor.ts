@@ -3,8 +3,10 @@
  * `ShellOutput` or a catalogue error.
  */
 import { mkdir } from 'node:fs/promises';
+import { constants } from 'node:os';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { MuseError, type ShellOutput, type StepJob } from '@muse/contracts';
+import { SpanKind, withSpan } from '@muse/telemetry';
 import type { ShellRunner, ShellRunResult } from './shell.runner.js';
 import { sandboxedArgv, type Sandbox, type SandboxLimits } from './shell.sandbox.js';
 import { isStepHandedBack } from './step.errors.js';
@@ -14,6 +16,9 @@ const RUN_ID_FOLDER = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
 
 /** How much of stdout and stderr a failure carries in its details, in characters (the end, where errors are). */
 export const DETAIL_TAIL_CHARS = 4_096;
+
+/** How a shell reports a child killed by SIGXCPU (RLIMIT_CPU): 128 + 24 on Linux. */
+const SIGXCPU_STATUS = 128 + (constants.signals.SIGXCPU ?? 24);
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -55,6 +60,14 @@ export class ShellStepExecutor {
   ) {}
 
   async run(job: StepJob, signal: AbortSignal): Promise<ShellOutput> {
+    return withSpan('muse.tool.shell', { kind: SpanKind.INTERNAL, attributes: { 'muse.tool': 'shell', 'muse.step_id': job.stepId } }, async (span) => {
+      const out = await this.runShell(job, signal);
+      span.setAttribute('process.exit.code', out.exitCode);
+      return out;
+    });
+  }
+
+  private async runShell(job: StepJob, signal: AbortSignal): Promise<ShellOutput> {
     if (job.command === undefined) {
       throw new MuseError('MUSE_ERR_REQUEST_INVALID', `shell step "${job.stepId}" has no command`);
     }
@@ -100,7 +113,12 @@ export class ShellStepExecutor {
       });
     }
     if (res.exitCode !== 0) {
-      throw new MuseError('MUSE_ERR_STEP_EXIT_NONZERO', `shell step "${job.stepId}" exited with status ${res.exitCode}`, { details: tails });
+      // Say which limit ended it when one did (issue 4: a clear error on each limit), rather than a bare status 152.
+      const cpu = (res.signal === 'SIGXCPU' || res.exitCode === SIGXCPU_STATUS) && (this.opts.limits?.cpuSeconds ?? 0) > 0;
+      const why = cpu ? `: killed by SIGXCPU, its CPU time limit (MUSE_SANDBOX_CPU_SECONDS = ${this.opts.limits!.cpuSeconds} s) ran out` : '';
+      throw new MuseError('MUSE_ERR_STEP_EXIT_NONZERO', `shell step "${job.stepId}" exited with status ${res.exitCode}${why}`, {
+        details: { ...tails, ...(cpu ? { limit: 'cpu', cpuSeconds: this.opts.limits!.cpuSeconds } : {}), ...(res.truncated ? { truncated: true, outputLimitBytes: this.opts.outputLimitBytes } : {}) },
+      });
     }
     const out: ShellOutput = { exitCode: res.exitCode, stdout: res.stdout, stderr: res.stderr };
     if (res.truncated) out.truncated = true;

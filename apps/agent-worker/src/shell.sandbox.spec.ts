@@ -41,7 +41,7 @@ const job = (command: string, over: Partial<StepJob> = {}): StepJob => ({
 describe('sandboxedArgv', () => {
   test('passes the command as a positional argument, with limits before exec', () => {
     const argv = sandboxedArgv({ kind: 'none', reason: 'test' }, { shell: '/bin/sh', command: `echo "$HOME" '; rm -rf /'`, workspace: '/w', network: false, limits: { cpuSeconds: 5, memoryBytes: 1 << 30 } });
-    assert.deepEqual(argv, ['/bin/sh', '-c', 'ulimit -t 5 && ulimit -v 1048576 && exec /bin/sh -c "$1"', 'muse-step', `echo "$HOME" '; rm -rf /'`]);
+    assert.deepEqual(argv, ['/bin/sh', '-c', 'ulimit -S -t 5 && ulimit -H -t 6 && ulimit -v 1048576 && exec /bin/sh -c "$1"', 'muse-step', `echo "$HOME" '; rm -rf /'`]);
   });
   test('bwrap: no --share-net unless the step asks; the workspace is the only --bind', () => {
     const sb: Sandbox = { kind: 'bwrap', bwrap: 'bwrap' };
@@ -116,6 +116,8 @@ describe('shell steps under bubblewrap', { skip }, () => {
     const started = Date.now();
     await assert.rejects(tight.run(job('while :; do :; done'), new AbortController().signal), (err: unknown) => {
       assert.ok(err instanceof MuseError && err.code === 'MUSE_ERR_STEP_EXIT_NONZERO', String(err));
+      assert.match(err.message, /killed by SIGXCPU, its CPU time limit \(MUSE_SANDBOX_CPU_SECONDS = 1 s\) ran out/);
+      assert.equal((err.details as { limit?: string }).limit, 'cpu');
       return true;
     });
     assert.ok(Date.now() - started < 10_000);

@@ -57,7 +57,9 @@ export function bwrapArgs(workspace: string, network: boolean): string[] {
 /** `ulimit` lines for `limits` (RLIMIT_AS is set in KiB by `ulimit -v`). */
 function ulimits(limits: SandboxLimits): string {
   const parts: string[] = [];
-  if (limits.cpuSeconds > 0) parts.push(`ulimit -t ${Math.floor(limits.cpuSeconds)}`);
+  // Soft limit N, then hard N+1 (soft first: a hard limit below the soft one is refused): at N s the process gets SIGXCPU (a status that names the limit), SIGKILL only if it traps that.
+  // With soft = hard the kernel sends SIGKILL at once, indistinguishable from any other kill.
+  if (limits.cpuSeconds > 0) parts.push(`ulimit -S -t ${Math.floor(limits.cpuSeconds)} && ulimit -H -t ${Math.floor(limits.cpuSeconds) + 1}`);
   if (limits.memoryBytes > 0) parts.push(`ulimit -v ${Math.max(1, Math.floor(limits.memoryBytes / 1024))}`);
   return parts.join(' && ');
 }

@@ -10,9 +10,9 @@
  */
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { MuseNames, StepJob } from '@muse/contracts';
+import { queueRolesFor, type MuseNames, type StepJob } from '@muse/contracts';
 import { createStepWorker, type Job } from '@muse/queues';
-import type { Logger } from '@muse/telemetry';
+import { SpanKind, contextFromTraceparent, withSpan, type Logger } from '@muse/telemetry';
 import { isStepHandedBack, StepHandedBackError } from './step.errors.js';
 import type { StepProcessor } from './step.processor.js';
 import type { WorkerMetrics } from './worker.metrics.js';
@@ -22,6 +22,8 @@ export interface StepWorkersDeps {
   connection: Redis;
   names: MuseNames;
   roles: string[];
+  /** Capabilities this worker declares (MUSE_AGENT_CAPABILITIES): it also takes the steps that require some of them. */
+  capabilities?: string[];
   /** Jobs at once, per role. */
   concurrency: number;
   lockDurationMs: number;
@@ -37,6 +39,7 @@ export interface StepWorkersDeps {
 export class StepWorkers {
   private readonly workers: Worker<StepJob>[] = [];
   private readonly counts: WorkerCounts = { inFlight: 0, completed: 0, failed: 0 };
+  private readonly roleInFlight = new Map<string, number>();
 
   constructor(private readonly deps: StepWorkersDeps) {}
 
@@ -48,18 +51,22 @@ export class StepWorkers {
   start(): void {
     for (const role of this.deps.roles) {
       this.deps.metrics?.inFlight.set({ role }, 0); // a series per role from the start, not from its first job
-      const worker = createStepWorker(this.deps.connection, this.deps.names, role, (job) => this.run(role, job), {
-        concurrency: this.deps.concurrency,
-        lockDurationMs: this.deps.lockDurationMs,
-      });
-      worker.on('failed', (job, err) => {
-        this.deps.logger.error({ role, jobId: job?.id, err: err.message }, 'step job failed (no final report stored)');
-      });
-      // An 'error' without a listener would crash the process; these are connection hiccups BullMQ recovers from.
-      worker.on('error', (err) => this.deps.logger.warn({ role, err: err.message }, 'step worker error'));
-      this.workers.push(worker);
+      this.deps.metrics?.utilization.set({ role }, 0);
+      // The role's own queue, and one per subset of this worker's capabilities (steps that require them).
+      for (const queue of queueRolesFor(role, this.deps.capabilities ?? [])) {
+        const worker = createStepWorker(this.deps.connection, this.deps.names, queue, (job) => this.run(role, job), {
+          concurrency: this.deps.concurrency,
+          lockDurationMs: this.deps.lockDurationMs,
+        });
+        worker.on('failed', (job, err) => {
+          this.deps.logger.error({ role, queue, jobId: job?.id, err: err.message }, 'step job failed (no final report stored)');
+        });
+        // An 'error' without a listener would crash the process; these are connection hiccups BullMQ recovers from.
+        worker.on('error', (err) => this.deps.logger.warn({ role, queue, err: err.message }, 'step worker error'));
+        this.workers.push(worker);
+      }
     }
-    this.deps.logger.info({ roles: this.deps.roles, concurrency: this.deps.concurrency }, 'taking step jobs');
+    this.deps.logger.info({ roles: this.deps.roles, capabilities: this.deps.capabilities ?? [], concurrency: this.deps.concurrency }, 'taking step jobs');
   }
 
   /**
@@ -81,12 +88,30 @@ export class StepWorkers {
     return handedBack;
   }
 
+  /** `muse_worker_utilization`: a role's running jobs over its concurrency (each role has its own BullMQ worker). */
+  private busy(role: string, delta: number): void {
+    const n = (this.roleInFlight.get(role) ?? 0) + delta;
+    this.roleInFlight.set(role, n);
+    this.deps.metrics?.utilization.set({ role }, n / this.deps.concurrency);
+  }
+
   private async run(role: string, job: Job<StepJob>): Promise<unknown> {
     const started = Date.now();
+    // Time in the queue: from enqueue (or the end of a retry's delay) to a worker taking the job.
+    const waitMs = Math.max(0, started - job.timestamp - (job.opts.delay ?? 0));
+    this.deps.metrics?.queueWait.observe({ role }, waitMs / 1000);
     this.counts.inFlight++;
     this.deps.metrics?.inFlight.inc({ role });
+    this.busy(role, +1);
+    const d = job.data as Partial<StepJob> | undefined;
+    // The attempt's span continues the trace the coordinator put in the job (its enqueue span).
+    const attributes = { 'muse.run_id': String(d?.runId), 'muse.step_id': String(d?.stepId), 'muse.attempt': Number(d?.attempt), 'muse.role': role, 'muse.step.kind': String(d?.kind), 'muse.queue.wait_ms': waitMs };
     try {
-      const res = await this.deps.processor.process(job.data);
+      const res = await withSpan(`muse.step.attempt ${role}`, { kind: SpanKind.CONSUMER, parent: contextFromTraceparent(typeof d?.traceparent === 'string' ? d.traceparent : undefined), attributes }, async (span) => {
+        const r = await this.deps.processor.process(job.data);
+        span.setAttribute('muse.step.outcome', r.outcome);
+        return r;
+      });
       if (res.outcome === 'completed') this.counts.completed++;
       else this.counts.failed++;
       return { outcome: res.outcome };
@@ -104,6 +129,7 @@ export class StepWorkers {
     } finally {
       this.counts.inFlight--;
       this.deps.metrics?.inFlight.dec({ role });
+      this.busy(role, -1);
     }
   }
 }

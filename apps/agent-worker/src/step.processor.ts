@@ -11,9 +11,10 @@
  * the next attempt under the step's retry policy. Reports carry message ids,
  * so a repeated publish is dropped.
  */
-import { StepJobSchema, toErrorBody, MuseError, type AgentOutput, type ShellOutput, type StepJob, type StepReport } from '@muse/contracts';
+import { StepJobSchema, toErrorBody, MuseError, type AgentOutput, type HttpOutput, type ShellOutput, type StepJob, type StepReport } from '@muse/contracts';
 import type { Logger } from '@muse/telemetry';
 import type { BlobRef } from './artifact.uploader.js';
+import { httpOutputArtifact } from './http-step.executor.js';
 import { isStepHandedBack } from './step.errors.js';
 
 export type StepKind = StepJob['kind'];
@@ -25,10 +26,16 @@ export interface StepProcessorDeps {
   agentId: string;
   agent: { run(job: StepJob, signal: AbortSignal): Promise<AgentOutput> };
   shell: { run(job: StepJob, signal: AbortSignal): Promise<ShellOutput> };
+  /** Runs `http` tool steps; unset = such a step fails (MUSE_ERR_INTERNAL). */
+  http?: { run(job: StepJob, signal: AbortSignal): Promise<HttpOutput> };
   artifacts: { upload(bytes: Uint8Array, mediaType: string): Promise<BlobRef> };
   reports: { publish(report: StepReport): Promise<unknown> };
   /** Aborted (with a StepHandedBackError) when the worker gives its in-flight steps back. */
   handBack?: AbortSignal;
+  /** The recorded model calls of a job (`llm-call.json`), taken once the step ran: uploaded with its output. */
+  recordings?: { take(job: StepJob): (OutputArtifact & { schema?: string })[] };
+  /** The results of the tool calls a job's model made (`tool-calls/NN-<tool>.json`), taken once the step ran: uploaded with its output. */
+  toolResults?: { take(job: StepJob): (OutputArtifact & { schema?: string })[] };
   observer?: StepObserver;
   /** Removes secret values from outputs (hence artifacts) and error bodies before they leave the worker. */
   scrubber?: { scrubDeep<T>(value: T): T };
@@ -48,9 +55,12 @@ export interface OutputArtifact {
   /** Producer, for lineage: the tool (`model` with the model as its version, or `shell`). */
   tool: string;
   toolVersion?: string;
+  /** Name of the schema the content follows (e.g. `muse.http-response/v1`). */
+  schema?: string;
 }
 
-export function outputArtifact(kind: StepKind, output: AgentOutput | ShellOutput): OutputArtifact {
+export function outputArtifact(kind: StepKind, output: AgentOutput | ShellOutput | HttpOutput): OutputArtifact {
+  if (kind === 'http') return httpOutputArtifact(output as HttpOutput);
   return kind === 'agent'
     ? { name: 'response.md', mediaType: 'text/markdown', bytes: Buffer.from((output as AgentOutput).text, 'utf8'), tool: 'model', toolVersion: (output as AgentOutput).model }
     : { name: 'stdout.txt', mediaType: 'text/plain', bytes: Buffer.from((output as ShellOutput).stdout, 'utf8'), tool: 'shell' };
@@ -84,10 +94,13 @@ export class StepProcessor {
     this.deps.logger?.info(log, 'step started');
 
     let report: StepReport & { outcome: StepOutcome };
+    /** The step's recorded model calls (`llm-call.json`), uploaded beside its output. */
+    let recorded: (OutputArtifact & { schema?: string })[] = [];
     try {
-      const output = this.scrub(await this.execute(job));
+      const output = this.scrub(await this.execute(job).finally(() => (recorded = [...(this.deps.recordings?.take(job) ?? []), ...(this.deps.toolResults?.take(job) ?? [])])));
       const artifact = outputArtifact(job.kind, output);
       const blob = await this.deps.artifacts.upload(artifact.bytes, artifact.mediaType);
+      const extra = await this.uploadAll(recorded);
       report = {
         ...base,
         outcome: 'completed',
@@ -101,7 +114,9 @@ export class StepProcessor {
             mediaType: artifact.mediaType,
             tool: artifact.tool,
             ...(artifact.toolVersion !== undefined ? { toolVersion: artifact.toolVersion } : {}),
+            ...(artifact.schema !== undefined ? { schema: artifact.schema } : {}),
           },
+          ...extra,
         ],
       };
     } catch (err) {
@@ -123,6 +138,16 @@ export class StepProcessor {
     return { kind: job.kind, outcome: report.outcome, report };
   }
 
+  /** Uploads further artifacts of a step (its recorded model calls) and describes them for the report. */
+  private async uploadAll(list: (OutputArtifact & { schema?: string })[]): Promise<NonNullable<StepReport['artifacts']>> {
+    const out: NonNullable<StepReport['artifacts']> = [];
+    for (const a of list) {
+      const blob = await this.deps.artifacts.upload(a.bytes, a.mediaType);
+      out.push({ name: a.name, digest: blob.digest, size: blob.size, mediaType: a.mediaType, tool: a.tool, ...(a.toolVersion !== undefined ? { toolVersion: a.toolVersion } : {}), ...(a.schema !== undefined ? { schema: a.schema } : {}) });
+    }
+    return out;
+  }
+
   private scrub<T>(value: T): T {
     return this.deps.scrubber ? this.deps.scrubber.scrubDeep(value) : value;
   }
@@ -140,7 +165,7 @@ export class StepProcessor {
   }
 
   /** Runs the step under its deadline (and the worker's hand-back signal, and the run's stop notice). */
-  private async execute(job: StepJob): Promise<AgentOutput | ShellOutput> {
+  private async execute(job: StepJob): Promise<AgentOutput | ShellOutput | HttpOutput> {
     const stop = new AbortController();
     let set = this.running.get(job.runId);
     if (!set) this.running.set(job.runId, (set = new Set()));
@@ -153,7 +178,7 @@ export class StepProcessor {
     }
   }
 
-  private async executeUnder(job: StepJob, stopped: AbortSignal): Promise<AgentOutput | ShellOutput> {
+  private async executeUnder(job: StepJob, stopped: AbortSignal): Promise<AgentOutput | ShellOutput | HttpOutput> {
     const deadline = new AbortController();
     const timer = setTimeout(
       () => deadline.abort(new MuseError('MUSE_ERR_STEP_TIMEOUT', `step ran past ${job.timeoutMs} ms`)),
@@ -162,6 +187,10 @@ export class StepProcessor {
     );
     const signal = AbortSignal.any([deadline.signal, stopped, ...(this.deps.handBack ? [this.deps.handBack] : [])]);
     try {
+      if (job.kind === 'http') {
+        if (!this.deps.http) throw new MuseError('MUSE_ERR_INTERNAL', `this worker cannot run http step "${job.stepId}"`);
+        return await this.deps.http.run(job, signal);
+      }
       return job.kind === 'agent' ? await this.deps.agent.run(job, signal) : await this.deps.shell.run(job, signal);
     } finally {
       clearTimeout(timer);

@@ -19,8 +19,15 @@ export class WorkerMetrics implements StepObserver, ProviderObserver, FailoverOb
   readonly steps: Counter<'role' | 'kind' | 'outcome'>;
   readonly stepDuration: Histogram<'role' | 'kind' | 'outcome'>;
   readonly inFlight: Gauge<'role'>;
+  readonly queueWait: Histogram<'role'>;
+  readonly utilization: Gauge<'role'>;
   readonly providerRequests: Counter<'provider' | 'model' | 'outcome'>;
   readonly providerTokens: Counter<'provider' | 'model' | 'direction'>;
+  readonly providerCost: Counter<'provider' | 'model'>;
+  /** USD per million tokens, by provider name (from the providers configuration's `price`). */
+  private prices = new Map<string, { inputPerMTok: number; outputPerMTok: number }>();
+  private modelPrices: Record<string, { inputPerMTok: number; outputPerMTok: number }> = {};
+  readonly budgetReservations: Counter<'outcome'>;
   readonly providerAttempts: Counter<'provider' | 'outcome'>;
   readonly providerAttemptDuration: Histogram<'provider'>;
   readonly providerFallbacks: Counter<'role' | 'provider' | 'code'>;
@@ -30,8 +37,12 @@ export class WorkerMetrics implements StepObserver, ProviderObserver, FailoverOb
     this.steps = metrics.counter('muse_worker_steps_total', 'Step attempts run by this worker, by outcome', ['role', 'kind', 'outcome']);
     this.stepDuration = metrics.histogram('muse_worker_step_duration_seconds', 'Time from taking a step job to storing its final report', ['role', 'kind', 'outcome'], STEP_BUCKETS);
     this.inFlight = metrics.gauge('muse_worker_in_flight', 'Step jobs being run now', ['role']);
+    this.queueWait = metrics.histogram('muse_queue_wait_seconds', 'Time a step job waited in its role queue before a worker took it (retry delays excluded)', ['role'], STEP_BUCKETS);
+    this.utilization = metrics.gauge('muse_worker_utilization', 'Running step jobs over the worker\'s concurrency, per role (0 idle to 1 full)', ['role']);
     this.providerRequests = metrics.counter('muse_provider_requests_total', 'Model provider calls, by outcome', ['provider', 'model', 'outcome']);
     this.providerTokens = metrics.counter('muse_provider_tokens_total', 'Tokens sent to and received from model providers', ['provider', 'model', 'direction']);
+    this.providerCost = metrics.counter('muse_provider_cost_usd_total', 'What model calls cost, in USD, from the tokens and each provider\'s configured price', ['provider', 'model']);
+    this.budgetReservations = metrics.counter('muse_budget_reservations_total', 'Model calls that reserved their estimate from a run budget, or were refused because it was used up', ['outcome']);
     this.providerAttempts = metrics.counter('muse_provider_attempts_total', 'Calls to one provider of a failover chain (retries included), by outcome: ok or the error code', ['provider', 'outcome']);
     this.providerAttemptDuration = metrics.histogram('muse_provider_attempt_duration_seconds', 'Duration of one call to one provider, streaming included', ['provider'], PROVIDER_BUCKETS);
     this.providerFallbacks = metrics.counter('muse_provider_fallbacks_total', 'Times a role\'s failover chain gave up on a provider and moved on', ['role', 'provider', 'code']);
@@ -49,6 +60,23 @@ export class WorkerMetrics implements StepObserver, ProviderObserver, FailoverOb
 
   tokens(provider: string, model: string, direction: 'input' | 'output', count: number): void {
     this.providerTokens.inc({ provider, model, direction }, count);
+    const price = this.modelPrices[model] ?? this.prices.get(provider);
+    if (price && count > 0) this.providerCost.inc({ provider, model }, (count * (direction === 'input' ? price.inputPerMTok : price.outputPerMTok)) / 1e6);
+  }
+
+  /** Prices by model (`MUSE_MODEL_PRICES`): they win over the providers' `price`. */
+  setModelPrices(prices: Record<string, { inputPerMTok: number; outputPerMTok: number }>): void {
+    this.modelPrices = prices;
+  }
+
+  /** A call's budget reservation: `reserved`, or `refused` (the run's budget is used up). */
+  reservation(outcome: 'reserved' | 'refused'): void {
+    this.budgetReservations.inc({ outcome });
+  }
+
+  /** Prices of the configured providers (`price` in the providers configuration). */
+  setPrices(providers: Record<string, { price?: { inputPerMTok: number; outputPerMTok: number } | undefined }>): void {
+    this.prices = new Map(Object.entries(providers).flatMap(([name, p]) => (p.price ? [[name, p.price] as const] : [])));
   }
 
   attempt(provider: string, outcome: string, durationMs: number): void {

@@ -24,7 +24,7 @@
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { MuseError, toErrorBody, type ArtifactCommitResponse } from '@muse/contracts';
-import type { Logger } from '@muse/telemetry';
+import { SpanKind, extractContext, withSpan, type Logger } from '@muse/telemetry';
 import type { BlobBackend, PutResult } from './blob.backend.js';
 import type { ArtifactStoreMetrics } from './artifact-store.metrics.js';
 
@@ -48,8 +48,17 @@ export function registerBlobUploadRoute(fastify: FastifyInstance, deps: BlobUplo
   void fastify.register(async (child) => {
     child.removeAllContentTypeParsers();
     child.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
-    child.put(BLOB_UPLOAD_PATH, (req, reply) => uploadBlob(req, reply, deps));
-    child.put(NAMED_WRITE_PATH, (req, reply) => writeNamed(req, reply, deps));
+    // Server spans continuing the writer's trace (its `traceparent` header): a step's upload joins its run's trace.
+    child.put(BLOB_UPLOAD_PATH, (req, reply) => traced('muse.artifact.blob.put', req, () => uploadBlob(req, reply, deps)));
+    child.put(NAMED_WRITE_PATH, (req, reply) => traced('muse.artifact.named.write', req, () => writeNamed(req, reply, deps)));
+  });
+}
+
+function traced(name: string, req: FastifyRequest, fn: () => Promise<FastifyReply>): Promise<FastifyReply> {
+  return withSpan(name, { kind: SpanKind.SERVER, parent: extractContext(req.headers), attributes: { 'http.request.method': req.method, 'http.route': req.routeOptions.url ?? '' } }, async (span) => {
+    const reply = await fn();
+    span.setAttribute('http.response.status_code', (reply as { statusCode: number }).statusCode);
+    return reply;
   });
 }
 

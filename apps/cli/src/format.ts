@@ -32,6 +32,14 @@ export function formatEvent(ev: RunEvent): string {
       return `${t} ${seq} ${(ev.data.stepId ?? 'run').padEnd(16)} ${yellow('waiting')}   for a slot of key "${ev.data.key}" (limit ${ev.data.limit})`;
     case 'concurrency.admitted':
       return `${t} ${seq} ${(ev.data.stepId ?? 'run').padEnd(16)} admitted  (holds a concurrency slot)`;
+    case 'budget.waiting':
+      return `${t} ${seq} ${ev.data.stepId.padEnd(16)} ${yellow('waiting')}   for budget: ${ev.data.error.message}`;
+    case 'budget.raised':
+      return `${t} ${seq} budget raised    ${[ev.data.addTokens ? `+${ev.data.addTokens} tokens` : '', ev.data.addCost ? `+$${ev.data.addCost}` : ''].filter(Boolean).join(', ')}`;
+    case 'lease.waiting':
+      return `${t} ${seq} ${ev.data.stepId.padEnd(16)} ${yellow('waiting')}   for leases ${ev.data.locks.join(', ')}`;
+    case 'lease.granted':
+      return `${t} ${seq} ${ev.data.stepId.padEnd(16)} leased    (token ${ev.data.token})`;
     case 'step.reused':
       return `${t} ${seq} ${ev.data.stepId.padEnd(16)} ${green('reused')}    from ${ev.data.fromRun}`;
     case 'step.waiting':
@@ -50,6 +58,9 @@ export function formatEvent(ev: RunEvent): string {
       return `${t} ${seq} ${red('run failed')}     ${ev.data.error.code}: ${ev.data.error.message}`;
     case 'run.cancelled':
       return `${t} ${seq} ${yellow('run cancelled')}${ev.data.reason ? ` (${ev.data.reason})` : ''}`;
+    default:
+      // An event this CLI does not know how to show in its own words: its type and data, as they are.
+      return `${t} ${seq} ${(ev as { type: string }).type} ${dim(JSON.stringify((ev as { data: unknown }).data))}`;
   }
 }
 

@@ -1,6 +1,6 @@
 /** A small client of the gateway's REST API and WebSocket stream, used by the CLI and the launcher. */
 import { readFileSync } from 'node:fs';
-import type { ApiKeyView, PoolList, ProjectView, RunEvent, RunView } from '@muse/contracts';
+import type { ApiKeyView, PoolList, ProfileReport, ProfilingSession, ProjectView, RunEvent, RunView, Schedule } from '@muse/contracts';
 
 export class GatewayError extends Error {
   constructor(
@@ -68,8 +68,38 @@ export class GatewayClient {
     return this.call('GET', `/v1/runs${q.size ? `?${q}` : ''}`);
   }
 
+  /** Starts a cluster-wide profiling session (admin credential for every project). */
+  startProfiling(body: { maxSeconds?: number; cpuProfile?: boolean }): Promise<ProfilingSession> {
+    return this.call('POST', '/v1/profiling/sessions', body);
+  }
+
+  /** Stops it; the report names the bottleneck. */
+  stopProfiling(id: string): Promise<ProfileReport> {
+    return this.call('DELETE', `/v1/profiling/sessions/${encodeURIComponent(id)}`);
+  }
+
+  createSchedule(body: { workflow: string; cron: string; timezone?: string; input?: Record<string, unknown>; version?: number }): Promise<Schedule> {
+    return this.call('POST', '/v1/schedules', body);
+  }
+
+  listSchedules(): Promise<{ items: Schedule[] }> {
+    return this.call('GET', '/v1/schedules');
+  }
+
+  deleteSchedule(id: string): Promise<{ id: string; deleted: true }> {
+    return this.call('DELETE', `/v1/schedules/${encodeURIComponent(id)}`);
+  }
+
   listDeadLetters(): Promise<{ items: Array<{ runId: string; stepId: string; index?: number; attempts: number; error: { code: string; message: string }; at: string }> }> {
     return this.call('GET', '/v1/dead-letters');
+  }
+
+  replayRun(id: string, version?: number): Promise<{ id: string; status: string; replayOf: string; workflow: { name: string; version: number } }> {
+    return this.call('POST', `/v1/runs/${encodeURIComponent(id)}/replay`, version !== undefined ? { version } : {});
+  }
+
+  raiseBudget(id: string, addTokens?: number, addCost?: number): Promise<{ id: string; status: string }> {
+    return this.call('POST', `/v1/runs/${encodeURIComponent(id)}/budget`, { ...(addTokens ? { addTokens } : {}), ...(addCost ? { addCost } : {}) });
   }
 
   rerunRun(id: string, fromStep: string): Promise<{ id: string; status: string }> {

@@ -7,8 +7,11 @@ import { REPO_ROOT } from '@muse/cluster';
 import { resolveCliApiKey } from './api-key-file.js';
 import { GatewayClient, GatewayError } from './gateway.client.js';
 import { formatPools } from './pools.format.js';
-import { formatEvent, formatRun, red } from './format.js';
+import { formatEvent, formatRun, green, red } from './format.js';
 import { up } from './up.command.js';
+import { top } from './top.command.js';
+import { serveMcpOverStdio } from './mcp.command.js';
+import { DEFAULT_AGENT_NAME, runAgent } from './agent.command.js';
 
 const program = new Command('muse')
   .description('Muse: durable, observable workflows of AI agents')
@@ -158,11 +161,67 @@ program
   });
 
 program
+  .command('replay <runId>')
+  .description("re-execute a finished run from its recorded model calls; prints `match` or the first step whose request diverges")
+  .option('--version <n>', 'replay against this version of the workflow (default: the run\'s own)', (v) => Number.parseInt(v, 10))
+  .action(async (id: string, o: { version?: number }) => {
+    const c = client();
+    const started = await c.replayRun(id, o.version);
+    const final = await c.watchRun(started.id, () => {});
+    const divergence = final.replay?.divergence as { stepId?: string; expectedHash?: string; actualHash?: string; diff?: { field: string; expected: unknown; actual: unknown }[] } | undefined;
+    print({ replay: started.id, of: id, status: final.status, ...(divergence ? { divergence } : {}), ...(final.error && !divergence ? { error: final.error } : {}) }, () => {
+      if (divergence) {
+        const diff = (divergence.diff ?? []).map((d) => `  ${d.field}: recorded ${JSON.stringify(d.expected)}, now ${JSON.stringify(d.actual)}`).join('\n');
+        return `${red('diverged')} at step "${divergence.stepId}" (replay ${started.id} of ${id})\n  recorded ${divergence.expectedHash}\n  replayed ${divergence.actualHash}${diff ? `\n${diff}` : ''}`;
+      }
+      if (final.status === 'succeeded') return `${green('match')}: replay ${started.id} of ${id} asked every recorded request again`;
+      return `${red(final.status)}: replay ${started.id} of ${id}${final.error ? ` — ${final.error.code}: ${final.error.message}` : ''}`;
+    });
+    if (divergence || final.status !== 'succeeded') process.exitCode = 1;
+  });
+
+program
+  .command('budget <runId>')
+  .description("raise a run's token and/or cost budget; steps waiting on it go on")
+  .option('--add-tokens <n>', 'tokens to add', (v) => Number.parseInt(v, 10))
+  .option('--add-cost <usd>', 'USD to add', (v) => Number.parseFloat(v))
+  .action(async (id: string, o: { addTokens?: number; addCost?: number }) => {
+    const res = await client().raiseBudget(id, o.addTokens, o.addCost);
+    print(res, () => `${res.id} ${res.status} (budget raised)`);
+  });
+
+program
   .command('dead-letters')
   .description('steps that failed for good, newest first (re-drive with `muse retry <run>`)')
   .action(async () => {
     const res = await client().listDeadLetters();
     print(res, () => res.items.map((d) => `${d.at}  ${d.runId}  ${d.stepId}${d.index !== undefined ? `#${d.index}` : ''}  attempts ${d.attempts}  ${d.error.code}: ${d.error.message}`).join('\n') || 'no dead letters');
+  });
+
+const schedules = program.command('schedules').description('cron schedules: each firing starts a run of a registered workflow');
+schedules
+  .command('create <workflow> <cron>')
+  .description('start runs of <workflow> on <cron> (5 fields, or 6 with seconds first)')
+  .option('--timezone <tz>', 'IANA time zone the pattern is read in', 'UTC')
+  .option('--input <json>', 'the input of every run, as JSON', '{}')
+  .option('--version <n>', 'pin a workflow version (default: the latest at each firing)')
+  .action(async (workflow: string, cron: string, o: { timezone: string; input: string; version?: string }) => {
+    const res = await client().createSchedule({ workflow, cron, timezone: o.timezone, input: JSON.parse(o.input) as Record<string, unknown>, ...(o.version ? { version: Number(o.version) } : {}) });
+    print(res, () => `${res.id} ${res.workflow} "${res.cron}" ${res.timezone}; next ${res.nextRunAt ?? '?'}`);
+  });
+schedules
+  .command('list')
+  .description("the project's schedules and when each fires next")
+  .action(async () => {
+    const res = await client().listSchedules();
+    print(res, () => res.items.map((x) => `${x.id}  ${x.workflow.padEnd(20)} "${x.cron}" ${x.timezone}  next ${x.nextRunAt ?? '?'}`).join('\n') || 'no schedules');
+  });
+schedules
+  .command('delete <id>')
+  .description('stop a schedule (runs it started go on)')
+  .action(async (id: string) => {
+    const res = await client().deleteSchedule(id);
+    print(res, () => `deleted ${res.id}`);
   });
 
 program
@@ -171,6 +230,64 @@ program
   .action(async () => {
     const list = await client().listPools();
     print(list, () => formatPools(list));
+  });
+
+program
+  .command('profile')
+  .description('profile every process of the cluster for a while, then print the report naming the bottleneck (admin key for every project)')
+  .option('-s, --seconds <n>', 'how long to profile', (v) => Number.parseInt(v, 10), 10)
+  .option('--cpu-profile', 'also sample V8\'s CPU profiler for the top functions of each process (may cost several % of CPU while on)')
+  .action(async (o: { seconds: number; cpuProfile?: boolean }) => {
+    const c = client();
+    const session = await c.startProfiling({ maxSeconds: Math.min(600, Math.max(1, o.seconds) + 30), cpuProfile: o.cpuProfile === true });
+    if (!json()) process.stderr.write(`profiling ${session.processes.length} processes for ${o.seconds} s (session ${session.id})\n`);
+    await new Promise((r) => setTimeout(r, Math.max(1, o.seconds) * 1000));
+    const report = await c.stopProfiling(session.id);
+    print(report, () => report.summary);
+  });
+
+program
+  .command('top')
+  .description('a live terminal dashboard: queues per role, agents, recent runs and events (q or Ctrl-C quits)')
+  .option('-u, --url <url>', 'observability service URL (env MUSE_OBSERVABILITY_URL)', process.env.MUSE_OBSERVABILITY_URL ?? 'http://127.0.0.1:3004')
+  .option('--interval <ms>', 'refresh period in ms', (v) => Number.parseInt(v, 10), 1000)
+  .option('--once', 'print one screen and exit (also when stdout is not a terminal)')
+  .action(async (o: { url: string; interval: number; once?: boolean }) => {
+    process.exitCode = await top({ url: o.url.replace(/\/$/, ''), intervalMs: Math.max(100, o.interval), once: o.once === true });
+  });
+
+program
+  .command('mcp')
+  .description('serve Muse to an MCP client over stdio (tools, runs and artifacts as resources), with this API key')
+  .option('-p, --project <name>', 'the project to act in, for a key with several (env MUSE_PROJECT)', process.env.MUSE_PROJECT)
+  .action(async (o: { project?: string }) => {
+    const g = program.opts<{ gateway: string; apiKey?: string }>();
+    process.exitCode = await serveMcpOverStdio({ gateway: g.gateway.replace(/\/$/, ''), apiKey: resolveCliApiKey(g.apiKey, REPO_ROOT), ...(o.project ? { project: o.project } : {}) });
+  });
+
+program
+  .command('agent')
+  .description('a remote agent: run <command> for each step of <role> the gateway assigns (prompt on stdin, context in MUSE_* variables, stdout streamed back); needs a key with the "agent" scope')
+  .argument('<command...>', 'the command to run per step, after --')
+  .requiredOption('-r, --role <role...>', 'role(s) whose steps this agent takes')
+  .option('-c, --capability <label...>', 'capabilities to declare (shown in GET /v1/agents)', [])
+  .option('-n, --concurrency <n>', 'steps at once, per role', (v) => Number.parseInt(v, 10), 1)
+  .option('--name <name>', 'a display name', DEFAULT_AGENT_NAME)
+  .option('--agent-id <id>', 'resume as this agent id (else the gateway picks one; reconnects keep it)')
+  .option('-p, --project <name>', 'take only this project\'s steps, for a key with several (env MUSE_PROJECT)', process.env.MUSE_PROJECT)
+  .action(async (command: string[], o: { role: string[]; capability: string[]; concurrency: number; name: string; agentId?: string; project?: string }) => {
+    const g = program.opts<{ gateway: string; apiKey?: string }>();
+    process.exitCode = await runAgent({
+      gateway: g.gateway.replace(/\/$/, ''),
+      apiKey: resolveCliApiKey(g.apiKey, REPO_ROOT),
+      roles: o.role,
+      capabilities: o.capability,
+      concurrency: o.concurrency,
+      name: o.name,
+      command,
+      ...(o.agentId ? { agentId: o.agentId } : {}),
+      ...(o.project ? { project: o.project } : {}),
+    });
   });
 
 const projects = program.command('projects').description('projects: every workflow, run and key belongs to one');

@@ -24,10 +24,10 @@ import {
   type StepReport,
   type StoredWorkflow,
 } from '@muse/contracts';
-import { buildStepJob, foldEvents, isFinished, missingInputs, RunTransition, toRunView, type EngineDefaults, type Gate, type RunState } from '@muse/engine';
+import { buildStepJob, stepQueueRole, foldEvents, isFinished, missingInputs, RunTransition, toRunView, type EngineDefaults, type Gate, type RunState } from '@muse/engine';
 import { isWrongLastSequence, type CommandContext, type JetStreamBus } from '@muse/messaging';
 import type { StepQueues } from '@muse/queues';
-import type { RunLocks } from '@muse/locks';
+import type { LeaseTable, RunLocks } from '@muse/locks';
 import type { Logger, MuseMetrics } from '@muse/telemetry';
 import { KeyedSerial } from './keyed-serial.js';
 import { RunCache, type CachedRun } from './run-cache.js';
@@ -38,6 +38,9 @@ import type { ConcurrencyGates, GateHolder } from './concurrency-gates.js';
 
 /** How deep sub-workflows nest when the deployment does not say (MUSE_MAX_WORKFLOW_DEPTH). */
 export const DEFAULT_MAX_WORKFLOW_DEPTH = 5;
+
+/** Artifact-commit refusals that redelivering the report cannot change. */
+const UNCOMMITTABLE: ReadonlySet<string> = new Set(['MUSE_ERR_ARTIFACT_BLOB_COLLECTING', 'MUSE_ERR_ARTIFACT_NOT_FOUND', 'MUSE_ERR_REQUEST_INVALID', 'MUSE_ERR_ARTIFACT_VERSION_CONFLICT']);
 
 /** Appends retried after a concurrent writer moved the log on. */
 const MAX_APPEND_RETRIES = 5;
@@ -63,6 +66,8 @@ export interface CommandHandlerDeps {
   workflows?: (project: string, name: string, version?: number) => Promise<StoredWorkflow | null>;
   /** Deepest nesting of sub-workflows (a child of a top-level run is depth 1). @default 5 */
   maxWorkflowDepth?: number;
+  /** Leases of steps with `locks:`; without them such a step waits for ever. */
+  leases?: LeaseTable;
   now?: () => string;
 }
 
@@ -153,6 +158,8 @@ export class CommandHandler {
       const gate = gateOf(entry.state, cmd);
       if (gate) await this.release(entry.state.project, gate, cmd);
     }
+    // Leases granted to a step that no longer wants them go to the next waiter.
+    if (cmd.kind === 'lease-grant' && entry.state && !wantsLease(entry.state, cmd.stepId)) await this.releaseLease(entry.state.project, { runId: cmd.runId, stepId: cmd.stepId });
   }
 
   private async decide(tx: RunTransition, cmd: Command, token: number): Promise<void> {
@@ -173,11 +180,30 @@ export class CommandHandler {
       case 'run-control':
         tx.control(cmd, defaults);
         break;
+      case 'run-budget':
+        tx.raiseBudget(cmd, defaults);
+        break;
       case 'concurrency-grant':
         tx.admit(cmd, defaults);
         break;
+      case 'lease-grant':
+        tx.grantLease(cmd, defaults);
+        break;
       case 'step-report': {
-        const artifacts = await this.commitArtifacts(tx.state, cmd, token);
+        let artifacts: ArtifactRef[];
+        try {
+          artifacts = await this.commitArtifacts(tx.state, cmd, token);
+        } catch (err) {
+          // A commit the artifact store will refuse however often the report comes back (the blob is gone, or was
+          // uploaded longer ago than the GC grace period; sizes that disagree; a version conflict) fails the attempt
+          // instead of redelivering the report for ever: the step then retries (re-uploading) under its policy.
+          if (!(err instanceof MuseError) || !UNCOMMITTABLE.has(err.code)) throw err;
+          const retryable = err.code === 'MUSE_ERR_ARTIFACT_BLOB_COLLECTING' || err.code === 'MUSE_ERR_ARTIFACT_NOT_FOUND';
+          this.deps.logger.warn({ runId: cmd.runId, stepId: cmd.stepId, attempt: cmd.attempt, code: err.code }, 'step outputs could not be committed; failing the attempt');
+          const { output: _output, artifacts: _uploads, ...rest } = cmd;
+          tx.report({ ...rest, outcome: 'failed', error: { code: err.code, message: `the outputs of attempt ${cmd.attempt} could not be committed: ${err.message}`, retryable, ...(err.details ? { details: err.details } : {}) } }, defaults);
+          break;
+        }
         tx.report(cmd, defaults, artifacts);
       }
     }
@@ -226,6 +252,8 @@ export class CommandHandler {
         await this.deadline(state);
       } else if (ev.type === 'step.waiting' && ev.data.timeoutMs !== undefined) {
         await this.deps.timers?.approvalTimeout(state.runId, state.project, ev.data.stepId, ev.data.timeoutMs, ev.data.onTimeout ?? 'reject', Date.parse(ev.at));
+      } else if (ev.type === 'lease.waiting') {
+        await this.askForLeases(state, ev.data.stepId, ev.data.locks, Date.parse(ev.at));
       } else if (ev.type === 'concurrency.waiting') {
         await this.askForSlot(state, { runId: state.runId, ...(ev.data.stepId !== undefined ? { stepId: ev.data.stepId } : {}) }, Date.parse(ev.at));
       } else if (ev.type === 'run.compensating') {
@@ -242,7 +270,8 @@ export class CommandHandler {
         await this.reportToParent(state);
         settle = true;
       } else if (ev.type === 'step.completed' || ev.type === 'step.failed' || ev.type === 'step.skipped') {
-        if (state.steps[ev.data.stepId]?.gate) settle = true;
+        const st = state.steps[ev.data.stepId];
+        if (st?.gate || st?.lease) settle = true;
       }
     }
     if (settle) await this.releaseSettled(state, false);
@@ -266,6 +295,7 @@ export class CommandHandler {
       if (state.gate && !state.gate.admitted) await this.askForSlot(state, { runId: state.runId }, Date.parse(state.updatedAt));
       for (const st of Object.values(state.steps)) {
         if (st.gate && !st.gate.admitted && st.status === 'waiting') await this.askForSlot(state, { runId: state.runId, stepId: st.id }, Date.parse(st.finishedAt ?? state.updatedAt));
+        if (st.lease && !st.lease.granted && st.status === 'waiting') await this.askForLeases(state, st.id, st.lease.locks, Date.parse(state.updatedAt));
       }
       for (const st of Object.values(state.steps)) {
         if (st.status !== 'queued' && st.status !== 'running') continue;
@@ -305,6 +335,20 @@ export class CommandHandler {
     if (await this.deps.gates.acquire(state.project, gate.key, gate.limit, holder, Number.isFinite(arrivedMs) ? arrivedMs : Date.now())) await this.grant(state.project, holder);
   }
 
+  /** Takes a step's leases (all or none) or queues it; leases taken at once are granted by a command, like any other. */
+  private async askForLeases(state: RunState, stepId: string, locks: string[], arrivedMs: number): Promise<void> {
+    if (!this.deps.leases) return;
+    const token = await this.deps.leases.acquire(state.project, { runId: state.runId, stepId }, locks, Number.isFinite(arrivedMs) ? arrivedMs : Date.now());
+    if (token !== undefined) await this.deps.bus.publishCommand({ kind: 'lease-grant', runId: state.runId, project: state.project, stepId, token });
+  }
+
+  private async releaseLease(project: string, holder: { runId: string; stepId: string }): Promise<void> {
+    if (!this.deps.leases) return;
+    for (const next of await this.deps.leases.release(project, holder)) {
+      await this.deps.bus.publishCommand({ kind: 'lease-grant', runId: next.runId, project, stepId: next.stepId, token: next.token });
+    }
+  }
+
   private async grant(project: string, holder: GateHolder): Promise<void> {
     await this.deps.bus.publishCommand({ kind: 'concurrency-grant', runId: holder.runId, project, ...(holder.stepId !== undefined ? { stepId: holder.stepId } : {}) });
   }
@@ -319,8 +363,11 @@ export class CommandHandler {
    * are told again: a grant published by a handler that died may never have been sent (a repeated grant is a no-op).
    */
   private async releaseSettled(state: RunState, regrant: boolean): Promise<void> {
-    if (!this.deps.gates) return;
     const done = isFinished(state);
+    for (const st of Object.values(state.steps)) {
+      if (st.lease && (done || isTerminalStepStatus(st.status))) await this.releaseLease(state.project, { runId: state.runId, stepId: st.id });
+    }
+    if (!this.deps.gates) return;
     const settled: Array<[Gate, GateHolder]> = [];
     if (state.gate && done) settled.push([state.gate, { runId: state.runId }]);
     for (const st of Object.values(state.steps)) {
@@ -427,23 +474,23 @@ export class CommandHandler {
   private async dropQueuedJobs(state: RunState, events: RunEvent[]): Promise<void> {
     for (const ev of events) {
       if (ev.type !== 'step.queued') continue;
-      await this.deps.queues.remove(state.steps[ev.data.stepId]!.role, ev.data.jobId);
+      await this.deps.queues.remove(stepQueueRole(state, ev.data.stepId), ev.data.jobId);
     }
     for (const st of Object.values(state.steps)) {
       if (st.status === 'cancelled' && st.items) {
         for (const [index, it] of st.items.entries()) {
-          if (it.attempts > 0 && (it.status === 'queued' || it.status === 'running')) await this.deps.queues.remove(st.role, stepJobId(state.runId, st.id, it.attempts, index));
+          if (it.attempts > 0 && (it.status === 'queued' || it.status === 'running')) await this.deps.queues.remove(stepQueueRole(state, st.id), stepJobId(state.runId, st.id, it.attempts, index));
         }
       } else if (st.status === 'cancelled' && st.attempts > 0) {
-        await this.deps.queues.remove(st.role, `${state.runId}.${st.id}.${st.attempts}`);
+        await this.deps.queues.remove(stepQueueRole(state, st.id), `${state.runId}.${st.id}.${st.attempts}`);
       }
     }
   }
 
   private async watch(state: RunState, stepId: string, attempt: number, timeoutMs: number, index?: number): Promise<void> {
-    const role = state.steps[stepId]!.role;
+    const role = stepQueueRole(state, stepId);
     // A child run keeps its own time (its run timeout); there is no job to watch.
-    if (role === WORKFLOW_ROLE) return;
+    if (state.steps[stepId]!.role === WORKFLOW_ROLE) return;
     await this.deps.timers?.watchStep({
       runId: state.runId,
       project: state.project,
@@ -453,6 +500,7 @@ export class CommandHandler {
       jobId: stepJobId(state.runId, stepId, attempt, index),
       timeoutMs,
       ...(index !== undefined ? { index } : {}),
+      ...(state.steps[stepId]!.lease ? { leased: true } : {}),
     });
   }
 
@@ -478,4 +526,11 @@ function wantsSlot(state: RunState, h: { stepId?: string | undefined }): boolean
   if (h.stepId === undefined) return state.gate !== undefined;
   const st = state.steps[h.stepId];
   return st?.gate !== undefined && !isTerminalStepStatus(st.status);
+}
+
+/** Whether a step still waits for (or uses) the leases it was granted. */
+function wantsLease(state: RunState, stepId: string): boolean {
+  if (isFinished(state)) return false;
+  const st = state.steps[stepId];
+  return st?.lease !== undefined && !isTerminalStepStatus(st.status);
 }

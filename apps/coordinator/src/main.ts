@@ -2,7 +2,7 @@ import { Module } from '@nestjs/common';
 import { CoordinatorConfigSchema, museNames } from '@muse/contracts';
 import { JetStreamBus, natsAuthFromConfig } from '@muse/messaging';
 import { StepQueues, openRedis, resolveWorkflow } from '@muse/queues';
-import { RunLocks } from '@muse/locks';
+import { LeaseTable, RunLocks } from '@muse/locks';
 import { runService } from '@muse/telemetry';
 import { CommandHandler } from './command.handler.js';
 import { CoordinatorController } from './coordinator.controller.js';
@@ -21,12 +21,14 @@ await runService({
     const redis = openRedis(kit, c.REDIS_URL, { connectionName: 'muse-coordinator' });
     const bus = await JetStreamBus.open(kit, { url: c.NATS_URL, names, name: 'muse-coordinator', auth: natsAuthFromConfig(c) });
     const queues = new StepQueues(redis, names);
+    const leases = new LeaseTable(redis, names, c.MUSE_LEASE_TTL_MS);
     const timers = new StepTimers({
       connection: redis,
       names,
       queues,
       publish: (cmd, msgId) => bus.publishCommand(cmd, msgId),
       watchMs: c.MUSE_STEP_WATCH_MS,
+      leases,
       logger: kit.logger,
     });
     const handler = new CommandHandler({
@@ -44,8 +46,14 @@ await runService({
       gates: new ConcurrencyGates(redis, names),
       workflows: (project, name, version) => resolveWorkflow(redis, names, project, name, version),
       maxWorkflowDepth: c.MUSE_MAX_WORKFLOW_DEPTH,
+      leases,
     });
-    await bus.consumeCommands(names.coordinatorConsumer, (cmd, ctx) => handler.handle(cmd, ctx), {
+    // Message latency: from JetStream storing a command to a coordinator taking it (first deliveries only).
+    const latency = kit.metrics.histogram('muse_message_latency_seconds', 'Time from JetStream storing a command to a coordinator starting to handle it (first delivery)', ['kind']);
+    await bus.consumeCommands(names.coordinatorConsumer, (cmd, ctx) => {
+      if (ctx.deliveryCount === 1 && ctx.publishedAtMs !== undefined) latency.observe({ kind: cmd.kind }, Math.max(0, Date.now() - ctx.publishedAtMs) / 1000);
+      return handler.handle(cmd, ctx);
+    }, {
       concurrency: c.COORDINATOR_CONCURRENCY,
       ackWaitMs: c.MUSE_COMMAND_ACK_WAIT_MS,
       onError: (err, cmd) => kit.logger.warn({ err, cmd: summarize(cmd) }, 'command failed; will be redelivered'),

@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type { GatewayConfig, MuseNames } from '@muse/contracts';
 import type { JetStreamBus } from '@muse/messaging';
 import { AgentsController } from './agents/agents.controller.js';
+import { RemoteAgentsGateway } from './agents/remote-agents.gateway.js';
 import { PoolsController } from './pools/pools.controller.js';
 import { ArtifactsController } from './artifacts/artifacts.controller.js';
 import { ArtifactsService } from './artifacts/artifacts.service.js';
@@ -15,13 +16,16 @@ import { Authenticator } from './auth/authenticator.service.js';
 import { ProjectsController } from './auth/projects.controller.js';
 import { RateLimits } from './auth/rate-limits.service.js';
 import { CallerGuard } from './caller/caller.guard.js';
-import { BUS, GATEWAY_CONFIG, NAMES, REDIS } from './gateway.tokens.js';
+import { AGENT_REGISTRY, BUS, GATEWAY_CONFIG, NAMES, REDIS } from './gateway.tokens.js';
+import { readAgentHeartbeats } from '@muse/queues';
 import { MuseExceptionFilter } from './http/muse-exception.filter.js';
 import { OpenApiController } from './openapi/openapi.controller.js';
 import { RunStore } from './runs/run-store.service.js';
 import { RunsController } from './runs/runs.controller.js';
 import { RunOperationsController } from './runs/run-operations.controller.js';
 import { RunOperationsService } from './runs/run-operations.service.js';
+import { ReplayController } from './runs/replay.controller.js';
+import { ReplayService } from './runs/replay.service.js';
 import { DeadLettersController } from './dead-letters/dead-letters.controller.js';
 import { RunsService } from './runs/runs.service.js';
 import { StreamGateway } from './stream/stream.gateway.js';
@@ -32,6 +36,7 @@ import { McpSessions } from './mcp/mcp-sessions.service.js';
 import { ProfilingController } from './profiling/profiling.controller.js';
 import { ProfilingService } from './profiling/profiling.service.js';
 import { SchedulesController } from './schedules/schedules.controller.js';
+import { LeasesController } from './leases/leases.controller.js';
 import { SchedulesService } from './schedules/schedules.service.js';
 import { TriggersService } from './schedules/triggers.service.js';
 
@@ -43,7 +48,7 @@ export interface GatewayResources {
 }
 
 /** Every controller of the gateway; the OpenAPI spec test reads their routes from here. */
-export const GATEWAY_CONTROLLERS = [WorkflowsController, RunsController, RunOperationsController, DeadLettersController, ArtifactsController, AgentsController, PoolsController, OpenApiController, ProjectsController, ApiKeysController, AuditController, McpController, ProfilingController, SchedulesController] as const;
+export const GATEWAY_CONTROLLERS = [WorkflowsController, RunsController, RunOperationsController, DeadLettersController, ArtifactsController, AgentsController, PoolsController, OpenApiController, ProjectsController, ApiKeysController, AuditController, McpController, ProfilingController, SchedulesController, LeasesController, ReplayController] as const;
 
 @Module({})
 export class GatewayModule {
@@ -56,14 +61,17 @@ export class GatewayModule {
         { provide: NAMES, useValue: res.names },
         { provide: BUS, useValue: res.bus },
         { provide: REDIS, useValue: res.redis },
+        { provide: AGENT_REGISTRY, useValue: { read: () => readAgentHeartbeats(res.redis, res.names), ttlMs: res.config.MUSE_AGENT_TTL_MS } },
         { provide: APP_GUARD, useClass: CallerGuard },
         { provide: APP_FILTER, useClass: MuseExceptionFilter },
         WorkflowRegistry,
         RunStore,
         RunsService,
         RunOperationsService,
+        ReplayService,
         ArtifactsService,
         StreamGateway,
+        RemoteAgentsGateway,
         ApiKeyStore,
         Authenticator,
         RateLimits,

@@ -4,17 +4,19 @@
  * JetStream and reads the run read models from Redis; it never runs a step.
  */
 import type { FastifyInstance } from 'fastify';
-import { GatewayConfigSchema, museNames } from '@muse/contracts';
+import { GatewayConfigSchema, REMOTE_AGENT_PATH, museNames } from '@muse/contracts';
 import { JetStreamBus, natsAuthFromConfig } from '@muse/messaging';
 import { openRedis } from '@muse/queues';
 import { runService } from '@muse/telemetry';
 import { GatewayModule } from './gateway.module.js';
 import { configureHttp, fastifyOptions } from './http/configure-http.js';
 import { StreamGateway } from './stream/stream.gateway.js';
+import { RemoteAgentsGateway } from './agents/remote-agents.gateway.js';
 import { AuditLog } from './auth/audit-log.service.js';
 import { registerAuthHooks } from './auth/auth.hook.js';
 import { Authenticator } from './auth/authenticator.service.js';
 import { RateLimits } from './auth/rate-limits.service.js';
+import { McpSessions } from './mcp/mcp-sessions.service.js';
 
 await runService({
   service: 'gateway',
@@ -37,5 +39,13 @@ await runService({
     const stream = app.get(StreamGateway);
     stream.attach(app.getHttpServer());
     kit.onDrain(() => stream.closeAll());
+    // Remote agents (`/v1/agents/connect`): on drain their open assignments fail as retryable while NATS is still up.
+    const agents = app.get(RemoteAgentsGateway);
+    stream.route(REMOTE_AGENT_PATH, (req, socket, head) => agents.onUpgrade(req, socket, head));
+    agents.start();
+    kit.onDrain(() => agents.closeAll());
+    // Open MCP SSE streams would otherwise hold the HTTP server open until the grace period ends.
+    const mcp = app.get(McpSessions);
+    kit.onDrain(() => mcp.closeAll());
   },
 });

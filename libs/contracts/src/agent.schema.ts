@@ -18,6 +18,10 @@ export const AgentHeartbeatSchema = z.object({
   startedAt: z.string(),
   at: z.string(),
   version: z.string(),
+  /** A remote agent (WebSocket `/v1/agents/connect`): the gateway beats for it while it is connected. */
+  remote: z.boolean().optional(),
+  /** What a remote agent declared it can do (free-form labels). */
+  capabilities: z.array(z.string()).optional(),
 });
 export type AgentHeartbeat = z.infer<typeof AgentHeartbeatSchema>;
 
@@ -47,5 +51,7 @@ export function toAgentView(hb: AgentHeartbeat): z.infer<typeof AgentViewSchema>
     startedAt: hb.startedAt,
     lastSeenAt: hb.at,
     version: hb.version,
+    ...(hb.remote ? { remote: true } : {}),
+    ...(hb.capabilities ? { capabilities: [...hb.capabilities] } : {}),
   };
 }

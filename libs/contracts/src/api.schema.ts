@@ -53,6 +53,27 @@ export const DeadLetterListSchema = z.object({ items: z.array(DeadLetterSchema) 
 /** `POST /v1/runs/{id}/rerun`: a new run of the same workflow version and input, linked to this one. */
 export const RerunBodySchema = z.strictObject({ fromStep: z.string().min(1).max(64) });
 
+/**
+ * `POST /v1/runs/{id}/replay`: a new run of the same workflow version (or `version`, another version of the same
+ * workflow, to see where a changed definition diverges) and input, its model calls served from the recording.
+ */
+export const ReplayBodySchema = z.strictObject({ version: z.number().int().min(1).optional() });
+/** `POST /v1/runs/{id}/budget`: raise the run's limits; the steps waiting on its budget go on. */
+export const BudgetRaiseBodySchema = z
+  .strictObject({ addTokens: z.number().int().min(0).max(1e12).optional(), addCost: z.number().min(0).max(1e9).optional() })
+  .refine((b) => (b.addTokens ?? 0) > 0 || (b.addCost ?? 0) > 0, { message: 'addTokens or addCost must be above 0' });
+
+/** Tokens and cost (USD) spent by a run, and per step, agent and provider. */
+const SpendFiguresSchema = z.object({ tokens: z.number().int(), cost: z.number() });
+export const RunSpendSchema = SpendFiguresSchema.extend({
+  /** The limits in force (the definition's plus raises), when the workflow has a budget. */
+  limit: z.object({ maxTokens: z.number().optional(), maxCost: z.number().optional() }).optional(),
+  byStep: z.record(z.string(), SpendFiguresSchema),
+  byAgent: z.record(z.string(), SpendFiguresSchema),
+  byProvider: z.record(z.string(), SpendFiguresSchema),
+});
+export type RunSpend = z.infer<typeof RunSpendSchema>;
+
 /** `POST /v1/runs/{id}/pause`, `/resume`, `/retry`. */
 export const RunControlBodySchema = z.strictObject({ reason: z.string().max(1000).optional() });
 
@@ -87,6 +108,8 @@ export const StepViewSchema = z.object({
   reason: z.string().optional(),
   /** A sub-workflow step: the child run of its latest attempt. */
   childRunId: z.string().optional(),
+  /** A step that requires capabilities: the queue its jobs wait in (`<role>+<tags>`). */
+  queue: z.string().optional(),
 });
 export type StepView = z.infer<typeof StepViewSchema>;
 
@@ -106,6 +129,10 @@ export const RunViewSchema = z.object({
   reason: z.string().optional(),
   /** A child run: the run and sub-workflow step that started it. */
   parent: z.object({ runId: z.string(), stepId: z.string() }).optional(),
+  /** Model tokens and cost spent so far (agent steps that completed). */
+  spend: RunSpendSchema.optional(),
+  /** A replay: the recorded run, and the first step whose model request differed from the recording (`MUSE_ERR_REPLAY_DIVERGED`'s details). */
+  replay: z.object({ of: z.string(), divergence: z.record(z.string(), z.unknown()).optional() }).optional(),
   steps: z.array(StepViewSchema),
 });
 export type RunView = z.infer<typeof RunViewSchema>;
@@ -170,6 +197,9 @@ export const AgentViewSchema = z.object({
   startedAt: z.string(),
   lastSeenAt: z.string(),
   version: z.string(),
+  /** Connected over `/v1/agents/connect` (runs elsewhere; `pid` is 0, `host` is its address as the gateway saw it). */
+  remote: z.boolean().optional(),
+  capabilities: z.array(z.string()).optional(),
 });
 export const AgentListSchema = z.object({ items: z.array(AgentViewSchema) });
 
@@ -247,3 +277,10 @@ export const ScheduleSchema = z.object({
 export type Schedule = z.infer<typeof ScheduleSchema>;
 export const ScheduleListSchema = z.object({ items: z.array(ScheduleSchema) });
 export const ScheduleDeletedSchema = z.object({ id: z.string(), deleted: z.literal(true) });
+
+/** `GET /v1/leases`: who holds which leases in the project, and who waits for which, in order. */
+export const LeaseListSchema = z.object({
+  holders: z.array(z.object({ runId: z.string(), stepId: z.string(), locks: z.array(z.string()), since: z.string(), expiresAt: z.string(), token: z.number().int() })),
+  waiters: z.array(z.object({ runId: z.string(), stepId: z.string(), locks: z.array(z.string()), since: z.string() })),
+});
+export type LeaseList = z.infer<typeof LeaseListSchema>;

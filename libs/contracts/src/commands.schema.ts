@@ -1,6 +1,6 @@
 /** Commands carried on the JetStream command stream to the coordinator. */
 import { z } from 'zod';
-import { ArtifactRefSchema, RunParentSchema } from './events.schema.js';
+import { ArtifactRefSchema, ReplayOfSchema, RunParentSchema } from './events.schema.js';
 
 /** A blob a producer uploaded, to be bound to a run as a named artifact. */
 export const ArtifactUploadSchema = z.object({
@@ -32,6 +32,8 @@ export const RunSubmitCommandSchema = z.object({
   rerunOf: z.object({ runId: z.string(), fromStep: z.string(), outputs: z.record(z.string(), z.unknown()) }).optional(),
   /** A child run of a sub-workflow step (sent by the coordinator). */
   parent: RunParentSchema.optional(),
+  /** A replay: its model calls are served from the recorded run's `llm-call.json` artifacts. */
+  replayOf: ReplayOfSchema.optional(),
   submittedAt: z.string(),
   traceparent: z.string().optional(),
 });
@@ -89,6 +91,26 @@ export const ConcurrencyGrantCommandSchema = z.object({
 });
 export type ConcurrencyGrantCommand = z.infer<typeof ConcurrencyGrantCommandSchema>;
 
+/** A step's leases are now its (fencing token `token`): it may be queued. Sent by the coordinator that granted them. */
+export const LeaseGrantCommandSchema = z.object({
+  kind: z.literal('lease-grant'),
+  runId: z.string(),
+  project: z.string(),
+  stepId: z.string(),
+  token: z.number().int(),
+});
+export type LeaseGrantCommand = z.infer<typeof LeaseGrantCommandSchema>;
+
+/** `POST /v1/runs/{id}/budget`: raise a run's token and cost limits; steps waiting on the budget go on. */
+export const RunBudgetCommandSchema = z.object({
+  kind: z.literal('run-budget'),
+  runId: z.string(),
+  project: z.string(),
+  addTokens: z.number().int().min(0).optional(),
+  addCost: z.number().min(0).optional(),
+});
+export type RunBudgetCommand = z.infer<typeof RunBudgetCommandSchema>;
+
 /** What an agent worker reports about one attempt of one step. */
 export const StepReportSchema = z.object({
   kind: z.literal('step-report'),
@@ -108,7 +130,7 @@ export const StepReportSchema = z.object({
 });
 export type StepReport = z.infer<typeof StepReportSchema>;
 
-export const CommandSchema = z.discriminatedUnion('kind', [RunSubmitCommandSchema, RunCancelCommandSchema, RunTimeoutCommandSchema, ApprovalDecisionCommandSchema, RunControlCommandSchema, ConcurrencyGrantCommandSchema, StepReportSchema]);
+export const CommandSchema = z.discriminatedUnion('kind', [RunSubmitCommandSchema, RunCancelCommandSchema, RunTimeoutCommandSchema, ApprovalDecisionCommandSchema, RunControlCommandSchema, ConcurrencyGrantCommandSchema, LeaseGrantCommandSchema, RunBudgetCommandSchema, StepReportSchema]);
 export type Command = z.infer<typeof CommandSchema>;
 
 /** Request to the artifact store to bind uploaded blobs to a run, fenced by the run's token. */

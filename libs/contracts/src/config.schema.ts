@@ -3,11 +3,16 @@
  * A bad value stops the process with a message that names the variable.
  */
 import { z } from 'zod';
+import { CAPABILITY_PATTERN, MAX_CAPABILITIES } from './workflow.schema.js';
 import { API_KEY_PATTERN, PROJECT_NAME_PATTERN } from './auth.schema.js';
 import { NAMESPACE_PATTERN } from './names.js';
 
 const port = (def: number) => z.coerce.number().int().min(0).max(65535).default(def);
 const ms = (def: number) => z.coerce.number().int().min(1).default(def);
+
+/** USD per million tokens, by model name (`MUSE_MODEL_PRICES`). */
+export const ModelPricesSchema = z.record(z.string(), z.strictObject({ inputPerMTok: z.number().min(0), outputPerMTok: z.number().min(0) }));
+export type ModelPrices = z.infer<typeof ModelPricesSchema>;
 
 /** Variables every service reads. */
 export const CommonConfigShape = {
@@ -72,6 +77,8 @@ export const GatewayConfigSchema = z.object({
   MUSE_ARTIFACT_STORE_URL: z.string().url().default('http://127.0.0.1:3003'),
   /** An agent whose last heartbeat is older than this is not listed, in ms. */
   MUSE_AGENT_TTL_MS: ms(10_000),
+  /** How long a disconnected remote agent's assignments wait for it to reconnect (same agentId) before they fail as MUSE_ERR_AGENT_DISCONNECTED (retryable), in ms. */
+  MUSE_REMOTE_AGENT_GRACE_MS: ms(10_000),
 });
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
 
@@ -96,6 +103,8 @@ export const CoordinatorConfigSchema = z.object({
   MUSE_COMMAND_ACK_WAIT_MS: ms(5_000),
   /** Deepest nesting of sub-workflows (`workflow:` steps); a child of a top-level run is depth 1. */
   MUSE_MAX_WORKFLOW_DEPTH: z.coerce.number().int().min(1).max(100).default(5),
+  /** How long a step's leases (`locks:`) live without renewal, in ms; the coordinator renews them at every watch of the step's live job. */
+  MUSE_LEASE_TTL_MS: ms(60_000),
 });
 export type CoordinatorConfig = z.infer<typeof CoordinatorConfigSchema>;
 
@@ -104,6 +113,12 @@ export const AgentWorkerConfigSchema = z.object({
   AGENT_WORKER_PORT: port(3002),
   /** Comma-separated roles this worker serves. */
   MUSE_AGENT_ROLES: z.string().default('orchestrator,optimizer,reviewer,executor'),
+  /** Comma-separated capabilities of this worker (e.g. `gpu,python`): it also takes the steps whose `requires` they cover. */
+  MUSE_AGENT_CAPABILITIES: z
+    .string()
+    .default('')
+    .transform((v) => [...new Set(v.split(',').map((t) => t.trim()).filter((t) => t !== ''))])
+    .pipe(z.array(z.string().regex(CAPABILITY_PATTERN, 'capabilities use [a-z0-9-], up to 32')).max(MAX_CAPABILITIES)),
   /** Jobs taken at once, per role. */
   MUSE_AGENT_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(4),
   /** Stable id of this worker; generated when unset. */
@@ -120,12 +135,35 @@ export const AgentWorkerConfigSchema = z.object({
   MUSE_LOCAL_PROVIDER_DELAY_MS: z.coerce.number().int().min(0).default(0),
   /** Model providers and failover chains per role: a YAML/JSON file path, or the JSON itself; unset = the deterministic provider for every role. API keys are named by env variable, never written in it. */
   MUSE_PROVIDERS_CONFIG: z.string().min(1).optional(),
+  /** Pricing table: JSON `{"<model>": {"inputPerMTok": n, "outputPerMTok": n}}` in USD per million tokens; wins over a provider's `price`. @default {} */
+  MUSE_MODEL_PRICES: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return {};
+      try {
+        return ModelPricesSchema.parse(JSON.parse(v));
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'MUSE_MODEL_PRICES must be JSON: {"<model>": {"inputPerMTok": <USD>, "outputPerMTok": <USD>}}' });
+        return z.NEVER;
+      }
+    }),
+  /** Under a run budget: the most output tokens one call may produce (sent to the provider), and what it reserves beyond its prompt. @default 1024 */
+  MUSE_BUDGET_MAX_OUTPUT_TOKENS: z.coerce.number().int().min(1).max(1_000_000).default(1024),
   /** Shortest gap between two live-progress messages (model token deltas) of one step attempt, in ms; 0 = no live progress. @default 100 */
   MUSE_PROGRESS_INTERVAL_MS: z.coerce.number().int().min(0).default(100),
   /** Where the worker uploads step outputs. */
   MUSE_ARTIFACT_STORE_URL: z.string().url().default('http://127.0.0.1:3003'),
   /** Folder of secret files (`<dir>/<NAME>`), read at run time; `MUSE_SECRET_<NAME>` variables are the other source. */
   MUSE_SECRETS_DIR: z.string().min(1).optional(),
+  /** Hosts http tools may reach, comma-separated: `api.example.com`, `*.example.com` (subdomains), `*` (any); empty = none (every http call is refused). */
+  MUSE_HTTP_ALLOW_HOSTS: z.string().default(''),
+  /** TEST ONLY: loopback ports http tools may reach despite the loopback rule, comma-separated (local test servers); empty in production. */
+  MUSE_HTTP_ALLOW_LOOPBACK_PORTS: z.string().regex(/^(\s*\d{1,5}\s*(,\s*\d{1,5}\s*)*)?$/, 'a comma-separated list of port numbers').default(''),
+  /** Limit on one http tool request, redirects included, in ms. @default 30_000 */
+  MUSE_HTTP_TIMEOUT_MS: z.coerce.number().int().min(1).default(30_000),
+  /** Largest http tool response body, in bytes; a larger one fails with MUSE_ERR_TOOL_OUTPUT_TOO_LARGE. @default 1 MiB */
+  MUSE_HTTP_MAX_RESPONSE_BYTES: z.coerce.number().int().min(1).default(1024 * 1024),
   /** Shell step sandbox: `auto` = bubblewrap when it works here, else none (said at start-up); `bwrap` = required; `none` = off. */
   MUSE_SANDBOX: z.enum(['auto', 'bwrap', 'none']).default('auto'),
   /** CPU time limit of a shell step's processes (RLIMIT_CPU, each process), in seconds; 0 = none. @default 600 */

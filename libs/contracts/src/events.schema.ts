@@ -22,6 +22,10 @@ export const ArtifactRefSchema = z.object({
 });
 export type ArtifactRef = z.infer<typeof ArtifactRefSchema>;
 
+/** The run a replay re-executes and the artifact ids of its recorded model calls (`llm-call.json`), by step key. */
+export const ReplayOfSchema = z.object({ runId: z.string(), recordings: z.record(z.string(), z.string()) });
+export type ReplayOf = z.infer<typeof ReplayOfSchema>;
+
 const base = {
   /** Unique event id (also the JetStream message id, for dedupe). */
   id: z.string(),
@@ -48,6 +52,8 @@ export const RunCreatedEventSchema = z.object({
     rerunOf: z.object({ runId: z.string(), fromStep: z.string() }).optional(),
     /** A child run: the run and step (attempt) that started it, and how deep it is nested (1 = a child of a top-level run). */
     parent: RunParentSchema.optional(),
+    /** A replay (`POST /v1/runs/{id}/replay`): the recorded run, and its recorded calls by step key (`<step>` or `<step>#<index>`) → artifact id. */
+    replayOf: ReplayOfSchema.optional(),
   }),
 });
 /**
@@ -63,6 +69,17 @@ export const ConcurrencyAdmittedEventSchema = z.object({
   ...base,
   type: z.literal('concurrency.admitted'),
   data: z.object({ stepId: z.string().optional() }),
+});
+/** A step with `locks` waits for its leases (all of them at once), and goes on once they are its (`lease.granted`, with the fencing token). */
+export const LeaseWaitingEventSchema = z.object({
+  ...base,
+  type: z.literal('lease.waiting'),
+  data: z.object({ stepId: z.string(), locks: z.array(z.string()) }),
+});
+export const LeaseGrantedEventSchema = z.object({
+  ...base,
+  type: z.literal('lease.granted'),
+  data: z.object({ stepId: z.string(), token: z.number().int() }),
 });
 /** A step of a rerun that is not run again: its output comes from the run it reruns. */
 export const StepReusedEventSchema = z.object({
@@ -156,6 +173,21 @@ export const StepFailedEventSchema = z.object({
     index: z.number().int().min(0).optional(),
   }),
 });
+/**
+ * A step (or a `forEach` element) found the run's budget exhausted and the workflow says `onBudgetExceeded: wait`:
+ * it waits (the run shows `waiting`) until `budget.raised`, then runs again as its next attempt.
+ */
+export const BudgetWaitingEventSchema = z.object({
+  ...base,
+  type: z.literal('budget.waiting'),
+  data: z.object({ stepId: z.string(), attempt: z.number().int().min(1), index: z.number().int().min(0).optional(), error: ErrorBodySchema }),
+});
+/** `POST /v1/runs/{id}/budget`: the run's limits grow by these; the steps waiting on the budget are queued again. */
+export const BudgetRaisedEventSchema = z.object({
+  ...base,
+  type: z.literal('budget.raised'),
+  data: z.object({ addTokens: z.number().int().min(0).optional(), addCost: z.number().min(0).optional() }),
+});
 export const RunCompletedEventSchema = z.object({ ...base, type: z.literal('run.completed'), data: z.object({ output: z.unknown() }) });
 export const RunFailedEventSchema = z.object({ ...base, type: z.literal('run.failed'), data: z.object({ error: ErrorBodySchema }) });
 export const RunCancelledEventSchema = z.object({ ...base, type: z.literal('run.cancelled'), data: z.object({ reason: z.string().optional() }) });
@@ -175,8 +207,12 @@ export const RunEventSchema = z.discriminatedUnion('type', [
   RunResumedEventSchema,
   RunRetriedEventSchema,
   StepReusedEventSchema,
+  BudgetWaitingEventSchema,
+  BudgetRaisedEventSchema,
   ConcurrencyWaitingEventSchema,
   ConcurrencyAdmittedEventSchema,
+  LeaseWaitingEventSchema,
+  LeaseGrantedEventSchema,
   RunCompletedEventSchema,
   RunFailedEventSchema,
   RunCancelledEventSchema,

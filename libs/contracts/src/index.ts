@@ -26,6 +26,7 @@ export {
   WorkflowRefSchema,
   StoredWorkflowSchema,
   AgentOutputSchema,
+  BudgetSchema,
   ShellOutputSchema,
   stepRole,
   stepNeeds,
@@ -42,11 +43,25 @@ export {
   KeyedConcurrencySchema,
   SubWorkflowRefSchema,
   TRIGGER_SUBJECT_PATTERN,
+  LOCK_PATTERN,
+  CAPABILITY_PATTERN,
+  MAX_CAPABILITIES,
+  queueRole,
+  queueRolesFor,
+  parseQueueRole,
   keyedConcurrency,
 } from './workflow.schema.js';
 export type { KeyedConcurrency } from './workflow.schema.js';
-export type { CompensationDefinition } from './workflow.schema.js';
+export type { CompensationDefinition, Budget } from './workflow.schema.js';
 export type { Backoff, RetryPolicy, Needs } from './workflow.schema.js';
+export {
+  AGENT_TOOLS,
+  DEFAULT_MAX_TOOL_CALLS,
+  HttpRequestSchema,
+  HttpOutputSchema,
+  ToolCallRecordSchema,
+} from './workflow.schema.js';
+export type { AgentToolName, HttpRequestDefinition, HttpOutput, ToolCallRecord } from './workflow.schema.js';
 export type { ToolName, StepDefinition, WorkflowDefinition, WorkflowRef, StoredWorkflow, AgentOutput, ShellOutput } from './workflow.schema.js';
 export {
   RUN_STATUS,
@@ -76,14 +91,19 @@ export {
   RunResumedEventSchema,
   RunRetriedEventSchema,
   StepReusedEventSchema,
+  ReplayOfSchema,
+  BudgetWaitingEventSchema,
+  BudgetRaisedEventSchema,
   RunCompletedEventSchema,
   RunFailedEventSchema,
   RunCancelledEventSchema,
   RunParentSchema,
   ConcurrencyWaitingEventSchema,
   ConcurrencyAdmittedEventSchema,
+  LeaseWaitingEventSchema,
+  LeaseGrantedEventSchema,
 } from './events.schema.js';
-export type { RunParent } from './events.schema.js';
+export type { RunParent, ReplayOf } from './events.schema.js';
 export type { ArtifactRef, RunEvent, RunEventType, RunEventOf, NewRunEvent } from './events.schema.js';
 export {
   RunSubmitCommandSchema,
@@ -91,7 +111,9 @@ export {
   RunTimeoutCommandSchema,
   ApprovalDecisionCommandSchema,
   RunControlCommandSchema,
+  RunBudgetCommandSchema,
   ConcurrencyGrantCommandSchema,
+  LeaseGrantCommandSchema,
   StepReportSchema,
   CommandSchema,
   ArtifactCommitRequestSchema,
@@ -104,16 +126,20 @@ export type {
   RunTimeoutCommand,
   ApprovalDecisionCommand,
   RunControlCommand,
+  RunBudgetCommand,
   ConcurrencyGrantCommand,
+  LeaseGrantCommand,
   StepReport,
   Command,
   ArtifactCommitRequest,
   ArtifactUpload,
   ArtifactCommitResponse,
 } from './commands.schema.js';
-export { StepJobSchema, stepJobId, stepKey, childRunId } from './jobs.schema.js';
+export { StepJobSchema, stepJobId, stepKey, childRunId, deriveSeed, promptTemplateHash } from './jobs.schema.js';
 export type { StepJob } from './jobs.schema.js';
 export { AgentHeartbeatSchema, agentLoad, toAgentView } from './agent.schema.js';
+export { REMOTE_AGENT_PATH, REMOTE_AGENT_ID_PATTERN, RemoteAgentClientMessageSchema, RemoteAgentServerMessageSchema, RemoteAssignmentSchema } from './remote-agent.schema.js';
+export type { RemoteAgentClientMessage, RemoteAgentServerMessage, RemoteAssignment } from './remote-agent.schema.js';
 export {
   PoolDecisionSchema,
   PoolListSchema,
@@ -135,6 +161,9 @@ export {
   ApprovalAcceptedSchema,
   RunControlBodySchema,
   RerunBodySchema,
+  ReplayBodySchema,
+  BudgetRaiseBodySchema,
+  RunSpendSchema,
   DeadLetterSchema,
   DeadLetterListSchema,
   RunPrioritySchema,
@@ -151,6 +180,7 @@ export {
   ScheduleSchema,
   ScheduleListSchema,
   ScheduleDeletedSchema,
+  LeaseListSchema,
   ArtifactMetaSchema,
   ArtifactListSchema,
   ArtifactLineageSchema,
@@ -163,8 +193,8 @@ export {
   StepProgressSchema,
 } from './api.schema.js';
 export type { ArtifactLineage } from './api.schema.js';
-export type { DeadLetter } from './api.schema.js';
-export type { CreateScheduleBody, Schedule } from './api.schema.js';
+export type { DeadLetter, RunSpend } from './api.schema.js';
+export type { CreateScheduleBody, Schedule, LeaseList } from './api.schema.js';
 export type { SubmitRunBody, StepView, RunView, ArtifactMeta, StreamClientMessage, StreamServerMessage, StepProgress } from './api.schema.js';
 export {
   CommonConfigShape,
@@ -174,6 +204,7 @@ export {
   ArtifactStoreConfigSchema,
   ObservabilityConfigSchema,
   ScalerConfigSchema,
+  ModelPricesSchema,
   SERVICE_CONFIG_SCHEMAS,
   SERVICE_NAMES,
   SERVICE_PORT_VARS,
@@ -187,6 +218,7 @@ export type {
   ObservabilityConfig,
   ScalerConfig,
   ServiceName,
+  ModelPrices,
 } from './config.schema.js';
 export {
   API_KEY_PATTERN,

@@ -9,21 +9,41 @@ export const StepJobSchema = z.object({
   attempt: z.number().int().min(1),
   role: z.string(),
   /** `workflow`: a sub-workflow step; the coordinator starts the child run itself (no queue). */
-  kind: z.enum(['agent', 'shell', 'workflow']),
+  kind: z.enum(['agent', 'shell', 'http', 'workflow']),
   /** The registered workflow a sub-workflow step runs, and the child's rendered input. */
   workflow: z.object({ name: z.string(), version: z.number().int().min(1).optional() }).optional(),
   input: z.record(z.string(), z.unknown()).optional(),
   /** Rendered prompt (agent steps). */
   prompt: z.string().optional(),
   model: z.string().optional(),
+  /** A seed the step pins; unset = the worker derives one from run, step (element) and attempt (`deriveSeed`). */
   seed: z.number().int().optional(),
+  /** Sampling parameters (agent steps). @default 0 and 1 */
+  temperature: z.number().optional(),
+  topP: z.number().optional(),
+  /** sha256 of the step's prompt template as defined, and the workflow version: recorded with the call. */
+  promptTemplateHash: z.string().optional(),
+  definitionVersion: z.number().int().optional(),
+  /** A replay: the recorded run, and the artifact id of this step's (element's) recorded call, if it had one. */
+  replay: z.object({ runId: z.string(), recording: z.string().optional() }).optional(),
+  /** The run's spending limits as they stand when the job is queued (definition plus `POST /budget` raises). */
+  budget: z.object({ maxTokens: z.number().optional(), maxCost: z.number().optional(), onBudgetExceeded: z.enum(['fail', 'wait']).optional() }).optional(),
   /** Rendered command (shell steps). */
   command: z.string().optional(),
+  /** Rendered request (http steps). */
+  request: z
+    .object({ method: z.enum(['GET', 'POST']), url: z.string(), headers: z.record(z.string(), z.string()).optional(), body: z.string().optional() })
+    .optional(),
+  /** Tools the model may call (agent steps), and how many calls one attempt may make. */
+  tools: z.array(z.enum(['http', 'shell'])).optional(),
+  maxToolCalls: z.number().int().min(1).optional(),
   /** Names (never values) of the secrets the shell step gets. */
   secrets: z.array(z.string()).optional(),
   /** The shell step may use the network inside the sandbox. */
   network: z.boolean().optional(),
   timeoutMs: z.number().int(),
+  /** Capabilities the agent must have: the job is in the queue `<role>+<tags>` (see queueRole). */
+  requires: z.array(z.string()).optional(),
   traceparent: z.string().optional(),
   /** The element of a `forEach` step this job is for (its reports carry it back). */
   index: z.number().int().min(0).optional(),
@@ -50,4 +70,17 @@ export function stepKey(stepId: string, index?: number): string {
  */
 export function childRunId(parentRunId: string, stepId: string, attempt: number): string {
   return `run_${createHash('sha256').update(`${parentRunId}/${stepId}/${attempt}`).digest('hex').slice(0, 26)}`;
+}
+
+/** sha256 (hex) of a step's prompt template as defined: recorded with every call, so a changed prompt shows. */
+export function promptTemplateHash(template: string): string {
+  return createHash('sha256').update(template, 'utf8').digest('hex');
+}
+
+/**
+ * The seed of one call when the step pins none: derived from the run, the step (element) and the attempt, so a
+ * retry samples afresh while a replay of the same attempt gets the same seed. A non-negative 31-bit integer.
+ */
+export function deriveSeed(runId: string, stepId: string, attempt: number, index?: number): number {
+  return createHash('sha256').update(`${runId}/${stepKey(stepId, index)}/${attempt}`).digest().readUInt32BE(0) & 0x7fffffff;
 }

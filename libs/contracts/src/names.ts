@@ -20,6 +20,8 @@ export const COMMAND_KINDS = {
   runControl: 'run-control',
   stepReport: 'step-report',
   concurrencyGrant: 'concurrency-grant',
+  leaseGrant: 'lease-grant',
+  runBudget: 'run-budget',
 } as const;
 export type CommandKind = (typeof COMMAND_KINDS)[keyof typeof COMMAND_KINDS];
 
@@ -39,6 +41,10 @@ export interface MuseNames {
   readonly artifactCommitSubject: string;
   /** Core NATS subject where agent workers publish heartbeats. */
   readonly agentHeartbeatSubject: string;
+  /** Core NATS subject every service listens to for profiling session start/stop (`ProfilingControl`). */
+  readonly profilingControlSubject: string;
+  /** Core NATS subject where services answer profiling sessions (`ProfilingReply`); the gateway listens. */
+  readonly profilingReportSubject: string;
   /** Core NATS subject where agent workers publish a run's live step progress (model token deltas); not persisted. */
   readonly stepProgressSubject: (runId: string) => string;
   readonly stepProgressSubjectWildcard: string;
@@ -63,6 +69,8 @@ export interface MuseNames {
   readonly agentsKey: string;
   readonly artifactKey: (artifactId: string) => string;
   readonly runArtifactsKey: (runId: string) => string;
+  /** Hash of a run's budget: limits, spent and reserved tokens and cost (agent workers reserve and settle with Lua). */
+  readonly runBudgetKey: (runId: string) => string;
   readonly artifactVersionKey: (runId: string, name: string) => string;
   /** Which artifact a (run, step, attempt, name) commit made, so a retried commit returns it. */
   readonly artifactCommitKey: (runId: string, stepId: string, attempt: number, name: string) => string;
@@ -108,8 +116,16 @@ export interface MuseNames {
   /** BullMQ queue of the cron schedules (`POST /v1/schedules`); Redis hash of one project's schedules (id -> JSON). */
   readonly scheduleQueue: string;
   readonly schedulesKey: (project: string) => string;
-  /** Redis hash: trigger subject -> JSON list of {project, workflow} that it starts. */
+  /** Prefix of the Redis sets of workflows a trigger subject starts (`<prefix>:<project>:<subject>`). */
   readonly triggersKey: string;
+  /**
+   * Leases of one project: a hash of holders (`<run>/<step>` -> JSON {locks, since, expiresAt, token}), a sorted set
+   * of waiters (score = arrival) with a hash of what each waits for, and the fencing-token counter.
+   */
+  readonly leaseHoldersKey: (project: string) => string;
+  readonly leaseWaitersKey: (project: string) => string;
+  readonly leaseWaitLocksKey: (project: string) => string;
+  readonly leaseTokenKey: string;
 }
 
 export function museNames(namespace: string): MuseNames {
@@ -130,6 +146,8 @@ export function museNames(namespace: string): MuseNames {
     coordinatorConsumer: `${NS}_COORDINATOR_${v.toUpperCase()}`,
     artifactCommitSubject: `${ns}.${v}.artifact.commit`,
     agentHeartbeatSubject: `${ns}.${v}.agent.heartbeat`,
+    profilingControlSubject: `${ns}.${v}.profiling.control`,
+    profilingReportSubject: `${ns}.${v}.profiling.report`,
     stepProgressSubject: (runId) => `${ns}.${v}.progress.${runId}`,
     stepProgressSubjectWildcard: `${ns}.${v}.progress.*`,
     stepQueue: (role) => `${ns}.${v}.agent.${role}`,
@@ -148,6 +166,7 @@ export function museNames(namespace: string): MuseNames {
     agentsKey: `${ns}:agents`,
     artifactKey: (artifactId) => `${ns}:artifact:${artifactId}`,
     runArtifactsKey: (runId) => `${ns}:run-artifacts:${runId}`,
+    runBudgetKey: (runId) => `${ns}:run-budget:${runId}`,
     artifactVersionKey: (runId, name) => `${ns}:artifact-version:${runId}:${name}`,
     artifactCommitKey: (runId, stepId, attempt, name) => `${ns}:artifact-commit:${runId}:${stepId}:${attempt}:${name}`,
     artifactBlobRefsKey: `${ns}:artifact-blob-refs`,
@@ -176,5 +195,9 @@ export function museNames(namespace: string): MuseNames {
     scheduleQueue: `${ns}.${v}.schedules`,
     schedulesKey: (project) => `${ns}:schedules:${project}`,
     triggersKey: `${ns}:triggers`,
+    leaseHoldersKey: (project) => `${ns}:leases:${project}:holders`,
+    leaseWaitersKey: (project) => `${ns}:leases:${project}:waiters`,
+    leaseWaitLocksKey: (project) => `${ns}:leases:${project}:wait-locks`,
+    leaseTokenKey: `${ns}:lease-token`,
   };
 }

@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { ErrorBodySchema } from './errors.js';
-import { ROLE_PATTERN } from './workflow.schema.js';
+import { CAPABILITY_PATTERN, MAX_CAPABILITIES, ROLE_PATTERN } from './workflow.schema.js';
 
 /** Where the gateway serves remote agents. */
 export const REMOTE_AGENT_PATH = '/v1/agents/connect';
@@ -26,7 +26,8 @@ export const RemoteAgentClientMessageSchema = z.discriminatedUnion('type', [
     agentId: z.string().regex(REMOTE_AGENT_ID_PATTERN).optional(),
     name: z.string().min(1).max(200),
     roles: z.array(z.string().regex(ROLE_PATTERN)).min(1).max(32),
-    capabilities: z.array(z.string().min(1).max(100)).max(64).default([]),
+    /** What the agent can do: it also takes the steps whose `requires` these cover. */
+    capabilities: z.array(z.string().regex(CAPABILITY_PATTERN, 'capabilities use [a-z0-9-], up to 32')).max(MAX_CAPABILITIES).default([]),
     /** Assignments at once, per role. @default 1 */
     concurrency: z.number().int().min(1).max(64).default(1),
   }),

@@ -3,6 +3,12 @@ import { z } from 'zod';
 export const WORKFLOW_NAME_PATTERN = /^[a-z0-9-]+$/;
 export const STEP_ID_PATTERN = /^[a-z0-9_-]+$/;
 export const ROLE_PATTERN = /^[a-z][a-z0-9-]*$/;
+/** A lease a step takes before it runs: `<kind>:<path or glob>`, e.g. `repo:web/src/**`, `file:README.md`. */
+export const LOCK_PATTERN = /^[a-z][a-z0-9-]*:[^\s:][^\s]{0,499}$/;
+/** A capability tag of agents (`MUSE_AGENT_CAPABILITIES`, `muse agent --capability`) that a step may require. */
+export const CAPABILITY_PATTERN = /^[a-z0-9][a-z0-9-]{0,31}$/;
+/** Most capabilities one step may require, and one agent may declare per role (an agent listens on a queue per subset). */
+export const MAX_CAPABILITIES = 6;
 /** A trigger subject: NATS tokens without wildcards. */
 export const TRIGGER_SUBJECT_PATTERN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
@@ -11,8 +17,47 @@ export const DEFAULT_ROLES = ['orchestrator', 'optimizer', 'reviewer', 'executor
 /** Tool steps run on this role unless the step names another. */
 export const DEFAULT_TOOL_ROLE = 'executor';
 
-export const TOOLS = ['shell'] as const;
+export const TOOLS = ['shell', 'http'] as const;
 export type ToolName = (typeof TOOLS)[number];
+/** Tools an agent step may let its model call (function calling), by the same names. */
+export const AGENT_TOOLS = ['http', 'shell'] as const;
+export type AgentToolName = (typeof AGENT_TOOLS)[number];
+/** Tool calls one agent step attempt may make when the step names no `maxToolCalls`. */
+export const DEFAULT_MAX_TOOL_CALLS = 8;
+
+/** An HTTP header name (RFC 9110 token). */
+const HEADER_NAME_PATTERN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
+/** Headers the http tool sets itself (framing, routing): a step may not. */
+const RESERVED_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'upgrade', 'te', 'trailer', 'keep-alive', 'proxy-connection']);
+
+/**
+ * The request of an `http` tool step. `url`, header values and `body` are
+ * templates. Where the request may go is the worker's decision (its host
+ * allowlist and address rules), not the workflow's.
+ */
+export const HttpRequestSchema = z
+  .strictObject({
+    method: z.enum(['GET', 'POST'], { message: 'request.method is GET or POST' }),
+    /** An absolute `http://` or `https://` URL (a template; `{{ ... }}` may give all of it). */
+    url: z
+      .string()
+      .min(1)
+      .max(8_192)
+      .refine((u) => /^https?:\/\//i.test(u) || u.startsWith('{{'), { message: 'request.url must start with http:// or https:// (or be a template giving such a URL)' }),
+    /** Header names are checked in the refinement below, so that an error names the header (zod says only "Invalid key in record"). */
+    headers: z.record(z.string().max(256), z.string().max(8_192)).optional(),
+    /** Request body (a template); POST only. */
+    body: z.string().max(1_000_000).optional(),
+  })
+  .superRefine((r, ctx) => {
+    if (r.body !== undefined && r.method !== 'POST') ctx.addIssue({ code: 'custom', path: ['body'], message: 'a GET request takes no body' });
+    for (const [name, value] of Object.entries(r.headers ?? {})) {
+      if (!HEADER_NAME_PATTERN.test(name)) ctx.addIssue({ code: 'custom', path: ['headers', name], message: 'header names are RFC 9110 tokens' });
+      else if (RESERVED_HEADERS.has(name.toLowerCase())) ctx.addIssue({ code: 'custom', path: ['headers', name], message: 'this header is set by the http tool itself' });
+      if (/[\r\n\0]/.test(value)) ctx.addIssue({ code: 'custom', path: ['headers', name], message: 'header values may not contain CR, LF or NUL' });
+    }
+  });
+export type HttpRequestDefinition = z.infer<typeof HttpRequestSchema>;
 
 export const StepIdSchema = z.string().min(1).max(64).regex(STEP_ID_PATTERN, 'step ids use [a-z0-9_-]+');
 export const RoleSchema = z.string().min(1).max(64).regex(ROLE_PATTERN, 'roles use [a-z][a-z0-9-]*');
@@ -66,16 +111,24 @@ export const CompensationSchema = z
     seed: z.number().int().min(0).optional(),
     tool: z.enum(TOOLS).optional(),
     command: z.string().min(1).max(100_000).optional(),
+    /** The request of an `http` compensation. */
+    request: HttpRequestSchema.optional(),
     /** Start-to-close limit for one attempt, in ms. @default MUSE_STEP_TIMEOUT_MS */
     timeoutMs: z.number().int().min(1).max(7 * 24 * 3600_000).optional(),
     retry: RetryPolicySchema.optional(),
   })
   .superRefine((c, ctx) => {
-    if (c.tool !== undefined) {
+    if (c.tool === 'http') {
+      if (c.request === undefined) ctx.addIssue({ code: 'custom', path: ['request'], message: 'an http compensation needs a request' });
+      if (c.command !== undefined) ctx.addIssue({ code: 'custom', path: ['command'], message: 'an http compensation takes a request, not a command' });
+      if (c.prompt !== undefined) ctx.addIssue({ code: 'custom', path: ['prompt'], message: 'a tool compensation takes a request, not a prompt' });
+    } else if (c.tool !== undefined) {
       if (c.command === undefined) ctx.addIssue({ code: 'custom', path: ['command'], message: 'a tool compensation needs a command' });
+      if (c.request !== undefined) ctx.addIssue({ code: 'custom', path: ['request'], message: 'a shell compensation takes a command, not a request' });
       if (c.prompt !== undefined) ctx.addIssue({ code: 'custom', path: ['prompt'], message: 'a tool compensation takes a command, not a prompt' });
     } else {
       if (c.command !== undefined) ctx.addIssue({ code: 'custom', path: ['tool'], message: 'a compensation with a command needs tool: shell' });
+      if (c.request !== undefined) ctx.addIssue({ code: 'custom', path: ['tool'], message: 'a compensation with a request needs tool: http' });
       if (c.agent === undefined) ctx.addIssue({ code: 'custom', path: ['agent'], message: 'a compensation needs an agent role (or a tool)' });
       if (c.prompt === undefined) ctx.addIssue({ code: 'custom', path: ['prompt'], message: 'an agent compensation needs a prompt' });
     }
@@ -128,10 +181,20 @@ export const StepSchema = z
     prompt: z.string().min(1).max(100_000).optional(),
     /** Model name passed to the provider chain; the deterministic provider accepts any. @default "muse-local" */
     model: z.string().min(1).max(200).optional(),
-    /** Seed for deterministic providers. @default 0 */
+    /** Sampling seed, pinned; unset = derived from run, step (element) and attempt, and recorded with the call. */
     seed: z.number().int().min(0).optional(),
-    tool: z.enum(TOOLS).optional(),
+    /** Sampling temperature passed to every provider and recorded with the call. @default 0 */
+    temperature: z.number().min(0).max(2).optional(),
+    /** Nucleus sampling passed to every provider and recorded with the call. @default 1 */
+    topP: z.number().gt(0).max(1).optional(),
+    tool: z.enum(TOOLS, { message: `tool is one of: ${TOOLS.join(', ')}` }).optional(),
     command: z.string().min(1).max(100_000).optional(),
+    /** The request of an `http` tool step. */
+    request: HttpRequestSchema.optional(),
+    /** Tools the agent step's model may call (function calling); each call's result is fed back and stored as an artifact. */
+    tools: z.array(z.enum(AGENT_TOOLS, { message: `agent tools are: ${AGENT_TOOLS.join(', ')}` })).min(1).max(AGENT_TOOLS.length).optional(),
+    /** Tool calls one attempt may make; one more fails the step (MUSE_ERR_TOOL_CALLS_EXCEEDED). @default 8 */
+    maxToolCalls: z.number().int().min(1).max(100).optional(),
     needs: NeedsSchema.optional(),
     /** Start-to-close limit for one attempt, in ms. @default 300_000 */
     timeoutMs: z.number().int().min(1).max(7 * 24 * 3600_000).optional(),
@@ -147,6 +210,16 @@ export const StepSchema = z
     forEach: CelSchema.optional(),
     /** A number: elements of a `forEach` running at once (default 10). `{key, limit}`: at most `limit` steps with that key run at once, across runs. */
     concurrency: z.union([z.number().int().min(1).max(1000), KeyedConcurrencySchema]).optional(),
+    /**
+     * Leases taken (all or none) before the step is queued and held until it ends: `<kind>:<path or glob>`. Two
+     * leases of one kind conflict when their paths can overlap; the step waits, in order, until none is held.
+     */
+    locks: z.array(z.string().regex(LOCK_PATTERN, 'a lock is <kind>:<path or glob>, e.g. repo:web/src/** or file:README.md')).min(1).max(64).optional(),
+    /**
+     * Capabilities the agent must have (specialization): the step goes to the queue `<role>+<tags>` that only
+     * agents declaring all of them take; with none live, the step waits, and its view says why.
+     */
+    requires: z.array(z.string().regex(CAPABILITY_PATTERN, 'capabilities use [a-z0-9-], up to 32')).min(1).max(MAX_CAPABILITIES).optional(),
     /** Runs a registered workflow as a child run; its output is the step's output. */
     workflow: SubWorkflowRefSchema.optional(),
     /** The child run's input (with `workflow`): string values are templates; one whole `{{ path }}` passes the value as it is. */
@@ -173,18 +246,28 @@ export const StepSchema = z
       ctx.addIssue({ code: 'custom', path: ['input'], message: `step "${step.id}": input applies to a sub-workflow step (workflow)` });
     }
     if (step.workflow !== undefined) {
-      for (const f of ['type', 'agent', 'prompt', 'tool', 'command', 'forEach', 'secrets', 'network', 'model', 'seed', 'onTimeout'] as const) {
+      for (const f of ['type', 'agent', 'prompt', 'tool', 'command', 'request', 'tools', 'maxToolCalls', 'forEach', 'secrets', 'network', 'model', 'seed', 'temperature', 'topP', 'onTimeout'] as const) {
         if (step[f] !== undefined) ctx.addIssue({ code: 'custom', path: [f], message: `sub-workflow step "${step.id}" takes no ${f}` });
       }
     } else if (step.type === 'approval') {
-      for (const f of ['agent', 'prompt', 'tool', 'command', 'forEach', 'compensate', 'retry', 'maxAttempts', 'secrets', 'network', 'model', 'seed'] as const) {
+      for (const f of ['agent', 'prompt', 'tool', 'command', 'request', 'tools', 'maxToolCalls', 'forEach', 'compensate', 'retry', 'maxAttempts', 'secrets', 'network', 'model', 'seed', 'locks'] as const) {
         if (step[f] !== undefined) ctx.addIssue({ code: 'custom', path: [f], message: `approval step "${step.id}" takes no ${f}` });
+      }
+    } else if (step.tool === 'http') {
+      if (step.request === undefined) ctx.addIssue({ code: 'custom', path: ['request'], message: `http step "${step.id}" needs a request ({method, url, headers?, body?})` });
+      for (const f of ['command', 'prompt', 'secrets', 'network', 'tools', 'maxToolCalls', 'model', 'seed'] as const) {
+        if (step[f] !== undefined) ctx.addIssue({ code: 'custom', path: [f], message: `http step "${step.id}" takes no ${f}` });
       }
     } else if (step.tool !== undefined) {
       if (step.command === undefined) ctx.addIssue({ code: 'custom', path: ['command'], message: `tool step "${step.id}" needs a command` });
       if (step.prompt !== undefined) ctx.addIssue({ code: 'custom', path: ['prompt'], message: `tool step "${step.id}" takes a command, not a prompt` });
+      for (const f of ['request', 'tools', 'maxToolCalls'] as const) {
+        if (step[f] !== undefined) ctx.addIssue({ code: 'custom', path: [f], message: `shell step "${step.id}" takes no ${f}` });
+      }
     } else {
       if (step.command !== undefined) ctx.addIssue({ code: 'custom', path: ['tool'], message: `step "${step.id}" has a command but no tool` });
+      if (step.request !== undefined) ctx.addIssue({ code: 'custom', path: ['tool'], message: `step "${step.id}" has a request but no tool: http` });
+      if (step.maxToolCalls !== undefined && step.tools === undefined) ctx.addIssue({ code: 'custom', path: ['maxToolCalls'], message: `step "${step.id}": maxToolCalls applies to an agent step with tools` });
       if (step.secrets !== undefined) ctx.addIssue({ code: 'custom', path: ['secrets'], message: `step "${step.id}": only tool steps take secrets` });
       if (step.network !== undefined) ctx.addIssue({ code: 'custom', path: ['network'], message: `step "${step.id}": only tool steps take network` });
       if (step.agent === undefined) ctx.addIssue({ code: 'custom', path: ['agent'], message: `step "${step.id}" needs an agent role (or a tool)` });
@@ -192,6 +275,20 @@ export const StepSchema = z
     }
   });
 export type StepDefinition = z.infer<typeof StepSchema>;
+
+/**
+ * A run's spending limits. Each model call reserves its estimate before it runs and settles to its usage after, so
+ * concurrent agents of one run overshoot a limit by at most one call's reservation. On exhaustion the step fails
+ * (`MUSE_ERR_BUDGET_EXCEEDED`, not retried) or, with `onBudgetExceeded: wait`, waits for `POST /v1/runs/{id}/budget`.
+ */
+export const BudgetSchema = z.strictObject({
+  maxTokens: z.number().int().min(1).optional(),
+  /** In USD, priced by MUSE_MODEL_PRICES (or the provider's `price`). */
+  maxCost: z.number().positive().optional(),
+  /** @default "fail" */
+  onBudgetExceeded: z.enum(['fail', 'wait']).optional(),
+});
+export type Budget = z.infer<typeof BudgetSchema>;
 
 export const WorkflowDefinitionSchema = z.strictObject({
   name: z.string().min(1).max(100).regex(WORKFLOW_NAME_PATTERN, 'workflow names use [a-z0-9-]+'),
@@ -209,6 +306,8 @@ export const WorkflowDefinitionSchema = z.strictObject({
   concurrency: KeyedConcurrencySchema.optional(),
   /** Starts a run for each message on `<namespace>.trigger.<project>.<subject>` (the message, JSON, is the input). */
   on: z.strictObject({ subject: z.string().min(1).max(200).regex(TRIGGER_SUBJECT_PATTERN, 'trigger subjects are dot-separated tokens of [A-Za-z0-9_-], no wildcards') }).optional(),
+  /** Limits on the model tokens and cost (USD) the whole run may spend; see BudgetSchema. */
+  budget: BudgetSchema.optional(),
 });
 export type WorkflowDefinition = z.infer<typeof WorkflowDefinitionSchema>;
 
@@ -237,6 +336,29 @@ export function keyedConcurrency(step: Pick<StepDefinition, 'concurrency'>): Key
   return typeof step.concurrency === 'object' ? step.concurrency : undefined;
 }
 
+/**
+ * The queue a job of `role` goes to: the role itself, or `<role>+<tag>+<tag>` (tags sorted, once each) for a step
+ * that requires capabilities. An agent of that role listens on the queue of every subset of its capabilities.
+ */
+export function queueRole(role: string, requires?: readonly string[]): string {
+  if (!requires?.length) return role;
+  return [role, ...[...new Set(requires)].sort()].join('+');
+}
+
+/** Every queue an agent of `role` with `capabilities` takes jobs from: the role's own, and one per subset of them. */
+export function queueRolesFor(role: string, capabilities: readonly string[] = []): string[] {
+  const tags = [...new Set(capabilities)].sort().slice(0, MAX_CAPABILITIES);
+  const out: string[] = [];
+  for (let mask = 0; mask < 1 << tags.length; mask++) out.push(queueRole(role, tags.filter((_t, i) => mask & (1 << i))));
+  return out;
+}
+
+/** The role and required capabilities of a queue role (`reviewer+gpu` -> reviewer, [gpu]). */
+export function parseQueueRole(q: string): { role: string; requires: string[] } {
+  const [role, ...requires] = q.split('+');
+  return { role: role!, requires };
+}
+
 /** True for `needs: { any: [...] }`. */
 export function needsAny(step: Pick<StepDefinition, 'needs'>): boolean {
   return step.needs !== undefined && !Array.isArray(step.needs);
@@ -249,6 +371,20 @@ export function stepRole(step: StepDefinition): string {
   return step.agent ?? DEFAULT_TOOL_ROLE;
 }
 
+/** One tool call an agent step's model made: what it asked for, how it went, and the artifact holding the result. */
+export const ToolCallRecordSchema = z.object({
+  /** The provider's call id. */
+  id: z.string(),
+  tool: z.string(),
+  /** The arguments the model gave, as the model gave them. */
+  arguments: z.unknown(),
+  /** `ok`, or the catalogue code of the error fed back to the model. */
+  outcome: z.string(),
+  /** Name of the artifact holding the result (e.g. `tool-calls/01-http.json`). */
+  artifact: z.string(),
+});
+export type ToolCallRecord = z.infer<typeof ToolCallRecordSchema>;
+
 /** Agent step output. */
 export const AgentOutputSchema = z.object({
   text: z.string(),
@@ -258,8 +394,24 @@ export const AgentOutputSchema = z.object({
   provider: z.string().optional(),
   /** Providers of the role's failover chain tried and given up on first, in order; absent = the first answered. */
   fallbacks: z.array(z.object({ provider: z.string(), code: z.string(), message: z.string() })).optional(),
+  /** The tool calls the model made, in order (agent steps with `tools`); each result is an artifact. */
+  toolCalls: z.array(ToolCallRecordSchema).optional(),
+  /** What the call cost in USD (MUSE_MODEL_PRICES, else the provider's price); absent = unpriced. */
+  cost: z.number().min(0).optional(),
+  /** The recorded call (`llm-call.json`): its request hash and the sampling parameters it ran with. */
+  call: z.object({ requestHash: z.string(), seed: z.number().int(), temperature: z.number(), topP: z.number(), replayed: z.boolean().optional() }).optional(),
 });
 export type AgentOutput = z.infer<typeof AgentOutputSchema>;
+
+/** Http step output (and an http tool call's result). `body` is the response as UTF-8 text. */
+export const HttpOutputSchema = z.object({
+  status: z.number().int(),
+  headers: z.record(z.string(), z.string()),
+  body: z.string(),
+  /** The URL that answered, after redirects. */
+  url: z.string(),
+});
+export type HttpOutput = z.infer<typeof HttpOutputSchema>;
 
 /** Shell step output. */
 export const ShellOutputSchema = z.object({

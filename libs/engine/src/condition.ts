@@ -47,14 +47,18 @@ export function checkExpression(expr: string, want: 'bool' | 'list' | 'key'): st
   return null;
 }
 
-/** Evaluates a `forEach:`; anything but a list is an error. Values come back as JSON (CEL integers are bigints). */
-export function evaluateList(expr: string, ctx: { input: unknown; steps: unknown }): unknown[] {
-  let value: unknown;
+/** Evaluates an expression; a CEL error becomes a ConditionError with its first line. */
+function evaluate(expr: string, ctx: { input: unknown; steps: unknown }): unknown {
   try {
-    value = env.evaluate(expr, ctx as Record<string, unknown>);
+    return env.evaluate(expr, ctx as Record<string, unknown>);
   } catch (err) {
     throw new ConditionError(firstLine(err));
   }
+}
+
+/** Evaluates a `forEach:`; anything but a list is an error. Values come back as JSON (CEL integers are bigints). */
+export function evaluateList(expr: string, ctx: { input: unknown; steps: unknown }): unknown[] {
+  const value = evaluate(expr, ctx);
   if (!Array.isArray(value)) throw new ConditionError(`gave ${value === null ? 'null' : typeof value}, not a list`);
   return value.map(toJson);
 }
@@ -69,12 +73,7 @@ function toJson(v: unknown): unknown {
 
 /** Evaluates a `when:`; anything but a boolean result is an error. */
 export function evaluateCondition(expr: string, ctx: { input: unknown; steps: unknown }): boolean {
-  let value: unknown;
-  try {
-    value = env.evaluate(expr, ctx as Record<string, unknown>);
-  } catch (err) {
-    throw new ConditionError(firstLine(err));
-  }
+  const value = evaluate(expr, ctx);
   if (typeof value !== 'boolean') throw new ConditionError(`gave ${typeof value}, not a boolean`);
   return value;
 }
@@ -84,12 +83,7 @@ export const MAX_CONCURRENCY_KEY_LENGTH = 512;
 
 /** Evaluates a `concurrency.key`: a string (numbers and booleans as text); anything else is an error. */
 export function evaluateKey(expr: string, ctx: { input: unknown; steps: unknown }): string {
-  let value: unknown;
-  try {
-    value = env.evaluate(expr, ctx as Record<string, unknown>);
-  } catch (err) {
-    throw new ConditionError(firstLine(err));
-  }
+  const value = evaluate(expr, ctx);
   if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'bigint' && typeof value !== 'boolean') {
     throw new ConditionError(`gave ${value === null ? 'null' : typeof value}, not a string`);
   }

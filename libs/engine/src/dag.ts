@@ -2,6 +2,7 @@
 import { WorkflowDefinitionSchema, keyedConcurrency, needsAny, stepNeeds, zodIssues, type ValidationIssue, type WorkflowDefinition } from '@muse/contracts';
 import { parseTemplate, templateStrings } from './template.js';
 import { checkExpression } from './condition.js';
+import { requestTemplates } from './tool-jobs.js';
 
 export type ValidationResult = { ok: true; definition: WorkflowDefinition } | { ok: false; issues: ValidationIssue[] };
 
@@ -58,6 +59,12 @@ export function checkGraph(def: WorkflowDefinition): ValidationIssue[] {
     if (keyed) {
       const problem = checkExpression(keyed.key, 'key');
       if (problem) issues.push({ path: `steps.${i}.concurrency.key`, stepId: step.id, field: 'concurrency', message: `step "${step.id}" concurrency.key: ${problem}` });
+    }
+    for (const t of requestTemplates(step.request, `steps.${i}.request`)) {
+      issues.push(...checkTemplate(t.text, t.path, 'request', step.id, index, ancestors.get(step.id)!, step.forEach !== undefined));
+    }
+    for (const t of requestTemplates(step.compensate?.request, `steps.${i}.compensate.request`)) {
+      issues.push(...checkTemplate(t.text, t.path, 'compensate', step.id, index, new Set([...ancestors.get(step.id)!, step.id])));
     }
     for (const t of templateStrings(step.input ?? {}, `steps.${i}.input`)) {
       issues.push(...checkTemplate(t.text, t.path, 'input', step.id, index, ancestors.get(step.id)!));

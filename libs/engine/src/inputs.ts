@@ -1,6 +1,7 @@
 /** Which `{{ input.x }}` a workflow's templates read that an input lacks. */
 import type { ValidationIssue, WorkflowDefinition } from '@muse/contracts';
 import { parseTemplate, resolvePath, templateStrings } from './template.js';
+import { requestTemplates } from './tool-jobs.js';
 
 /**
  * Every `{{ input.x }}` the workflow's templates read must be in the input: the engine refuses to render a missing
@@ -27,6 +28,7 @@ export function missingInputs(definition: WorkflowDefinition, input: Record<stri
   for (const step of definition.steps) {
     visit(step.prompt, { stepId: step.id, field: 'prompt' });
     visit(step.command, { stepId: step.id, field: 'command' });
+    for (const t of requestTemplates(step.request, 'request')) visit(t.text, { stepId: step.id, field: 'request' });
     for (const t of templateStrings(step.input ?? {}, 'input')) visit(t.text, { stepId: step.id, field: 'input' });
   }
   visit(definition.output, { field: 'output' });

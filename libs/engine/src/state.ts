@@ -11,6 +11,7 @@ import {
   type ErrorBody,
   type RunEvent,
   type RunParent,
+  type ReplayOf,
   WORKFLOW_ROLE,
   type RunStatus,
   type StepStatus,
@@ -39,8 +40,12 @@ export interface StepState {
   items?: ItemState[];
   /** A keyed concurrency limit on the step: its evaluated key, and whether it holds a slot. */
   gate?: Gate;
+  /** A step with `locks`: the leases it asked for, and once granted, their fencing token. */
+  lease?: { locks: string[]; granted: boolean; token?: number };
   /** A sub-workflow step: the child run of its latest attempt, once started. */
   childRunId?: string;
+  /** Waiting for the run's budget to be raised (`budget.waiting`); it runs again as its next attempt. */
+  budgetWait?: boolean;
 }
 
 /** One slot of a keyed concurrency limit, asked for (`concurrency.waiting`) and maybe given (`concurrency.admitted`). */
@@ -58,6 +63,21 @@ export interface ItemState {
   output?: unknown;
   error?: ErrorBody;
   attemptBase?: number;
+  /** Waiting for the run's budget to be raised (`budget.waiting`). */
+  budgetWait?: boolean;
+}
+
+/** Tokens and cost (USD) spent. */
+export interface SpendFigures {
+  tokens: number;
+  cost: number;
+}
+
+/** What a run's model calls spent, in all and per step, agent and provider (replayed calls spend nothing). */
+export interface Spend extends SpendFigures {
+  byStep: Record<string, SpendFigures>;
+  byAgent: Record<string, SpendFigures>;
+  byProvider: Record<string, SpendFigures>;
 }
 
 export interface RunState {
@@ -88,6 +108,14 @@ export interface RunState {
   parent?: RunParent;
   /** The workflow's keyed concurrency limit: the run's key, and whether it holds a slot. */
   gate?: Gate;
+  /** A replay: the recorded run and its recorded calls by step key. */
+  replayOf?: ReplayOf;
+  /** The first step whose model request differed from the recording (a replay's `MUSE_ERR_REPLAY_DIVERGED`). */
+  divergence?: Record<string, unknown>;
+  /** What `POST /v1/runs/{id}/budget` added to the workflow's budget, in all. */
+  budgetRaised?: SpendFigures;
+  /** Model tokens and cost spent by the completed agent steps. */
+  spend?: Spend;
 }
 
 export class FoldError extends Error {
@@ -101,7 +129,7 @@ export function applyEvent(state: RunState | undefined, ev: RunEvent): RunState 
   const next = applyOne(state, ev);
   // A run that is going is `waiting` while a gate waits for a person or it is paused, else `running`.
   if (next !== state && (next.status === 'running' || next.status === 'waiting')) {
-    next.status = next.paused || (next.gate && !next.gate.admitted) || Object.values(next.steps).some((s) => s.status === 'waiting') ? 'waiting' : 'running';
+    next.status = next.paused || (next.gate && !next.gate.admitted) || Object.values(next.steps).some((s) => s.status === 'waiting' || s.items?.some((i) => i.status === 'waiting')) ? 'waiting' : 'running';
   }
   return next;
 }
@@ -122,6 +150,7 @@ function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
       ...(ev.data.priority !== undefined ? { priority: ev.data.priority } : {}),
       ...(ev.data.rerunOf !== undefined ? { rerunOf: ev.data.rerunOf } : {}),
       ...(ev.data.parent !== undefined ? { parent: ev.data.parent } : {}),
+      ...(ev.data.replayOf !== undefined ? { replayOf: ev.data.replayOf } : {}),
       status: 'pending',
       seq: ev.seq,
       createdAt: ev.at,
@@ -152,6 +181,19 @@ function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
     return copy;
   };
 
+  if (ev.type === 'step.completed') addSpend(next, ev.data.stepId, ev.data.agentId, ev.data.output);
+  if (ev.type === 'step.failed' && ev.data.error.code === 'MUSE_ERR_REPLAY_DIVERGED' && !next.divergence) {
+    next.divergence = { stepId: ev.data.stepId, ...(ev.data.index !== undefined ? { index: ev.data.index } : {}), ...((ev.data.error.details as Record<string, unknown> | undefined) ?? {}) };
+  }
+  if (ev.type === 'budget.waiting' && ev.data.index !== undefined) {
+    const it = item(ev.data.stepId, ev.data.index);
+    if (it && next.steps[ev.data.stepId]!.status === 'running' && it.attempts === ev.data.attempt) {
+      it.status = 'waiting';
+      it.budgetWait = true;
+      it.error = ev.data.error;
+    }
+    return next;
+  }
   if ((ev.type === 'step.queued' || ev.type === 'step.started' || ev.type === 'step.completed' || ev.type === 'step.failed') && ev.data.index !== undefined) {
     const it = item(ev.data.stepId, ev.data.index); // copies the step too
     applyItemEvent(ev, next.steps[ev.data.stepId]!, it);
@@ -267,6 +309,52 @@ function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
       if (s.status === 'waiting') s.status = 'pending';
       break;
     }
+    case 'lease.waiting': {
+      const s = step(ev.data.stepId);
+      if (s.status !== 'pending' || s.lease) break;
+      s.lease = { locks: ev.data.locks, granted: false };
+      s.status = 'waiting';
+      break;
+    }
+    case 'lease.granted': {
+      const s = step(ev.data.stepId);
+      if (!s.lease || s.lease.granted) break;
+      s.lease = { ...s.lease, granted: true, token: ev.data.token };
+      if (s.status === 'waiting') s.status = 'pending';
+      break;
+    }
+    case 'budget.waiting': {
+      const s = step(ev.data.stepId);
+      if (s.attempts !== ev.data.attempt) break;
+      s.status = 'waiting';
+      s.budgetWait = true;
+      s.error = ev.data.error;
+      break;
+    }
+    case 'budget.raised': {
+      const r = next.budgetRaised ?? { tokens: 0, cost: 0 };
+      next.budgetRaised = { tokens: r.tokens + (ev.data.addTokens ?? 0), cost: r.cost + (ev.data.addCost ?? 0) };
+      // Whatever waits on the budget runs again, as its next attempt; the retry policy counts afresh (no backoff).
+      for (const id of Object.keys(next.steps)) {
+        const cur = next.steps[id]!;
+        if (cur.budgetWait) {
+          const s = step(id);
+          delete s.budgetWait;
+          delete s.error;
+          s.status = 'pending';
+          s.attemptBase = s.attempts;
+        }
+        if (cur.items?.some((i) => i.budgetWait)) {
+          const s = step(id);
+          s.items = s.items!.map((it) => {
+            if (!it.budgetWait) return it;
+            const { budgetWait: _w, error: _e, ...rest } = it;
+            return { ...rest, status: 'pending', attemptBase: it.attempts };
+          });
+        }
+      }
+      break;
+    }
     case 'run.paused':
       next.paused = true;
       break;
@@ -281,6 +369,7 @@ function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
       for (const id of ev.data.steps) {
         const s = step(id);
         delete s.gate;
+        delete s.lease;
         s.attemptBase = s.attempts;
         delete s.error;
         delete s.finishedAt;
@@ -379,4 +468,25 @@ export function foldEvents(events: Iterable<RunEvent>, initial?: RunState): RunS
   let state = initial;
   for (const ev of events) state = applyEvent(state, ev);
   return state;
+}
+
+/** Adds an agent step's usage (and cost) to the run's spend; outputs without usage (shell, approvals) and replayed calls add nothing. */
+function addSpend(next: RunState, stepId: string, agentId: string, output: unknown): void {
+  const o = output as { usage?: { inputTokens?: unknown; outputTokens?: unknown }; cost?: unknown; provider?: unknown; call?: { replayed?: unknown } } | null;
+  if (!o || typeof o !== 'object' || !o.usage || o.call?.replayed === true) return;
+  const tokens = (Number(o.usage.inputTokens) || 0) + (Number(o.usage.outputTokens) || 0);
+  const cost = typeof o.cost === 'number' ? o.cost : 0;
+  if (tokens === 0 && cost === 0) return;
+  const add = (m: Record<string, SpendFigures>, k: string): Record<string, SpendFigures> => {
+    const cur = m[k] ?? { tokens: 0, cost: 0 };
+    return { ...m, [k]: { tokens: cur.tokens + tokens, cost: cur.cost + cost } };
+  };
+  const sp = next.spend ?? { tokens: 0, cost: 0, byStep: {}, byAgent: {}, byProvider: {} };
+  next.spend = {
+    tokens: sp.tokens + tokens,
+    cost: sp.cost + cost,
+    byStep: add(sp.byStep, stepId),
+    byAgent: add(sp.byAgent, agentId),
+    byProvider: add(sp.byProvider, typeof o.provider === 'string' ? o.provider : 'unknown'),
+  };
 }

@@ -5,11 +5,13 @@
  */
 import {
   childRunId,
+  queueRole,
   compensatedStep,
   compensationId,
   keyedConcurrency,
   WORKFLOW_ROLE,
   type ConcurrencyGrantCommand,
+  type LeaseGrantCommand,
   needsAny,
   stepJobId,
   stepNeeds,
@@ -18,6 +20,9 @@ import {
   type RunTimeoutCommand,
   type ApprovalDecisionCommand,
   type RunControlCommand,
+  type RunBudgetCommand,
+  promptTemplateHash,
+  stepKey,
   type StepDefinition,
   type NewRunEvent,
   type RunCancelCommand,
@@ -29,6 +34,7 @@ import {
 } from '@muse/contracts';
 import { applyEvent, type RunState } from './state.js';
 import { renderTemplate, renderValue, TemplateError, type TemplateContext } from './template.js';
+import { agentToolExtras, renderHttpRequest } from './tool-jobs.js';
 import { ConditionError, evaluateCondition, evaluateKey, evaluateList } from './condition.js';
 
 /** Elements of a `forEach` step running at once when it does not say. */
@@ -83,6 +89,7 @@ export class RunTransition {
         ...(cmd.priority !== undefined ? { priority: cmd.priority } : {}),
         ...(cmd.rerunOf !== undefined ? { rerunOf: { runId: cmd.rerunOf.runId, fromStep: cmd.rerunOf.fromStep } } : {}),
         ...(cmd.parent !== undefined ? { parent: cmd.parent } : {}),
+        ...(cmd.replayOf !== undefined ? { replayOf: cmd.replayOf } : {}),
       },
     });
     this.resume(cmd, defaults);
@@ -129,6 +136,10 @@ export class RunTransition {
         break;
       case 'failed': {
         const error: ErrorBody = r.error ?? { code: 'MUSE_ERR_INTERNAL', message: 'step failed without an error', retryable: true };
+        if (waitsForBudget(s, error)) {
+          this.emitFor({ type: 'budget.waiting', data: { stepId: r.stepId, attempt: r.attempt, error } });
+          break;
+        }
         const final = !error.retryable || r.attempt - (step.attemptBase ?? 0) >= maxAttemptsOf(s, r.stepId, defaults);
         this.emitFor({
           type: 'step.failed',
@@ -158,6 +169,10 @@ export class RunTransition {
         break;
       case 'failed': {
         const error: ErrorBody = r.error ?? { code: 'MUSE_ERR_INTERNAL', message: 'step failed without an error', retryable: true };
+        if (waitsForBudget(s, error)) {
+          this.emitFor({ type: 'budget.waiting', data: { ...at, error } });
+          break;
+        }
         const final = !error.retryable || r.attempt - (it.attemptBase ?? 0) >= maxAttemptsOf(s, r.stepId, defaults);
         this.emitFor({ type: 'step.failed', data: { ...at, agentId: r.agentId, error, final, finishedAt: r.at } });
         break;
@@ -206,6 +221,15 @@ export class RunTransition {
     this.plan(defaults);
   }
 
+  /** A step's leases were granted (fencing token `token`); a grant nobody waits for changes nothing (the coordinator gives it back). */
+  grantLease(cmd: LeaseGrantCommand, defaults: EngineDefaults): void {
+    const s = this.state;
+    if (!s || isFinished(s)) return;
+    const st = s.steps[cmd.stepId];
+    if (st?.lease && !st.lease.granted && st.status === 'waiting') this.emitFor({ type: 'lease.granted', data: { stepId: cmd.stepId, token: cmd.token } });
+    this.plan(defaults);
+  }
+
   /** Pause, resume, or re-drive a failed run from its failed (and cancelled) steps; anything else is a no-op. */
   control(cmd: RunControlCommand, defaults: EngineDefaults): void {
     const s = this.state;
@@ -221,6 +245,14 @@ export class RunTransition {
       this.emitFor({ type: 'run.retried', data: { steps } });
       this.plan(defaults);
     }
+  }
+
+  /** `POST /v1/runs/{id}/budget`: the limits grow and whatever waited on the budget is queued again. */
+  raiseBudget(cmd: RunBudgetCommand, defaults: EngineDefaults): void {
+    const s = this.state;
+    if (!s || isFinished(s) || ((cmd.addTokens ?? 0) <= 0 && (cmd.addCost ?? 0) <= 0)) return;
+    this.emitFor({ type: 'budget.raised', data: { ...(cmd.addTokens ? { addTokens: cmd.addTokens } : {}), ...(cmd.addCost ? { addCost: cmd.addCost } : {}) } });
+    this.plan(defaults);
   }
 
   /** The run's own deadline passed: a run still going fails. */
@@ -331,6 +363,11 @@ export class RunTransition {
             }
             this.emitFor({ type: 'concurrency.waiting', data: { stepId: def.id, key, limit: stepLimit.limit } });
           }
+          continue;
+        }
+        // Leases (`locks`): taken all at once after any concurrency slot, so a step never holds some and waits for others.
+        if (def.locks?.length && !this.state!.steps[def.id]!.lease?.granted) {
+          if (!this.state!.steps[def.id]!.lease) this.emitFor({ type: 'lease.waiting', data: { stepId: def.id, locks: def.locks } });
           continue;
         }
         if (def.type === 'approval') {
@@ -559,14 +596,17 @@ export function buildStepJob(
       ...(index !== undefined ? { index } : {}),
       role: s.steps[stepId]!.role,
       timeoutMs: def.timeoutMs ?? defaults.timeoutMs,
+      ...(def.requires?.length ? { requires: def.requires } : {}),
       ...(s.traceparent !== undefined ? { traceparent: s.traceparent } : {}),
     };
     const job: StepJob =
       def.workflow !== undefined
         ? { ...base, kind: 'workflow', workflow: def.workflow, input: renderValue(def.input ?? {}, ctx) as Record<string, unknown> }
+        : def.tool === 'http'
+        ? { ...base, kind: 'http', request: renderHttpRequest(def.request!, ctx) }
         : def.tool !== undefined
         ? { ...base, kind: 'shell', command: renderTemplate(def.command!, ctx), ...shellExtras(def as Pick<StepDefinition, 'secrets' | 'network'>) }
-        : { ...base, kind: 'agent', prompt: renderTemplate(def.prompt!, ctx), model: def.model ?? 'muse-local', seed: def.seed ?? 0 };
+        : { ...base, kind: 'agent', prompt: renderTemplate(def.prompt!, ctx), model: def.model ?? 'muse-local', ...agentExtras(s, def, stepId, index), ...agentToolExtras(def) };
     return { ok: true, job };
   } catch (err) {
     if (err instanceof TemplateError) {
@@ -576,7 +616,49 @@ export function buildStepJob(
   }
 }
 
+/**
+ * What an agent job carries beyond its prompt: the pinned seed (unset = the worker derives one), sampling
+ * parameters, what the recorded call names (template hash, definition version), the replay's recording, and the
+ * run's budget as it stands now.
+ */
+function agentExtras(s: RunState, def: StepDefinition, stepId: string, index: number | undefined): Partial<StepJob> {
+  const budget = budgetOf(s);
+  const recording = s.replayOf?.recordings[stepKey(stepId, index)];
+  return {
+    ...(def.seed !== undefined ? { seed: def.seed } : {}),
+    ...(def.temperature !== undefined ? { temperature: def.temperature } : {}),
+    ...(def.topP !== undefined ? { topP: def.topP } : {}),
+    promptTemplateHash: promptTemplateHash(def.prompt!),
+    definitionVersion: s.workflow.version,
+    ...(s.replayOf ? { replay: { runId: s.replayOf.runId, ...(recording !== undefined ? { recording } : {}) } } : {}),
+    ...(budget ? { budget } : {}),
+  };
+}
+
+/** The run's limits in force: the workflow's budget plus what `POST /v1/runs/{id}/budget` added; undefined without a budget. */
+export function budgetOf(s: RunState): { maxTokens?: number; maxCost?: number; onBudgetExceeded?: 'fail' | 'wait' } | undefined {
+  const b = s.definition.budget;
+  if (!b) return undefined;
+  const r = s.budgetRaised ?? { tokens: 0, cost: 0 };
+  return {
+    ...(b.maxTokens !== undefined ? { maxTokens: b.maxTokens + r.tokens } : {}),
+    ...(b.maxCost !== undefined ? { maxCost: b.maxCost + r.cost } : {}),
+    ...(b.onBudgetExceeded !== undefined ? { onBudgetExceeded: b.onBudgetExceeded } : {}),
+  };
+}
+
+/** An exhausted budget under `onBudgetExceeded: wait` makes the step wait rather than fail. */
+function waitsForBudget(s: RunState, error: ErrorBody): boolean {
+  return error.code === 'MUSE_ERR_BUDGET_EXCEEDED' && s.definition.budget?.onBudgetExceeded === 'wait';
+}
+
 /** Secret names and the network flag of a shell step, only when set (jobs stay minimal). */
 function shellExtras(def: Pick<StepDefinition, 'secrets' | 'network'>): { secrets?: string[]; network?: boolean } {
   return { ...(def.secrets?.length ? { secrets: def.secrets } : {}), ...(def.network ? { network: true } : {}) };
+}
+
+/** The queue a step's jobs go to: its role, or `<role>+<tags>` when it requires capabilities (compensations never do). */
+export function stepQueueRole(s: RunState, stepId: string): string {
+  const def = s.definition.steps.find((d) => d.id === stepId);
+  return queueRole(s.steps[stepId]!.role, def?.requires);
 }

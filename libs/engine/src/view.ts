@@ -1,5 +1,6 @@
-import { compensationId, type RunView, type StepView } from '@muse/contracts';
+import { compensationId, queueRole, type RunView, type StepView } from '@muse/contracts';
 import type { Gate, RunState } from './state.js';
+import { budgetOf } from './transition.js';
 
 /** The REST view of a run (what `GET /v1/runs/{id}` answers). */
 export function toRunView(s: RunState): RunView {
@@ -14,7 +15,20 @@ export function toRunView(s: RunState): RunView {
     if (st.startedAt !== undefined) v.startedAt = st.startedAt;
     if (st.finishedAt !== undefined) v.finishedAt = st.finishedAt;
     if (st.childRunId !== undefined) v.childRunId = st.childRunId;
-    if (st.status === 'waiting') v.reason = st.gate && !st.gate.admitted ? concurrencyReason(st.gate) : 'waiting for an approval decision';
+    const requires = s.definition.steps.find((d) => d.id === id)?.requires;
+    if (requires?.length) v.queue = queueRole(st.role, requires);
+    if (st.status === 'waiting') {
+      v.reason = st.budgetWait
+        ? budgetReason(st.error?.message)
+        : st.gate && !st.gate.admitted
+          ? concurrencyReason(st.gate)
+          : st.lease && !st.lease.granted
+            ? `${LEASE_REASON_PREFIX} ${st.lease.locks.join(', ')} (GET /v1/leases shows who holds them)`
+            : 'waiting for an approval decision';
+    }
+    // A fan-out whose elements wait on the budget waits too, though the step itself is still running.
+    const waitingItems = st.items?.filter((i) => i.budgetWait).length ?? 0;
+    if (waitingItems > 0) v.reason = `${waitingItems} element(s) ${budgetReason(st.items!.find((i) => i.budgetWait)?.error?.message)}`;
     return v;
   });
   const view: RunView = {
@@ -34,12 +48,32 @@ export function toRunView(s: RunState): RunView {
       ? 'paused'
       : s.gate && !s.gate.admitted
         ? concurrencyReason(s.gate)
-        : `waiting on ${steps.filter((v) => v.status === 'waiting').map((v) => `step "${v.id}" (${v.reason})`).join(', ')}`;
+        : `waiting on ${steps.filter((v) => v.status === 'waiting' || (v.status === 'running' && v.reason !== undefined)).map((v) => `step "${v.id}" (${v.reason})`).join(', ')}`;
   }
+  if (s.spend !== undefined || s.definition.budget !== undefined) {
+    const limit = budgetOf(s);
+    view.spend = {
+      ...(s.spend ?? { tokens: 0, cost: 0, byStep: {}, byAgent: {}, byProvider: {} }),
+      ...(limit && (limit.maxTokens !== undefined || limit.maxCost !== undefined)
+        ? { limit: { ...(limit.maxTokens !== undefined ? { maxTokens: limit.maxTokens } : {}), ...(limit.maxCost !== undefined ? { maxCost: limit.maxCost } : {}) } }
+        : {}),
+    };
+  }
+  if (s.replayOf !== undefined) view.replay = { of: s.replayOf.runId, ...(s.divergence !== undefined ? { divergence: s.divergence } : {}) };
   if (s.output !== undefined) view.output = s.output;
   if (s.error !== undefined) view.error = s.error;
   return view;
 }
+
+/** How a view's `reason` starts when a step waits for the run's budget to be raised. */
+export const BUDGET_REASON_PREFIX = 'waiting for budget';
+
+function budgetReason(message: string | undefined): string {
+  return `${BUDGET_REASON_PREFIX} (POST /v1/runs/{id}/budget)${message ? `: ${message}` : ''}`;
+}
+
+/** How a step's `reason` starts when it waits for its leases. */
+export const LEASE_REASON_PREFIX = 'waiting for leases on';
 
 /** How a view's `reason` starts when a keyed concurrency limit holds the run or step back. */
 export const CONCURRENCY_REASON_PREFIX = 'waiting for a concurrency slot';

@@ -8,7 +8,8 @@
  * a time) and the command stream (submissions, cancellations, worker reports;
  * consumed by a durable consumer shared by every coordinator replica).
  */
-import { connect, credsAuthenticator, headers as natsHeaders, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, headers as natsHeaders, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace, type Context } from '@opentelemetry/api';
 import { readFileSync } from 'node:fs';
 import {
   AckPolicy,
@@ -28,6 +29,10 @@ import {
 import {
   AuditRecordSchema,
   CommandSchema,
+  ProfilingControlSchema,
+  ProfilingReplySchema,
+  type ProfilingReply,
+  type ServiceProfile,
   RunEventSchema,
   ScalerDecisionEventSchema,
   type AuditRecord,
@@ -108,6 +113,17 @@ function connectionAuth(auth: NatsAuth | undefined): Record<string, unknown> {
 export interface BusHost {
   readiness: { add(name: string, check: () => Promise<void>): void };
   onShutdown(fn: () => Promise<void> | void): void;
+  /** The process's profiler (the kit's): the bus answers the cluster's profiling sessions with it. */
+  profiler?: ProfilingTarget;
+}
+
+/** What the bus needs of a service's profiler (`ServiceProfiler` in telemetry). */
+export interface ProfilingTarget {
+  readonly service: string;
+  readonly instance: string;
+  setMessageProbe(probe: () => { in: number; out: number }): void;
+  start(sessionId: string, opts: { maxSeconds: number; cpuProfile: boolean }): Promise<void>;
+  stop(sessionId: string): Promise<unknown>;
 }
 
 export interface CommandContext {
@@ -116,10 +132,21 @@ export interface CommandContext {
   streamSeq: number;
   /** Tell JetStream the handler is still working (resets the ack deadline). */
   working(): void;
+  /** When JetStream stored the message, in ms since the epoch (message latency = now - this). */
+  publishedAtMs?: number;
 }
 
 export interface Subscription$ {
   stop(): Promise<void>;
+}
+
+/** A core NATS message as `subscribeQueue` hands it over. */
+export interface IncomingMessage {
+  subject: string;
+  data: Uint8Array;
+  header(name: string): string | undefined;
+  /** Answers a request; does nothing for a plain publish. */
+  respond(payload: unknown): void;
 }
 
 export class JetStreamBus {
@@ -156,6 +183,7 @@ export class JetStreamBus {
   static async open(host: BusHost, opts: BusOptions): Promise<JetStreamBus> {
     const bus = await JetStreamBus.connect(opts);
     host.onShutdown(() => bus.close());
+    if (host.profiler) bus.serveProfiling(host.profiler);
     await bus.ensureStreams();
     host.readiness.add('nats', async () => {
       if (!bus.isConnected()) throw new Error('NATS connection closed');
@@ -308,6 +336,7 @@ export class JetStreamBus {
   async publishCommand(cmd: Command, msgId?: string, timeoutMs = 5_000): Promise<{ seq: number; duplicate: boolean }> {
     const ack = await this.js.publish(this.names.commandSubject(cmd.kind), encodeJson(cmd), {
       ...(msgId ? { msgID: msgId } : {}),
+      ...traceHeaders(),
       timeout: timeoutMs,
     });
     return { seq: ack.seq, duplicate: ack.duplicate };
@@ -453,13 +482,20 @@ export class JetStreamBus {
         m.term(); // a command that does not parse never will
         return;
       }
-      try {
-        await handler(cmd, { deliveryCount: m.info.deliveryCount, streamSeq: m.seq, working: () => m.working() });
-        m.ack();
-      } catch (err) {
-        opts.onError?.(err, cmd);
-        m.nak(opts.retryDelayMs ?? 500);
-      }
+      // The command's trace: its headers' (the publisher's span), else the one stored in the command (a submission).
+      const stored = 'traceparent' in cmd && typeof cmd.traceparent === 'string' ? cmd.traceparent : undefined;
+      const parent = m.headers ? extractHeaders(m.headers) : ROOT_CONTEXT;
+      const ctx = trace.getSpanContext(parent) || stored === undefined ? parent : propagation.extract(ROOT_CONTEXT, { traceparent: stored });
+      await traced(`muse.command ${cmd.kind}`, SpanKind.CONSUMER, ctx, { 'muse.run_id': cmd.runId, 'muse.command.kind': cmd.kind, 'messaging.message.delivery_count': m.info.deliveryCount }, async () => {
+        try {
+          await handler(cmd, { deliveryCount: m.info.deliveryCount, streamSeq: m.seq, working: () => m.working(), publishedAtMs: Math.floor(m.info.timestampNanos / 1_000_000) });
+          m.ack();
+        } catch (err) {
+          opts.onError?.(err, cmd);
+          m.nak(opts.retryDelayMs ?? 500);
+          throw err;
+        }
+      }).catch(() => undefined);
     };
     void (async () => {
       for await (const m of messages) {
@@ -475,13 +511,62 @@ export class JetStreamBus {
     })();
   }
 
+  /**
+   * Takes part in the cluster's profiling sessions: every process listens to
+   * `profilingControlSubject` (no queue group) and answers on
+   * `profilingReportSubject` — `started` on a start, its profile on a stop.
+   */
+  serveProfiling(profiler: ProfilingTarget): void {
+    profiler.setMessageProbe(() => {
+      const s = this.nc.stats();
+      return { in: s.inMsgs, out: s.outMsgs };
+    });
+    const reply = (r: ProfilingReply): void => this.nc.publish(this.names.profilingReportSubject, encodeJson(ProfilingReplySchema.parse(r)));
+    this.subscribe(this.names.profilingControlSubject, (payload) => {
+      const c = ProfilingControlSchema.parse(payload);
+      void (async () => {
+        if (c.op === 'start') {
+          // Answer first: starting V8's profiler can hold the event loop for a moment (it walks the compiled code).
+          reply({ kind: 'started', sessionId: c.sessionId, service: profiler.service, instance: profiler.instance });
+          await profiler.start(c.sessionId, { maxSeconds: c.maxSeconds, cpuProfile: c.cpuProfile });
+        } else {
+          const profile = await profiler.stop(c.sessionId);
+          if (profile) reply({ kind: 'profile', profile: profile as ServiceProfile });
+        }
+      })().catch(() => undefined); // best effort: a process that cannot profile is listed as missing
+    });
+  }
+
+  /**
+   * Core NATS messages on `subject` (wildcards allowed) in queue group `queue`: one replica gets each. The handler
+   * sees the concrete subject, the raw payload, the headers, and can answer a request (a plain publish has no reply).
+   */
+  subscribeQueue(subject: string, queue: string, onMessage: (m: IncomingMessage) => Promise<void>): void {
+    const sub = this.nc.subscribe(subject, { queue });
+    this.subs.push(sub);
+    void (async () => {
+      for await (const m of sub) {
+        const msg: IncomingMessage = {
+          subject: m.subject,
+          data: m.data,
+          header: (name) => m.headers?.get(name) || undefined,
+          respond: (payload) => {
+            if (m.reply) m.respond(encodeJson(payload));
+          },
+        };
+        void onMessage(msg).catch(() => undefined);
+      }
+    })();
+  }
+
   /** Serves NATS requests on `subject` in a queue group: one replica answers each. */
   serve(subject: string, handler: (payload: unknown) => Promise<unknown>): void {
     const sub = this.nc.subscribe(subject, { queue: `${subject}.workers` });
     this.subs.push(sub);
     void (async () => {
       for await (const m of sub) {
-        void (async () => {
+        const parent = m.headers ? extractHeaders(m.headers) : ROOT_CONTEXT;
+        void traced(`muse.serve ${subject}`, SpanKind.SERVER, parent, { 'messaging.destination.name': subject }, async () => {
           let reply: unknown;
           try {
             reply = await handler(decodeJson(m.data));
@@ -489,14 +574,16 @@ export class JetStreamBus {
             reply = { ok: false, error: { code: 'MUSE_ERR_INTERNAL', message: String(err), retryable: true } };
           }
           m.respond(encodeJson(reply));
-        })();
+        });
       }
     })();
   }
 
   async request(subject: string, payload: unknown, timeoutMs = 10_000): Promise<unknown> {
-    const res = await this.nc.request(subject, encodeJson(payload), { timeout: timeoutMs });
-    return decodeJson(res.data);
+    return traced(`muse.request ${subject}`, SpanKind.CLIENT, context.active(), { 'messaging.destination.name': subject }, async () => {
+      const res = await this.nc.request(subject, encodeJson(payload), { timeout: timeoutMs, ...traceHeaders() });
+      return decodeJson(res.data);
+    });
   }
 
   /** Core NATS publish (no persistence): heartbeats and other best-effort signals. */
@@ -565,4 +652,38 @@ export class JetStreamBus {
       await this.jsm.streams.delete(s).catch(() => undefined);
     }
   }
+}
+
+/**
+ * Trace context through NATS headers (W3C `traceparent`), on `@opentelemetry/api`
+ * alone: with no SDK registered (tracing off) nothing is injected and every span
+ * is a non-recording no-op, so the bus pays close to nothing.
+ */
+function traceHeaders(): { headers?: MsgHdrs } {
+  if (!trace.getSpan(context.active())) return {};
+  const h = natsHeaders();
+  propagation.inject(context.active(), h, { set: (c, k, v) => c.set(k, v) });
+  return h.keys().length > 0 ? { headers: h } : {};
+}
+
+function extractHeaders(h: MsgHdrs): Context {
+  return propagation.extract(ROOT_CONTEXT, h, {
+    keys: (c) => c.keys(),
+    get: (c, k) => (c.has(k) ? c.get(k) : undefined),
+  });
+}
+
+/** `fn` in a span under `parent`; the bus never starts a trace, so without a parent span it just runs `fn`. */
+async function traced<T>(name: string, kind: SpanKind, parent: Context, attributes: Record<string, string | number>, fn: () => Promise<T>): Promise<T> {
+  if (!trace.getSpanContext(parent)) return fn();
+  return trace.getTracer('muse').startActiveSpan(name, { kind, attributes }, parent, async (span) => {
+    try {
+      return await fn();
+    } catch (err) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
 }

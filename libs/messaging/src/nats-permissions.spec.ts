@@ -6,17 +6,20 @@ import { natsServerConfig, servicePermissions, NATS_SERVICE_ROLES } from './nats
 const names = museNames('muse');
 
 describe('servicePermissions', () => {
-  test('only the gateway publishes client commands; only workers publish step reports and heartbeats', () => {
+  test('only the gateway publishes client commands; only workers (and the gateway, for remote agents) publish step reports and heartbeats', () => {
     const can = (role: (typeof NATS_SERVICE_ROLES)[number], subj: string) => servicePermissions(role, names).publish.includes(subj);
     assert.ok(can('gateway', names.commandSubject('run-submit')));
-    assert.ok(!can('gateway', names.commandSubject('step-report')));
+    // The gateway reports the steps of the remote agents connected to it (`/v1/agents/connect`), and beats for them.
+    assert.ok(can('gateway', names.commandSubject('step-report')));
+    assert.ok(can('gateway', names.agentHeartbeatSubject));
+    for (const r of ['artifact-store', 'observability', 'scaler'] as const) assert.ok(!can(r, names.commandSubject('step-report')), r);
     assert.ok(can('agent-worker', names.commandSubject('step-report')));
     assert.ok(!can('agent-worker', names.commandSubject('run-submit')));
     assert.ok(can('agent-worker', names.agentHeartbeatSubject));
     for (const r of ['gateway', 'agent-worker', 'artifact-store', 'observability', 'scaler'] as const) assert.ok(!can(r, names.runSubjectWildcard), `${r} may not append run events`);
     assert.ok(can('coordinator', names.runSubjectWildcard));
-    // Commands only Muse issues: the gateway (clients) may not grant concurrency slots, time runs out or report steps.
-    for (const k of ['concurrency-grant', 'run-timeout', 'step-report'] as const) assert.ok(!can('gateway', names.commandSubject(k)), k);
+    // Commands only Muse issues: the gateway (clients) may not grant concurrency slots or time runs out.
+    for (const k of ['concurrency-grant', 'run-timeout'] as const) assert.ok(!can('gateway', names.commandSubject(k)), k);
     assert.ok(can('gateway', names.commandSubject('run-submit')));
   });
   test('only the artifact store subscribes to artifact commits; it and the gateway (trigger replies) answer requests', () => {

@@ -30,39 +30,35 @@ export interface NatsPermissions {
 /** Creating and reading the two streams: every service ensures them at boot (idempotent), so none depends on another having started first. */
 function streamSetup(n: MuseNames): string[] {
   const out = ['$JS.API.INFO'];
-  for (const s of [n.runsStream, n.commandStream]) out.push(`$JS.API.STREAM.INFO.${s}`, `$JS.API.STREAM.CREATE.${s}`, `$JS.API.STREAM.UPDATE.${s}`);
+  for (const s of [n.runsStream, n.commandStream]) out.push(...streamOwner(s));
   return out;
+}
+
+/** Short-lived (ordered) consumers on stream `s`: made, read, looked at and deleted. */
+function ephemeralConsumers(s: string): string[] {
+  return [`$JS.API.CONSUMER.CREATE.${s}`, `$JS.API.CONSUMER.CREATE.${s}.>`, `$JS.API.CONSUMER.INFO.${s}.>`, `$JS.API.CONSUMER.DELETE.${s}.>`, `$JS.API.CONSUMER.MSG.NEXT.${s}.>`];
+}
+
+/** Direct gets (last message by subject) on stream `s`. */
+function directGet(s: string): string[] {
+  return [`$JS.API.DIRECT.GET.${s}`, `$JS.API.DIRECT.GET.${s}.>`];
+}
+
+/** Creating (or bringing up to date) and looking at stream `s`. */
+function streamOwner(s: string): string[] {
+  return [`$JS.API.STREAM.INFO.${s}`, `$JS.API.STREAM.CREATE.${s}`, `$JS.API.STREAM.UPDATE.${s}`];
 }
 
 /** Reading run logs: last message by subject, and short-lived ordered consumers. */
 function runReader(n: MuseNames): string[] {
   const s = n.runsStream;
-  return [
-    `$JS.API.STREAM.MSG.GET.${s}`,
-    `$JS.API.DIRECT.GET.${s}`,
-    `$JS.API.DIRECT.GET.${s}.>`,
-    `$JS.API.CONSUMER.CREATE.${s}`,
-    `$JS.API.CONSUMER.CREATE.${s}.>`,
-    `$JS.API.CONSUMER.INFO.${s}.>`,
-    `$JS.API.CONSUMER.DELETE.${s}.>`,
-    `$JS.API.CONSUMER.MSG.NEXT.${s}.>`,
-  ];
+  return [`$JS.API.STREAM.MSG.GET.${s}`, ...directGet(s), ...ephemeralConsumers(s)];
 }
 
 /** The gateway's audit stream: created, written and read (short-lived ordered consumers) only by the gateway. */
 function auditLog(n: MuseNames): string[] {
   const s = n.auditStream;
-  return [
-    `$JS.API.STREAM.INFO.${s}`,
-    `$JS.API.STREAM.CREATE.${s}`,
-    `$JS.API.STREAM.UPDATE.${s}`,
-    `$JS.API.CONSUMER.CREATE.${s}`,
-    `$JS.API.CONSUMER.CREATE.${s}.>`,
-    `$JS.API.CONSUMER.INFO.${s}.>`,
-    `$JS.API.CONSUMER.DELETE.${s}.>`,
-    `$JS.API.CONSUMER.MSG.NEXT.${s}.>`,
-    n.auditSubjectWildcard,
-  ];
+  return [...streamOwner(s), ...ephemeralConsumers(s), n.auditSubjectWildcard];
 }
 
 /**
@@ -72,21 +68,7 @@ function auditLog(n: MuseNames): string[] {
  */
 function objectStore(n: MuseNames): string[] {
   const s = `OBJ_${n.artifactBucket}`;
-  return [
-    `$JS.API.STREAM.INFO.${s}`,
-    `$JS.API.STREAM.CREATE.${s}`,
-    `$JS.API.STREAM.UPDATE.${s}`,
-    `$JS.API.STREAM.PURGE.${s}`,
-    `$JS.API.STREAM.MSG.GET.${s}`,
-    `$JS.API.DIRECT.GET.${s}`,
-    `$JS.API.DIRECT.GET.${s}.>`,
-    `$JS.API.CONSUMER.CREATE.${s}`,
-    `$JS.API.CONSUMER.CREATE.${s}.>`,
-    `$JS.API.CONSUMER.INFO.${s}.>`,
-    `$JS.API.CONSUMER.DELETE.${s}.>`,
-    `$JS.API.CONSUMER.MSG.NEXT.${s}.>`,
-    `$O.${n.artifactBucket}.>`,
-  ];
+  return [...streamOwner(s), `$JS.API.STREAM.PURGE.${s}`, `$JS.API.STREAM.MSG.GET.${s}`, ...directGet(s), ...ephemeralConsumers(s), `$O.${n.artifactBucket}.>`];
 }
 
 /** The coordinator's durable consumer on the command stream. */
@@ -104,7 +86,7 @@ function commandConsumer(n: MuseNames): string[] {
 }
 
 /** Commands only Muse itself issues: worker reports, and the coordinator's own timers (`run-timeout`). */
-const INTERNAL_COMMAND_KINDS: ReadonlySet<string> = new Set([COMMAND_KINDS.stepReport, COMMAND_KINDS.runTimeout, COMMAND_KINDS.concurrencyGrant]);
+const INTERNAL_COMMAND_KINDS: ReadonlySet<string> = new Set([COMMAND_KINDS.stepReport, COMMAND_KINDS.runTimeout, COMMAND_KINDS.concurrencyGrant, COMMAND_KINDS.leaseGrant]);
 
 /** What clients (through the gateway) may ask for: every other command kind, so a new one follows COMMAND_KINDS. */
 function clientCommandKinds(): CommandKind[] {
@@ -131,9 +113,19 @@ function ownPermissions(role: NatsServiceRole, names: MuseNames): NatsPermission
   switch (role) {
     case 'gateway':
       return {
-        publish: [...base, ...runReader(names), ...clientCommandKinds().map((k) => names.commandSubject(k)), ...auditLog(names)],
-        // Live step progress, forwarded to WebSocket subscribers; trigger messages (`on: {subject}`), answered with the runs they started.
-        subscribe: [INBOX, names.stepProgressSubjectWildcard, names.triggerSubjectWildcard],
+        publish: [
+          ...base,
+          ...runReader(names),
+          ...clientCommandKinds().map((k) => names.commandSubject(k)),
+          ...auditLog(names),
+          // For the remote agents connected to it (`/v1/agents/connect`): their step reports, heartbeats and live progress.
+          names.commandSubject(COMMAND_KINDS.stepReport),
+          names.agentHeartbeatSubject,
+          names.stepProgressSubjectWildcard,
+        ],
+        // Live step progress, forwarded to WebSocket subscribers; trigger messages (`on: {subject}`), answered with the runs they started;
+        // run-stop notices, passed on to the remote agents running the run's steps.
+        subscribe: [INBOX, names.stepProgressSubjectWildcard, names.triggerSubjectWildcard, names.runStopSubjectWildcard],
         allowResponses: true,
       };
     case 'coordinator':

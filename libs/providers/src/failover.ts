@@ -14,6 +14,7 @@
  * - Any provider error moves on to the next provider (a model missing at a
  *   local Ollama is no reason not to ask Claude); the caller's abort does not.
  */
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import {
   BrokenCircuitError,
   CircuitState,
@@ -117,7 +118,7 @@ export class GuardedProvider {
 
   async complete(req: CompletionRequest): Promise<CompletionResult> {
     const name = this.provider.name;
-    return this.retry.execute(async () => {
+    return this.retry.execute(async () => traceCall(name, req, async () => {
       const started = performance.now();
       try {
         const res = await this.breaker.execute(async () => {
@@ -137,8 +138,28 @@ export class GuardedProvider {
         this.observer.attempt?.(name, err instanceof MuseError ? err.code : 'aborted', performance.now() - started);
         throw err;
       }
-    }, req.signal);
+    }), req.signal);
   }
+}
+
+/**
+ * One call to one provider as a client span (`muse.provider.call <name>`), a child of the step attempt's span.
+ * `@opentelemetry/api` alone: a no-op until a service starts the SDK.
+ */
+async function traceCall<T extends CompletionResult>(name: string, req: CompletionRequest, fn: () => Promise<T>): Promise<T> {
+  return trace.getTracer('muse').startActiveSpan(`muse.provider.call ${name}`, { kind: SpanKind.CLIENT, attributes: { 'muse.provider': name, 'gen_ai.request.model': req.model } }, async (span) => {
+    try {
+      const res = await fn();
+      span.setAttributes({ 'gen_ai.usage.input_tokens': res.usage.inputTokens, 'gen_ai.usage.output_tokens': res.usage.outputTokens });
+      return res;
+    } catch (err) {
+      if (err instanceof MuseError) span.setAttribute('muse.error.code', err.code);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
 }
 
 function stateName(s: CircuitState): BreakerState {

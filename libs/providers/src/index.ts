@@ -9,3 +9,7 @@ export { DEFAULT_GUARD, FailoverChain, GuardedProvider, ProviderRouter } from '.
 export type { BreakerState, FailoverObserver, GuardOptions } from './failover.js';
 export { DEFAULT_PROVIDERS_CONFIG, ProvidersConfigSchema, buildProviderRouter, loadProvidersConfig } from './providers-config.js';
 export type { BuildOptions, ProvidersConfig } from './providers-config.js';
+export { LLM_CALL_ARTIFACT, LLM_CALL_SCHEMA, LlmCallRecordSchema, LlmCallRequestSchema, canonicalJson, diffRequests, requestHash } from './recording.js';
+export type { LlmCallRecord, LlmCallRequest, RequestFieldDiff } from './recording.js';
+export { TOOL_CALL_DIRECTIVE, nextScriptedRound, parseToolCallScript, toolResults } from './tool-calls.js';
+export type { ConversationTurn, ScriptedCall, ToolCall, ToolResult, ToolSpec } from './tool-calls.js';

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { CompletionRequest, CompletionResult, ModelProvider } from './provider.js';
+import { scriptedCompletion } from './scripted-tool-calls.js';
 
 const WORDS = [
   'agent', 'plan', 'review', 'change', 'test', 'merge', 'risk', 'module', 'refactor', 'check',
@@ -25,6 +26,8 @@ export class LocalDeterministicProvider implements ModelProvider {
   constructor(private readonly delayMs = 0, readonly name = 'local') {}
 
   async complete(req: CompletionRequest): Promise<CompletionResult> {
+    // With tools offered, the prompt's `::tool-call` script decides the calls (see tool-calls.ts); the final answer is the plain one below.
+    if (req.tools?.length || req.turns?.length) return scriptedCompletion(req, this.name, (plain) => this.complete(plain));
     if (this.delayMs > 0) await sleep(this.delayMs, req.signal);
     req.signal?.throwIfAborted();
     const digest = createHash('sha256').update(`${req.model}\0${req.seed ?? 0}\0${req.prompt}`).digest();

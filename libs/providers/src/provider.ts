@@ -1,3 +1,5 @@
+import type { ConversationTurn, ToolCall, ToolSpec } from './tool-calls.js';
+
 /** What a model provider takes and gives. Every provider (deterministic, OpenAI-compatible, Anthropic, a failover chain) implements the same interface. */
 export interface CompletionRequest {
   model: string;
@@ -11,6 +13,10 @@ export interface CompletionRequest {
   maxOutputTokens?: number;
   /** The agent role making the call; a failover router picks the chain by it. */
   role?: string;
+  /** Tools the model may call (function calling); unset = none. */
+  tools?: ToolSpec[];
+  /** The conversation after the prompt: earlier answers with tool calls, and their results. */
+  turns?: ConversationTurn[];
   /** Called with each text delta as it streams in (providers that cannot stream call it once with the whole text). */
   onDelta?: (text: string) => void;
   signal?: AbortSignal;
@@ -28,6 +34,8 @@ export interface CompletionResult {
   model: string;
   provider: string;
   usage: { inputTokens: number; outputTokens: number };
+  /** Calls the model asks for instead of (or besides) a final answer; absent or empty = `text` is the answer. */
+  toolCalls?: ToolCall[];
   /** Providers tried and failed over from, in order (failover chains only; absent or empty = the first answered). */
   fallbacks?: ProviderFallback[];
 }

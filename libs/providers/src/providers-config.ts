@@ -46,6 +46,8 @@ const ProviderEntrySchema = z.strictObject({
   retryBaseMs: z.number().int().min(0).default(DEFAULT_GUARD.retryBaseMs),
   /** Longest Retry-After waited for here; longer = fail over at once, in ms. @default 10_000 */
   maxRetryWaitMs: z.number().int().min(0).default(DEFAULT_GUARD.maxRetryWaitMs),
+  /** What this provider charges, in USD per million tokens; feeds `muse_provider_cost_usd_total`. Unset = no cost counted. */
+  price: z.strictObject({ inputPerMTok: z.number().min(0), outputPerMTok: z.number().min(0) }).optional(),
   breaker: z
     .strictObject({
       /** Consecutive retryable failures that open the breaker. @default 5 */

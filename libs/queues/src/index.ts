@@ -6,3 +6,5 @@ export type { AgentHeartbeats } from './agent-registry.js';
 export type { StepJobOptions, StepWorkerOptions, Job } from './step-queues.js';
 export { readWorkflowVersion, resolveWorkflow, parseWorkflowMeta, parseWorkflowDefinition, storedWorkflow } from './workflow-store.js';
 export type { WorkflowVersionMeta } from './workflow-store.js';
+export { HeartbeatService } from './agent-heartbeat.js';
+export type { HeartbeatDeps, HeartbeatIdentity, WorkerCounts } from './agent-heartbeat.js';

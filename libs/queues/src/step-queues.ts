@@ -5,7 +5,8 @@
  */
 import { Queue, Worker, type Job, type Processor } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { stepJobId, type MuseNames, type StepJob } from '@muse/contracts';
+import { ROOT_CONTEXT, SpanKind, context, propagation, trace } from '@opentelemetry/api';
+import { queueRole, stepJobId, type MuseNames, type StepJob } from '@muse/contracts';
 
 export interface StepJobOptions {
   /** 1 (highest) to 10. */
@@ -35,7 +36,24 @@ export class StepQueues {
 
   async enqueue(job: StepJob, opts: StepJobOptions = {}): Promise<string> {
     const jobId = stepJobId(job.runId, job.stepId, job.attempt, job.index);
-    await this.queue(job.role).add(job.stepId, job, {
+    // The attempt's producer span: under the trace stored with the run (`job.traceparent`) — under the handler's
+    // span when that span is in the same trace — else under the handler's span; the worker's attempt span becomes
+    // its child through the job.
+    const active = trace.getSpanContext(context.active());
+    const stored = job.traceparent !== undefined && job.traceparent.split('-')[1] !== active?.traceId;
+    const parent = stored ? propagation.extract(ROOT_CONTEXT, { traceparent: job.traceparent }) : context.active();
+    // Never a trace of its own: a job of a run without a trace (tracing off when it was submitted) gets no span.
+    const span = trace.getSpanContext(parent) ? trace.getTracer('muse').startSpan(`muse.step.enqueue ${job.role}`, {
+      kind: SpanKind.PRODUCER,
+      attributes: { 'muse.run_id': job.runId, 'muse.step_id': job.stepId, 'muse.attempt': job.attempt, 'muse.role': job.role, 'messaging.destination.name': this.names.stepQueue(queueRole(job.role, job.requires)) },
+    }, parent) : undefined;
+    if (span) {
+      const carrier: Record<string, string> = {};
+      propagation.inject(trace.setSpan(parent, span), carrier);
+      if (carrier.traceparent !== undefined) job = { ...job, traceparent: carrier.traceparent };
+    }
+    // A step that requires capabilities goes to `<role>+<tags>`, which only agents with all of them take.
+    await this.queue(queueRole(job.role, job.requires)).add(job.stepId, job, {
       jobId,
       // Retries are the coordinator's decision (a new attempt, a new job); BullMQ only re-runs stalled jobs.
       attempts: 1,
@@ -43,7 +61,7 @@ export class StepQueues {
       delay: opts.delayMs,
       removeOnComplete: { age: KEEP_FINISHED_S },
       removeOnFail: { age: KEEP_FINISHED_S },
-    });
+    }).finally(() => span?.end());
     return jobId;
   }
 

@@ -17,6 +17,7 @@ import { Readiness } from './health.js';
 import { ServiceKitModule } from './service-kit.module.js';
 import { startTracing } from './tracing.js';
 import { PinoNestLogger } from './nest-logger.js';
+import { ServiceProfiler } from './service-profiler.js';
 
 export interface ServiceKit<C> {
   service: string;
@@ -24,6 +25,8 @@ export interface ServiceKit<C> {
   logger: Logger;
   metrics: MuseMetrics;
   readiness: Readiness;
+  /** This process's side of profiling sessions; the service's bus answers the cluster's start/stop messages with it. */
+  profiler: ServiceProfiler;
   /** Registers a closer; closers run in reverse order on shutdown, after the HTTP server stopped. */
   onShutdown(fn: () => Promise<void> | void): void;
   /** Registers a drainer; drainers run first on shutdown, while connections are still open. */
@@ -61,7 +64,8 @@ export async function runService<S extends z.ZodType>(spec: ServiceSpec<S>): Pro
   const stopTracing = await startTracing(spec.service, c.OTEL_EXPORTER_OTLP_ENDPOINT);
   const metrics = new MuseMetrics(spec.service);
   const readiness = new Readiness();
-  const closers: Array<() => Promise<void> | void> = [stopTracing];
+  const profiler = new ServiceProfiler(spec.service, metrics);
+  const closers: Array<() => Promise<void> | void> = [stopTracing, () => profiler.close()];
   const drainers: Array<() => Promise<void> | void> = [];
   const kit: ServiceKit<z.infer<S>> = {
     service: spec.service,
@@ -69,6 +73,7 @@ export async function runService<S extends z.ZodType>(spec: ServiceSpec<S>): Pro
     logger,
     metrics,
     readiness,
+    profiler,
     onShutdown: (fn) => closers.push(fn),
     onDrain: (fn) => drainers.push(fn),
   };

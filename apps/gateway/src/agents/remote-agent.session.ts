@@ -26,6 +26,7 @@ import {
   ALL_PROJECTS,
   MuseError,
   StepJobSchema,
+  queueRolesFor,
   toErrorBody,
   type ErrorBody,
   type MuseNames,
@@ -246,10 +247,13 @@ export class RemoteAgentSession {
     for (const role of this.identity.roles) {
       const opts = { concurrency: this.identity.concurrency, lockDurationMs: this.deps.lockDurationMs };
       const processor: Processor<StepJob> = (job, token) => this.process(role, job, token);
-      const worker = this.deps.createWorker ? this.deps.createWorker(role, processor, opts) : createStepWorker(this.deps.connection, this.deps.names, role, processor, opts);
-      worker.on('failed', (job, err) => this.deps.logger.error({ agentId: this.agentId, role, jobId: job?.id, err: err.message }, 'remote step job failed (no final report stored)'));
-      worker.on('error', (err) => this.deps.logger.warn({ agentId: this.agentId, role, err: err.message }, 'remote agent worker error'));
-      this.workers.push(worker);
+      // The role's own queue, and one per subset of the declared capabilities (steps that require them).
+      for (const queue of queueRolesFor(role, this.identity.capabilities)) {
+        const worker = this.deps.createWorker ? this.deps.createWorker(queue, processor, opts) : createStepWorker(this.deps.connection, this.deps.names, queue, processor, opts);
+        worker.on('failed', (job, err) => this.deps.logger.error({ agentId: this.agentId, role, queue, jobId: job?.id, err: err.message }, 'remote step job failed (no final report stored)'));
+        worker.on('error', (err) => this.deps.logger.warn({ agentId: this.agentId, role, queue, err: err.message }, 'remote agent worker error'));
+        this.workers.push(worker);
+      }
     }
   }
 

@@ -27,8 +27,8 @@ export const PROJECT_HEADER = 'muse-project';
 
 /**
  * `admin` includes `write`, `write` includes `read`; `agent` stands alone
- * (an agent key takes and finishes work, and there is no REST route for that
- * yet, so it can do nothing at the gateway today).
+ * (an agent key takes and finishes work over `/v1/agents/connect`, and
+ * nothing else: no REST route and no other WebSocket accepts it).
  */
 export function hasScope(scopes: readonly Scope[], need: Scope): boolean {
   if (scopes.includes(need)) return true;

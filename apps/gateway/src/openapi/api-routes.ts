@@ -16,6 +16,8 @@ import {
   ApprovalAcceptedSchema,
   RunControlBodySchema,
   RerunBodySchema,
+  ReplayBodySchema,
+  BudgetRaiseBodySchema,
   DeadLetterListSchema,
   DeadLetterSchema,
   ErrorBodySchema,
@@ -29,6 +31,9 @@ import {
   StepViewSchema,
   StreamClientMessageSchema,
   StreamServerMessageSchema,
+  RemoteAgentClientMessageSchema,
+  RemoteAgentServerMessageSchema,
+  REMOTE_AGENT_PATH,
   SubmitRunBodySchema,
   WORKFLOW_NAME_PATTERN,
   WorkflowDefinitionSchema,
@@ -52,6 +57,7 @@ import {
   ScheduleSchema,
   ScheduleListSchema,
   ScheduleDeletedSchema,
+  LeaseListSchema,
   ProjectViewSchema,
   type MuseErrorCode,
   type Scope,
@@ -74,6 +80,8 @@ export const COMPONENT_SCHEMAS: ReadonlyArray<readonly [string, z.ZodType]> = [
   ['ApprovalAccepted', ApprovalAcceptedSchema],
   ['RunControlBody', RunControlBodySchema],
   ['RerunBody', RerunBodySchema],
+  ['ReplayBody', ReplayBodySchema],
+  ['BudgetRaiseBody', BudgetRaiseBodySchema],
   ['DeadLetter', DeadLetterSchema],
   ['DeadLetterList', DeadLetterListSchema],
   ['RunView', RunViewSchema],
@@ -89,6 +97,8 @@ export const COMPONENT_SCHEMAS: ReadonlyArray<readonly [string, z.ZodType]> = [
   ['PoolList', PoolListSchema],
   ['StreamClientMessage', StreamClientMessageSchema],
   ['StreamServerMessage', StreamServerMessageSchema],
+  ['RemoteAgentClientMessage', RemoteAgentClientMessageSchema],
+  ['RemoteAgentServerMessage', RemoteAgentServerMessageSchema],
   ['CreateProjectBody', CreateProjectBodySchema],
   ['ProjectView', ProjectViewSchema],
   ['ProjectList', ProjectListSchema],
@@ -105,6 +115,7 @@ export const COMPONENT_SCHEMAS: ReadonlyArray<readonly [string, z.ZodType]> = [
   ['Schedule', ScheduleSchema],
   ['ScheduleList', ScheduleListSchema],
   ['ScheduleDeleted', ScheduleDeletedSchema],
+  ['LeaseList', LeaseListSchema],
 ];
 
 export interface ApiParam {
@@ -145,6 +156,8 @@ export interface ApiRoute {
   errors: MuseErrorCode[];
   /** Served by the WebSocket upgrade, not by Nest. */
   websocket?: boolean;
+  /** The component schemas of a WebSocket's messages. @default StreamClientMessage / StreamServerMessage */
+  messages?: { client: string; server: string };
   /** Served by the shared service kit (health, metrics), not by a gateway controller. */
   serviceKit?: boolean;
 }
@@ -157,6 +170,17 @@ const profilingId: ApiParam = { description: 'Profiling session id (`prof_` + 16
 const scheduleId: ApiParam = { description: 'Schedule id (`sch_` + 16 hex)', schema: z.string() };
 
 export const API_ROUTES: readonly ApiRoute[] = [
+  {
+    method: 'get',
+    path: '/v1/leases',
+    operationId: 'listLeases',
+    scope: 'read',
+    tag: 'runs',
+    summary: 'Leases of the project (steps\' `locks:`): who holds what, and who waits for what, in order',
+    description: 'Holders with their locks, since when, until when (renewed while the step\'s job is alive) and fencing token; waiters in arrival order.',
+    responses: { 200: { description: 'Holders and waiters', schema: LeaseListSchema } },
+    errors: [],
+  },
   {
     method: 'post',
     path: '/v1/schedules',
@@ -383,6 +407,33 @@ export const API_ROUTES: readonly ApiRoute[] = [
     errors: ['MUSE_ERR_RUN_NOT_FOUND', 'MUSE_ERR_REQUEST_INVALID', 'MUSE_ERR_WORKFLOW_NOT_FOUND', 'MUSE_ERR_UNAVAILABLE'],
   },
   {
+    method: 'post',
+    path: '/v1/runs/{id}/replay',
+    operationId: 'replayRun',
+    scope: 'write',
+    tag: 'runs',
+    summary: 'Re-execute a finished run from its recorded model calls, reporting the first step whose request diverges',
+    description:
+      'A new run of the same workflow version (or `version`, another version of the same workflow) and input; `run.created` carries `replayOf`. Each agent step is served from the recorded `llm-call.json` of the same step when its request hashes the same (no provider is called); otherwise it fails with `MUSE_ERR_REPLAY_DIVERGED` (details: `stepId`, `expectedHash`, `actualHash`, `diff`), and the run view\'s `replay.divergence` names the first such step. Shell steps run again.',
+    pathParams: { id: runId },
+    body: { schema: ReplayBodySchema, required: false },
+    responses: { 202: { description: 'The replay run was accepted', schema: RunAcceptedSchema } },
+    errors: ['MUSE_ERR_RUN_NOT_FOUND', 'MUSE_ERR_RUN_NOT_REPLAYABLE', 'MUSE_ERR_WORKFLOW_NOT_FOUND', 'MUSE_ERR_REQUEST_INVALID', 'MUSE_ERR_UNAVAILABLE'],
+  },
+  {
+    method: 'post',
+    path: '/v1/runs/{id}/budget',
+    operationId: 'raiseRunBudget',
+    scope: 'write',
+    tag: 'runs',
+    summary: "Raise a run's token and cost limits; the steps waiting on its budget go on",
+    description: 'Event `budget.raised`; steps (and forEach elements) that waited on the budget (`onBudgetExceeded: wait`) are queued again as their next attempt.',
+    pathParams: { id: runId },
+    body: { schema: BudgetRaiseBodySchema, required: true },
+    responses: { 202: { description: 'Accepted; watch the run\'s events', schema: RunAcceptedSchema } },
+    errors: ['MUSE_ERR_RUN_NOT_FOUND', 'MUSE_ERR_RUN_TERMINAL', 'MUSE_ERR_REQUEST_INVALID', 'MUSE_ERR_UNAVAILABLE'],
+  },
+  {
     method: 'get',
     path: '/v1/dead-letters',
     operationId: 'listDeadLetters',
@@ -479,15 +530,29 @@ export const API_ROUTES: readonly ApiRoute[] = [
     errors: ['MUSE_ERR_ROUTE_NOT_FOUND'],
   },
   {
+    method: 'get',
+    path: REMOTE_AGENT_PATH,
+    operationId: 'connectAgent',
+    scope: 'agent',
+    tag: 'agents',
+    summary: 'WebSocket: a remote agent takes and finishes step jobs',
+    description:
+      'Upgrade to a WebSocket with an `agent`-scope credential (`Authorization` header, or `?access_token=`; `Muse-Project`/`?project=` narrows the work to one project of the key). Send `RemoteAgentClientMessage`s: first `{"type":"hello","agentId?","name","roles":[...],"capabilities":[...],"concurrency":1}` (an `agentId` of an agent of the same key that dropped within the grace period resumes its assignments), then `progress {assignmentId, text}`, `complete {assignmentId, output: {text, exitCode?, stderr?, model?, usage?}}`, `fail {assignmentId, error: {code?, message, retryable?}}` and `heartbeat` (every `heartbeatMs`). Receive `RemoteAgentServerMessage`s: `welcome {agentId, projects, heartbeatMs, graceMs, resumed}`, `assign {assignmentId, job: {runId, project, stepId, attempt, index?, role, kind, prompt?, command?, model?, seed?, timeoutMs}, deadline}` (only jobs of the key\'s projects), `cancel {assignmentId, reason}`, `ack {assignmentId}`, `heartbeat`, `error`. A disconnect holds the open assignments for `MUSE_REMOTE_AGENT_GRACE_MS`; past it they fail as `MUSE_ERR_AGENT_DISCONNECTED` (retryable: the next attempt is queued for any agent of the role).',
+    websocket: true,
+    messages: { client: 'RemoteAgentClientMessage', server: 'RemoteAgentServerMessage' },
+    responses: { 101: { description: 'Switching to the WebSocket protocol' } },
+    errors: ['MUSE_ERR_ROUTE_NOT_FOUND'],
+  },
+  {
     method: 'post',
     path: '/mcp',
     operationId: 'mcpPost',
     scope: 'read',
     tag: 'mcp',
     summary: 'MCP: send a JSON-RPC message (answered as JSON or as an SSE stream with progress notifications)',
-    description: 'The Muse MCP server over Streamable HTTP (Model Context Protocol): tools for workflows, runs, approvals, artifacts, agents and pools, and the resources `muse://runs/{id}` and `muse://artifacts/{id}`. A session starts with an `initialize` request without `Mcp-Session-Id` and goes on with the id the answer carries. Needs `read`; each tool needs what the REST route it calls needs, with the same credential (a `read` key gets a 403-shaped tool error from `submit_run`). Errors of the transport are JSON-RPC errors; tool errors are `isError` results whose structured content is the Muse error envelope.',
+    description: 'The Muse MCP server over Streamable HTTP (Model Context Protocol): tools for workflows, runs, approvals, artifacts, agents and pools, and the resources `muse://runs/{id}` and `muse://artifacts/{id}`. A session starts with an `initialize` request without `Mcp-Session-Id` and goes on with the id the answer carries. Needs `read`; each tool needs what the REST route it calls needs, with the same credential (a `read` key gets a 403-shaped tool error from `submit_run`). An unknown, ended or foreign `Mcp-Session-Id` answers `404 MUSE_ERR_MCP_SESSION_NOT_FOUND`; protocol errors of the MCP transport itself are JSON-RPC errors; tool errors are `isError` results whose structured content is the Muse error envelope.',
     responses: { 200: { description: 'The JSON-RPC answer (application/json), or an SSE stream (text/event-stream) carrying notifications and then the answer', json: true }, 202: { description: 'A notification or response was accepted' } },
-    errors: [],
+    errors: ['MUSE_ERR_MCP_SESSION_NOT_FOUND', 'MUSE_ERR_REQUEST_INVALID'],
   },
   {
     method: 'get',
@@ -497,7 +562,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     tag: 'mcp',
     summary: "MCP: the session's server-to-client SSE stream (resource update notifications)",
     responses: { 200: { description: 'An SSE stream (text/event-stream)' } },
-    errors: [],
+    errors: ['MUSE_ERR_MCP_SESSION_NOT_FOUND', 'MUSE_ERR_REQUEST_INVALID'],
   },
   {
     method: 'delete',
@@ -507,7 +572,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     tag: 'mcp',
     summary: 'MCP: end the session named by Mcp-Session-Id',
     responses: { 200: { description: 'The session is closed' } },
-    errors: [],
+    errors: ['MUSE_ERR_MCP_SESSION_NOT_FOUND', 'MUSE_ERR_REQUEST_INVALID'],
   },
   {
     method: 'post',

@@ -35,6 +35,8 @@ test('the document covers every route of the brief, the stream and the health en
     'POST /v1/runs/{id}/retry',
     'GET /v1/dead-letters',
     'POST /v1/runs/{id}/rerun',
+    'POST /v1/runs/{id}/replay',
+    'POST /v1/runs/{id}/budget',
     'GET /v1/runs/{id}/artifacts',
     'GET /v1/artifacts/{id}',
     'GET /v1/artifacts/{id}/content',
@@ -42,6 +44,7 @@ test('the document covers every route of the brief, the stream and the health en
     'GET /v1/agents',
     'GET /v1/pools',
     'GET /v1/stream',
+    'GET /v1/agents/connect',
     'POST /mcp',
     'GET /mcp',
     'DELETE /mcp',
@@ -63,6 +66,7 @@ test('the document covers every route of the brief, the stream and the health en
     'GET /v1/schedules',
     'GET /v1/schedules/{id}',
     'DELETE /v1/schedules/{id}',
+    'GET /v1/leases',
   ];
   const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
   assert.deepEqual(documented.sort(), expected.sort());

@@ -90,7 +90,7 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[] = API_ROUTES, o
       responses[status] = errorResponse(group);
     }
     op.responses = responses;
-    if (route.websocket) op['x-websocket'] = { clientMessage: refOf('StreamClientMessage'), serverMessage: refOf('StreamServerMessage') };
+    if (route.websocket) op['x-websocket'] = { clientMessage: refOf(route.messages?.client ?? 'StreamClientMessage'), serverMessage: refOf(route.messages?.server ?? 'StreamServerMessage') };
     paths[route.path] ??= {};
     if (paths[route.path]![route.method]) throw new Error(`${where} is listed twice`);
     paths[route.path]![route.method] = op;

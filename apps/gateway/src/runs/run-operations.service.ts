@@ -6,7 +6,7 @@
  * decision on a gate already decided, a pause of a run that just finished)
  * changes nothing.
  */
-import { CONCURRENCY_REASON_PREFIX } from '@muse/engine';
+import { CONCURRENCY_REASON_PREFIX, LEASE_REASON_PREFIX } from '@muse/engine';
 import { Inject, Injectable } from '@nestjs/common';
 import { compensatedStep, isTerminalRunStatus, MuseError, type Command, type RunStatus } from '@muse/contracts';
 import type { JetStreamBus } from '@muse/messaging';
@@ -27,7 +27,7 @@ export class RunOperationsService {
     const view = await this.runs.get(caller, runId);
     const step = view.steps.find((s) => s.id === stepId);
     // A step waiting for a concurrency slot is `waiting` too, but no person decides it.
-    if (!step || step.status !== 'waiting' || step.reason?.startsWith(CONCURRENCY_REASON_PREFIX)) {
+    if (!step || step.status !== 'waiting' || step.reason?.startsWith(CONCURRENCY_REASON_PREFIX) || step.reason?.startsWith(LEASE_REASON_PREFIX)) {
       throw new MuseError('MUSE_ERR_STEP_NOT_WAITING', step ? `Step "${stepId}" is ${step.status}${step.reason ? ` (${step.reason})` : ''}, not waiting for a decision` : `Run ${runId} has no step "${stepId}"`, {
         details: { id: runId, stepId, status: step?.status ?? null },
       });

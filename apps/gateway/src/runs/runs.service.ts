@@ -2,7 +2,7 @@
  * Submitting and cancelling runs. A run is accepted only once JetStream has
  * stored its command: the 202 is a promise that the run will happen.
  */
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { Counter } from 'prom-client';
 import {
   MuseError,
@@ -16,10 +16,11 @@ import {
   type WorkflowRef,
 } from '@muse/contracts';
 import type { JetStreamBus } from '@muse/messaging';
-import { MuseMetrics } from '@muse/telemetry';
+import { MuseMetrics, SpanKind, contextFromTraceparent, traceparentOf, withSpan } from '@muse/telemetry';
 import { topologicalOrder } from '@muse/engine';
 import type { Caller } from '../caller/caller.js';
-import { BUS } from '../gateway.tokens.js';
+import { AGENT_REGISTRY, BUS, type AgentRegistryReader } from '../gateway.tokens.js';
+import { explainUnservedSteps } from './unserved-steps.js';
 import { WorkflowRegistry } from '../workflows/workflow-registry.service.js';
 import { assertSameRequest, bodyDigest, idempotencyMsgId, type IdempotencyRecord } from './idempotency.js';
 import { newRunId } from './run-id.js';
@@ -46,6 +47,7 @@ export class RunsService {
     @Inject(RunStore) private readonly store: RunStore,
     @Inject(WorkflowRegistry) private readonly registry: WorkflowRegistry,
     @Inject(MuseMetrics) metrics: MuseMetrics,
+    @Optional() @Inject(AGENT_REGISTRY) private readonly agents?: AgentRegistryReader,
   ) {
     this.submitted = metrics.counter('muse_gateway_runs_submitted_total', 'Runs accepted (JetStream acked), replays not counted');
   }
@@ -94,8 +96,13 @@ export class RunsService {
   /** Publishes the submission, waits for JetStream's ack, then writes the first view. */
   private async accept(run: NewRun): Promise<void> {
     const msgId = run.idempotencyKey !== undefined ? idempotencyMsgId(run.project, run.idempotencyKey) : run.runId;
-    await this.publish(submitCommand(run), msgId);
-    await this.store.writeInitial(initialRunView(run));
+    // The root of the run's trace (or a child of the caller's `traceparent`); the command stores its context with the run.
+    const attributes = { 'muse.run_id': run.runId, 'muse.project': run.project, 'muse.workflow': run.workflow.name };
+    await withSpan('muse.run.submit', { kind: SpanKind.SERVER, parent: contextFromTraceparent(run.traceparent), attributes }, async () => {
+      const traceparent = traceparentOf() ?? run.traceparent;
+      await this.publish(submitCommand({ ...run, ...(traceparent !== undefined ? { traceparent } : {}) }), msgId);
+      await this.store.writeInitial(initialRunView(run));
+    });
   }
 
   /** The workflow version a run is pinned to; an inline definition is registered like any other. */
@@ -136,9 +143,20 @@ export class RunsService {
     return { id: newId, status: 'pending' };
   }
 
+  /** Accepts a run built elsewhere (a replay): published, its initial view written, counted. */
+  async acceptBuilt(run: NewRun): Promise<Accepted> {
+    await this.accept(run);
+    this.submitted.inc();
+    return { id: run.runId, status: 'pending' };
+  }
+
   async get(caller: Caller, runId: string): Promise<RunView> {
     const view = await this.store.find(caller.project, runId);
     if (!view) throw runNotFound(runId);
+    // A step that requires capabilities no live agent has says so (it waits in its queue for such an agent).
+    if (this.agents && view.steps.some((s) => s.status === 'queued' && s.queue !== undefined)) {
+      return explainUnservedSteps(view, (await this.agents.read()).heartbeats, Date.now(), this.agents.ttlMs);
+    }
     return view;
   }
 

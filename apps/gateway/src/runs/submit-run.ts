@@ -86,6 +86,7 @@ export interface NewRun {
   traceparent?: string;
   priority?: number;
   rerunOf?: { runId: string; fromStep: string; outputs: Record<string, unknown> };
+  replayOf?: { runId: string; recordings: Record<string, string> };
 }
 
 export function submitCommand(run: NewRun): RunSubmitCommand {
@@ -101,6 +102,7 @@ export function submitCommand(run: NewRun): RunSubmitCommand {
     ...(run.traceparent !== undefined ? { traceparent: run.traceparent } : {}),
     ...(run.priority !== undefined ? { priority: run.priority } : {}),
     ...(run.rerunOf !== undefined ? { rerunOf: run.rerunOf } : {}),
+    ...(run.replayOf !== undefined ? { replayOf: run.replayOf } : {}),
   };
 }
 
