@@ -122,6 +122,9 @@ describe('Grafana dashboards against the services\' live /metrics', { timeout: 1
     assert.ok(sampleSum(worker, 'muse_worker_steps_total', { outcome: 'completed' }) >= 3, 'the worker counted its three steps');
     assert.ok(sampleSum(worker, 'muse_provider_tokens_total') > 0, 'the agent steps used tokens');
     assert.ok(sampleSum(texts.get('gateway')!, 'muse_gateway_runs_submitted_total') >= 1);
+    // Tenancy: the series of a project's work carry its project.
+    assert.ok(sampleSum(texts.get('gateway')!, 'muse_gateway_runs_submitted_total', { project: 'default' }) >= 1, 'runs submitted by project');
+    assert.ok(sampleSum(worker, 'muse_worker_steps_total', { outcome: 'completed', project: 'default' }) >= 3, 'steps by project');
     assert.ok(sampleSum(texts.get('coordinator')!, 'muse_event_persist_seconds_count') > 0);
   });
 

@@ -27,8 +27,8 @@ describe('AgentStepExecutor', () => {
     assert.deepEqual(calls, [{ model: 'muse-local', prompt: 'Review this', seed: 0, hasSignal: true }]);
     assert.deepEqual(events, [
       ['request', 'fake', 'muse-local', 'ok'],
-      ['tokens', 'fake', 'muse-local', 'input', 3],
-      ['tokens', 'fake', 'muse-local', 'output', 1],
+      ['tokens', 'fake', 'muse-local', 'input', 3, 'p'],
+      ['tokens', 'fake', 'muse-local', 'output', 1, 'p'],
     ]);
   });
 

@@ -15,7 +15,7 @@ export const DEFAULT_MODEL = 'muse-local';
 
 export interface ProviderObserver {
   request(provider: string, model: string, outcome: 'ok' | 'error' | 'timeout'): void;
-  tokens(provider: string, model: string, direction: 'input' | 'output', count: number): void;
+  tokens(provider: string, model: string, direction: 'input' | 'output', count: number, project: string): void;
 }
 
 export class AgentStepExecutor {
@@ -53,8 +53,8 @@ export class AgentStepExecutor {
       // A replayed call was served from its recording: no provider was asked, nothing was spent.
       if (!made.call?.replayed) {
         this.observer?.request(res.provider, model, 'ok');
-        this.observer?.tokens(res.provider, res.model, 'input', res.usage.inputTokens);
-        this.observer?.tokens(res.provider, res.model, 'output', res.usage.outputTokens);
+        this.observer?.tokens(res.provider, res.model, 'input', res.usage.inputTokens, job.project);
+        this.observer?.tokens(res.provider, res.model, 'output', res.usage.outputTokens, job.project);
       }
       const out: AgentOutput = { text: res.text, model: res.model, usage: { inputTokens: res.usage.inputTokens, outputTokens: res.usage.outputTokens }, provider: res.provider };
       if (made.cost !== undefined) out.cost = made.cost;

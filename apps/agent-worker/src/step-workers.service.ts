@@ -117,14 +117,15 @@ export class StepWorkers {
       return { outcome: res.outcome };
     } catch (err) {
       const kind = typeof job.data?.kind === 'string' ? job.data.kind : 'unknown';
+      const project = typeof job.data?.project === 'string' ? job.data.project : 'unknown';
       if (isStepHandedBack(err)) {
-        this.deps.metrics?.finished({ role, kind, outcome: 'handed_back', durationMs: Date.now() - started });
+        this.deps.metrics?.finished({ role, kind, outcome: 'handed_back', durationMs: Date.now() - started, project });
         // Never settles (so neither does this function, nor its finally): its lock lapses, BullMQ's stall check fails
         // the job (never re-run under the same attempt), and the coordinator's watch queues the next attempt.
         return await new Promise<never>(() => undefined);
       }
       this.counts.failed++;
-      this.deps.metrics?.finished({ role, kind, outcome: 'error', durationMs: Date.now() - started });
+      this.deps.metrics?.finished({ role, kind, outcome: 'error', durationMs: Date.now() - started, project });
       throw err;
     } finally {
       this.counts.inFlight--;

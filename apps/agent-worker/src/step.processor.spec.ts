@@ -177,11 +177,11 @@ describe('StepProcessor', () => {
     assert.deepEqual(published.map((r) => r.outcome), ['started']);
   });
 
-  test('the observer hears the outcome with the role and kind', async () => {
+  test('the observer hears the outcome with the role, kind and project', async () => {
     const seen: unknown[] = [];
     const { processor } = harness({ observer: { finished: (e) => seen.push({ ...e, durationMs: typeof e.durationMs }) } });
     await processor.process(shellJob);
-    assert.deepEqual(seen, [{ role: 'executor', kind: 'shell', outcome: 'completed', durationMs: 'number' }]);
+    assert.deepEqual(seen, [{ role: 'executor', kind: 'shell', outcome: 'completed', durationMs: 'number', project: 'default' }]);
   });
 });
 

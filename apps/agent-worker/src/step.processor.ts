@@ -44,7 +44,7 @@ export interface StepProcessorDeps {
 }
 
 export interface StepObserver {
-  finished(e: { role: string; kind: StepKind; outcome: StepOutcome; durationMs: number }): void;
+  finished(e: { role: string; kind: StepKind; outcome: StepOutcome; durationMs: number; project: string }): void;
 }
 
 /** What a step's output becomes in the artifact store. */
@@ -129,7 +129,7 @@ export class StepProcessor {
 
     await this.deps.reports.publish(report);
     const durationMs = Date.now() - started;
-    this.deps.observer?.finished({ role: job.role, kind: job.kind, outcome: report.outcome, durationMs });
+    this.deps.observer?.finished({ role: job.role, kind: job.kind, outcome: report.outcome, durationMs, project: job.project });
     // Codes and sizes only: prompts and outputs stay out of info logs.
     this.deps.logger?.info(
       { ...log, outcome: report.outcome, durationMs, ...(report.error ? { code: report.error.code } : {}) },

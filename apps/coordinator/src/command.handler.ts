@@ -86,7 +86,7 @@ export class CommandHandler {
     this.handled = m.counter('muse_coordinator_commands_total', 'Commands handled, by kind and outcome', ['kind', 'outcome']);
     this.appended = m.counter('muse_coordinator_events_appended_total', 'Run events appended to the log, by type', ['type']);
     this.duration = m.histogram('muse_event_persist_seconds', 'Time to handle one command: lock, fold, append, effects', ['kind']);
-    this.runsFinished = m.counter('muse_coordinator_runs_finished_total', 'Runs that reached a terminal state, by status', ['status']);
+    this.runsFinished = m.counter('muse_coordinator_runs_finished_total', 'Runs that reached a terminal state, by status and project', ['status', 'project']);
   }
 
   get cachedRuns(): number {
@@ -263,7 +263,7 @@ export class CommandHandler {
         await this.cancelChildren(state);
         settle = true;
       } else if (ev.type === 'run.completed' || ev.type === 'run.failed' || ev.type === 'run.cancelled') {
-        this.runsFinished.inc({ status: state.status });
+        this.runsFinished.inc({ status: state.status, project: state.project });
         await this.dropQueuedJobs(state, events);
         this.stopRunningSteps(state);
         await this.cancelChildren(state);

@@ -49,7 +49,7 @@ export class RunsService {
     @Inject(MuseMetrics) metrics: MuseMetrics,
     @Optional() @Inject(AGENT_REGISTRY) private readonly agents?: AgentRegistryReader,
   ) {
-    this.submitted = metrics.counter('muse_gateway_runs_submitted_total', 'Runs accepted (JetStream acked), replays not counted');
+    this.submitted = metrics.counter('muse_gateway_runs_submitted_total', 'Runs accepted (JetStream acked), replays not counted, by project', ['project']);
   }
 
   async submit(caller: Caller, sub: Submission): Promise<Accepted> {
@@ -73,7 +73,7 @@ export class RunsService {
       }
     }
     await this.accept({ runId, project: caller.project, workflow: ref, definition, input: request.input, at: new Date().toISOString(), ...extras(sub), ...(request.priority !== undefined ? { priority: request.priority } : {}) });
-    this.submitted.inc();
+    this.submitted.inc({ project: caller.project });
     return { id: runId, status: 'pending' };
   }
 
@@ -139,14 +139,14 @@ export class RunsService {
     }
     const newId = newRunId();
     await this.accept({ runId: newId, project: caller.project, workflow: view.workflow, definition, input: view.input, at: new Date().toISOString(), rerunOf: { runId, fromStep, outputs } });
-    this.submitted.inc();
+    this.submitted.inc({ project: caller.project });
     return { id: newId, status: 'pending' };
   }
 
   /** Accepts a run built elsewhere (a replay): published, its initial view written, counted. */
   async acceptBuilt(run: NewRun): Promise<Accepted> {
     await this.accept(run);
-    this.submitted.inc();
+    this.submitted.inc({ project: run.project });
     return { id: run.runId, status: 'pending' };
   }
 
