@@ -144,6 +144,12 @@ describe('security: identity, projects, scopes, limits and audit at the gateway'
     // waitForRun sends the bootstrap key (every project) with Muse-Project naming B's project.
     const done = await waitForRunIn(t, runB, 'team-b');
     assert.equal(done.status, 'succeeded');
+    // Every state transition of the run is in the audit log too, in its project, with who made it.
+    const trail = (await auditUntil((r) => r.action === 'run.completed' && r.target === runB)).filter((r) => r.target === runB || r.target?.startsWith(`${runB}/`));
+    assert.deepEqual([...new Set(trail.map((r) => r.action))].filter((a) => a.startsWith('run.')), ['run.created', 'run.started', 'run.completed']);
+    assert.ok(trail.every((r) => r.project === 'team-b' && r.status === undefined));
+    const started = trail.find((r) => r.action === 'step.started');
+    assert.ok(started && started.principal.startsWith('agent-worker'), JSON.stringify(started));
     const artifacts = await http<{ items: Array<{ id: string }> }>(t.gateway, 'GET', `/v1/runs/${runB}/artifacts`, undefined, bearer(b.key));
     assert.equal(artifacts.status, 200, artifacts.text);
     const artifactB = artifacts.body.items[0]!.id;

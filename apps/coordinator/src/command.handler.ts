@@ -17,6 +17,7 @@ import {
   stepKey,
   WORKFLOW_ROLE,
   type ArtifactRef,
+  type AuditRecord,
   type Command,
   type MuseErrorCode as ErrorCode,
   type MuseNames,
@@ -145,7 +146,10 @@ export class CommandHandler {
         reloaded = true;
         continue;
       }
-      for (const ev of tx.events) this.appended.inc({ type: ev.type });
+      for (const ev of tx.events) {
+        this.appended.inc({ type: ev.type });
+        this.auditTransition(ev);
+      }
       await this.effects(tx.events, entry.state!);
       break;
     }
@@ -210,6 +214,24 @@ export class CommandHandler {
     // Whatever the command: if a crash cut an earlier handler off between two appends, the
     // decisions it had not yet appended are made again now (planning a settled run emits nothing).
     tx.plan(defaults);
+  }
+
+  /**
+   * Every state transition also goes to the audit stream (`GET /v1/audit`), beside the API's mutations: who (the
+   * agent, the approver, or the coordinator), what (the event type), which run or step, and when. Best effort and
+   * off the hot path: the run's own log, already appended, is the record that counts.
+   */
+  private auditTransition(ev: RunEvent): void {
+    const data = ev.data as { stepId?: string; agentId?: string; index?: number };
+    const record: AuditRecord = {
+      time: ev.at,
+      principal: data.agentId ?? 'coordinator',
+      project: ev.project,
+      action: ev.type,
+      target: data.stepId !== undefined ? `${ev.runId}/${stepKey(data.stepId, data.index)}` : ev.runId,
+      outcome: ev.type.endsWith('.failed') ? 'failed' : 'allowed',
+    };
+    this.deps.bus.appendAudit(record).catch((err: unknown) => this.deps.logger.debug({ err, runId: ev.runId, type: ev.type }, 'audit record of a transition not stored'));
   }
 
   /** Binds the blobs a worker uploaded to the run, under this hold's fencing token. */

@@ -80,12 +80,13 @@ export const AuditRecordSchema = z.strictObject({
   principal: z.string(),
   /** The project the request acted in; absent when it never got that far. */
   project: z.string().optional(),
-  /** `METHOD /route/pattern`, or `ws.connect` / `ws.subscribe`. */
+  /** `METHOD /route/pattern`, `ws.connect` / `ws.subscribe`, or a run's state transition (the event type, e.g. `step.failed`). */
   action: z.string(),
-  /** The resource acted on (run id, key id, project name...), when there is one. */
+  /** The resource acted on (run id, `<run>/<step>`, key id, project name...), when there is one. */
   target: z.string().optional(),
   outcome: z.enum(AUDIT_OUTCOMES),
-  status: z.number().int(),
+  /** The HTTP status of an API request (absent on a state transition). */
+  status: z.number().int().optional(),
   code: z.string().optional(),
   requestId: z.string().optional(),
 });

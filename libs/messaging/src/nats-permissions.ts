@@ -131,7 +131,8 @@ function ownPermissions(role: NatsServiceRole, names: MuseNames): NatsPermission
     case 'coordinator':
       return {
         // The coordinator owns the command stream: it may re-issue any command (e.g. to itself).
-        publish: [...base, ...runReader(names), ...commandConsumer(names), names.runSubjectWildcard, names.commandSubjectWildcard, names.artifactCommitSubject, names.runStopSubjectWildcard],
+        // And the audit subjects: every state transition is also an audit record.
+        publish: [...base, ...runReader(names), ...commandConsumer(names), names.runSubjectWildcard, names.commandSubjectWildcard, names.artifactCommitSubject, names.runStopSubjectWildcard, names.auditSubjectWildcard],
         subscribe: [INBOX],
         allowResponses: false,
       };
