@@ -159,10 +159,13 @@ describe('MCP server over stdio (muse mcp) and Streamable HTTP (/mcp)', { timeou
         assert.equal(waited.run.status, 'succeeded', JSON.stringify(waited.run));
         assert.ok(progress.length >= 2, `progress notifications: ${JSON.stringify(progress)}`);
         for (let i = 1; i < progress.length; i++) assert.ok(progress[i]!.progress > progress[i - 1]!.progress, 'progress only goes up');
+        for (const p of progress) assert.equal(p.total, 3);
+        // The server sends a last notification (3/3) before the result; the SDK's client may still drop it when it
+        // reads both in one chunk (typescript-sdk#2580; the server pauses between them to make that rare).
         const last = progress.at(-1)!;
-        assert.equal(last.progress, 3);
-        assert.equal(last.total, 3);
-        assert.match(last.message ?? '', /finish succeeded/);
+        assert.ok(last.progress >= 2, `the notifications reached the run's second step at least: ${JSON.stringify(progress)}`);
+        if (last.progress === 3) assert.match(last.message ?? '', /finish succeeded/);
+        assert.ok(progress.some((p) => /greet succeeded/.test(p.message ?? '')), `a notification named the step that finished: ${JSON.stringify(progress)}`);
 
         const run = (await ok(client, 'get_run', { runId: submitted.id })) as RunView;
         assert.deepEqual(run.steps.map((s) => [s.id, s.status]), [['prepare', 'succeeded'], ['greet', 'succeeded'], ['finish', 'succeeded']]);

@@ -39,6 +39,8 @@ export interface MuseMcpServerOptions {
 const LISTED_RUNS = 50;
 /** `muse://artifacts/{id}` reads at most this much; `read_artifact` pages through larger ones. @default 16 MiB */
 const MAX_RESOURCE_BYTES = 16 * 1024 * 1024;
+/** Pause between a tool's last progress notification and its result, in ms (see the CallTool handler). */
+const PROGRESS_SETTLE_MS = 20;
 
 const INSTRUCTIONS = [
   'Muse runs workflows (DAGs of agent and shell steps) durably. Typical use: list_workflows / describe_workflow,',
@@ -76,14 +78,21 @@ export function createMuseMcpServer(opts: MuseMcpServerOptions): McpServer {
       return toolError(new MuseError('MUSE_ERR_REQUEST_INVALID', `Invalid arguments for ${t.name}: ${first?.path ? `${first.path}: ` : ''}${first?.message ?? ''}`, { details: { issues } }).toWire());
     }
     const token = extra._meta?.progressToken;
+    let notified = false;
     const progress =
       token === undefined
         ? undefined
         : // Best effort: a notification that cannot be delivered does not end the call.
-          (p: { progress: number; total: number; message: string }) =>
-            extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, ...p } }).catch(() => undefined);
+          (p: { progress: number; total: number; message: string }) => {
+            notified = true;
+            return extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, ...p } }).catch(() => undefined);
+          };
     try {
       const res = await t.run(parsed.data as Record<string, unknown>, { api, signal: extra.signal, ...(progress ? { progress } : {}) });
+      // The SDK's client dispatches notifications a microtask late but responses at once, and a response retires its
+      // progress token: a final notification read in the same chunk as the result is dropped (typescript-sdk#2580).
+      // A short pause sends the two in separate writes, so the client sees the last progress before the result.
+      if (notified) await new Promise((r) => setTimeout(r, PROGRESS_SETTLE_MS));
       return toolOk(res.structured, res.text);
     } catch (err) {
       return toolError(errorBodyOf(err));
