@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { AgentWorkerConfigSchema, museNames } from '@muse/contracts';
 import { JetStreamBus, natsAuthFromConfig } from '@muse/messaging';
 import { buildProviderRouter, loadProvidersConfig } from '@muse/providers';
-import { openRedis } from '@muse/queues';
+import { StepQueues, openRedis, readAgentHeartbeats } from '@muse/queues';
 import { processScrubber, runService } from '@muse/telemetry';
 import { parseRoles, resolveAgentId } from './agent-identity.js';
 import { AgentStepExecutor } from './agent-step.executor.js';
@@ -119,10 +119,21 @@ await runService({
       const stopped = processor.stopRun(p.runId, typeof p.status === 'string' ? p.status : undefined);
       if (stopped > 0) log.info({ runId: p.runId, stopped }, 'stopped the steps of an ended run');
     });
+    const depthOf = new StepQueues(redis, names);
+    kit.onShutdown(() => depthOf.close());
     const workers = new StepWorkers({
       connection: redis,
       names,
       roles,
+      agentId,
+      stealing: {
+        intervalMs: c.MUSE_STEAL_INTERVAL_MS,
+        agentTtlMs: c.MUSE_AGENT_TTL_MS,
+        agentQueues: (role) => redis.smembers(names.dispatchQueuesKey(role)),
+        forgetQueue: async (role, queue) => void (await depthOf.forgetAgentQueue(role, queue)),
+        depth: (queue) => depthOf.depth(queue),
+        heartbeats: async () => (await readAgentHeartbeats(redis, names)).heartbeats,
+      },
       capabilities: c.MUSE_AGENT_CAPABILITIES,
       concurrency: c.MUSE_AGENT_CONCURRENCY,
       lockDurationMs: c.MUSE_JOB_LOCK_MS,

@@ -55,7 +55,9 @@ describe('StepWorkers (real Redis)', () => {
     await until(() => started);
     assert.equal(await workers.drain(5_000), 0);
     assert.equal(await queues.queue('executor').getJobState(id), 'completed');
-    assert.deepEqual(workers.snapshot(), { inFlight: 0, completed: 1, failed: 0 });
+    const { avgStepMs, ...counts } = workers.snapshot();
+    assert.deepEqual(counts, { inFlight: 0, completed: 1, failed: 0 });
+    assert.ok(avgStepMs !== undefined && avgStepMs >= 300 && avgStepMs < 5_000, `mean step time ${avgStepMs} ms`);
   });
 
   test('past the budget the step is handed back: not failed by its worker; the stall check then fails it, and no worker runs that attempt again', async () => {

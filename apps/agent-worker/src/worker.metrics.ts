@@ -21,6 +21,7 @@ export class WorkerMetrics implements StepObserver, ProviderObserver, FailoverOb
   readonly inFlight: Gauge<'role'>;
   readonly queueWait: Histogram<'role'>;
   readonly utilization: Gauge<'role'>;
+  readonly steals: Counter<'role' | 'reason'>;
   readonly providerRequests: Counter<'provider' | 'model' | 'outcome'>;
   readonly providerTokens: Counter<'provider' | 'model' | 'direction' | 'project'>;
   readonly providerCost: Counter<'provider' | 'model' | 'project'>;
@@ -38,6 +39,7 @@ export class WorkerMetrics implements StepObserver, ProviderObserver, FailoverOb
     this.stepDuration = metrics.histogram('muse_worker_step_duration_seconds', 'Time from taking a step job to storing its final report', ['role', 'kind', 'outcome', 'project'], STEP_BUCKETS);
     this.inFlight = metrics.gauge('muse_worker_in_flight', 'Step jobs being run now', ['role']);
     this.queueWait = metrics.histogram('muse_queue_wait_seconds', 'Time a step job waited in its role queue before a worker took it (retry delays excluded)', ['role'], STEP_BUCKETS);
+    this.steals = metrics.counter('muse_worker_steals_total', 'Step jobs this worker took from another agent\'s own queue: overloaded (its backlog) or silent (the agent stopped beating)', ['role', 'reason']);
     this.utilization = metrics.gauge('muse_worker_utilization', 'Running step jobs over the worker\'s concurrency, per role (0 idle to 1 full)', ['role']);
     this.providerRequests = metrics.counter('muse_provider_requests_total', 'Model provider calls, by outcome', ['provider', 'model', 'outcome']);
     this.providerTokens = metrics.counter('muse_provider_tokens_total', 'Tokens sent to and received from model providers', ['provider', 'model', 'direction', 'project']);

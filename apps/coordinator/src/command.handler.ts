@@ -25,9 +25,9 @@ import {
   type StepReport,
   type StoredWorkflow,
 } from '@muse/contracts';
-import { buildStepJob, stepQueueRole, foldEvents, isFinished, missingInputs, RunTransition, toRunView, type EngineDefaults, type Gate, type RunState } from '@muse/engine';
+import { buildStepJob, runAgent, stepQueueRole, foldEvents, isFinished, missingInputs, RunTransition, toRunView, type EngineDefaults, type Gate, type RunState } from '@muse/engine';
 import { isWrongLastSequence, type CommandContext, type JetStreamBus } from '@muse/messaging';
-import type { StepQueues } from '@muse/queues';
+import type { StepJobOptions, StepQueues } from '@muse/queues';
 import type { LeaseTable, RunLocks } from '@muse/locks';
 import type { Logger, MuseMetrics } from '@muse/telemetry';
 import { KeyedSerial } from './keyed-serial.js';
@@ -267,7 +267,7 @@ export class CommandHandler {
         const built = buildStepJob(state, ev.data.stepId, ev.data.attempt, defaults, ev.data.index);
         // The engine only queues a step whose job it could build.
         if (built.ok) {
-          await queues.enqueue(built.job, { priority: state.priority ?? DEFAULT_RUN_PRIORITY, ...(ev.data.delayMs !== undefined ? { delayMs: ev.data.delayMs } : {}) });
+          await queues.enqueue(built.job, { ...this.placement(state), ...(ev.data.delayMs !== undefined ? { delayMs: ev.data.delayMs } : {}) });
           await this.watch(state, ev.data.stepId, ev.data.attempt, built.job.timeoutMs, ev.data.index);
         }
       } else if (ev.type === 'run.started') {
@@ -311,7 +311,7 @@ export class CommandHandler {
           continue;
         }
         const built = buildStepJob(state, st.id, st.attempts, this.deps.defaults);
-        if (built.ok) await this.deps.queues.enqueue(built.job, { priority: state.priority ?? DEFAULT_RUN_PRIORITY });
+        if (built.ok) await this.deps.queues.enqueue(built.job, this.placement(state));
       }
       // A slot asked for whose grant a crash may have lost: ask again (a holder is told again).
       if (state.gate && !state.gate.admitted) await this.askForSlot(state, { runId: state.runId }, Date.parse(state.updatedAt));
@@ -326,7 +326,7 @@ export class CommandHandler {
             if (it.status !== 'queued' && it.status !== 'running') continue;
             const built = buildStepJob(state, st.id, it.attempts, this.deps.defaults, index);
             if (!built.ok) continue;
-            await this.deps.queues.enqueue(built.job, { priority: state.priority ?? DEFAULT_RUN_PRIORITY });
+            await this.deps.queues.enqueue(built.job, this.placement(state));
             await this.watch(state, st.id, it.attempts, built.job.timeoutMs, index);
           }
           continue;
@@ -507,6 +507,12 @@ export class CommandHandler {
         await this.deps.queues.remove(stepQueueRole(state, st.id), `${state.runId}.${st.id}.${st.attempts}`);
       }
     }
+  }
+
+  /** The run's priority, and the agent its next steps prefer (`affinity` dispatch). */
+  private placement(state: RunState): StepJobOptions {
+    const agent = runAgent(state);
+    return { priority: state.priority ?? DEFAULT_RUN_PRIORITY, ...(agent !== undefined ? { preferAgent: agent } : {}) };
   }
 
   private async watch(state: RunState, stepId: string, attempt: number, timeoutMs: number, index?: number): Promise<void> {

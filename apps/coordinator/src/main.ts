@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { CoordinatorConfigSchema, museNames } from '@muse/contracts';
 import { JetStreamBus, natsAuthFromConfig } from '@muse/messaging';
-import { StepQueues, openRedis, resolveWorkflow } from '@muse/queues';
+import { AgentDispatcher, StepQueues, openRedis, resolveWorkflow } from '@muse/queues';
 import { LeaseTable, RunLocks } from '@muse/locks';
 import { runService } from '@muse/telemetry';
 import { CommandHandler } from './command.handler.js';
@@ -21,6 +21,7 @@ await runService({
     const redis = openRedis(kit, c.REDIS_URL, { connectionName: 'muse-coordinator' });
     const bus = await JetStreamBus.open(kit, { url: c.NATS_URL, names, name: 'muse-coordinator', auth: natsAuthFromConfig(c) });
     const queues = new StepQueues(redis, names);
+    queues.useDispatcher(new AgentDispatcher(redis, names, c.MUSE_DISPATCH, { agentTtlMs: c.MUSE_AGENT_TTL_MS }, (q) => queues.depth(q)));
     const leases = new LeaseTable(redis, names, c.MUSE_LEASE_TTL_MS);
     const timers = new StepTimers({
       connection: redis,

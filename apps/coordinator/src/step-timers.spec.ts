@@ -9,7 +9,7 @@ function setup(state: string, processedOn?: number) {
   const timers = new StepTimers({
     connection: undefined as never,
     names: museNames('unit'),
-    queues: { queue: () => ({ getJob: async () => (state === 'missing' ? undefined : { getState: async () => state, processedOn }) }) } as never,
+    queues: { findJob: async () => (state === 'missing' ? undefined : { getState: async () => state, processedOn }) } as never,
     publish: async (cmd, msgId) => void published.push({ cmd, msgId }),
     watchMs: 1000,
     logger: { debug: () => undefined, warn: () => undefined },

@@ -35,7 +35,7 @@ const KEEP_FINISHED_S = 3600;
 export interface StepTimersDeps {
   connection: Redis;
   names: MuseNames;
-  queues: Pick<StepQueues, 'queue'>;
+  queues: Pick<StepQueues, 'findJob'>;
   publish: (cmd: Command, msgId: string) => Promise<unknown>;
   /** Period of step watches, in ms. */
   watchMs: number;
@@ -113,7 +113,7 @@ export class StepTimers {
       );
       return;
     }
-    const stepJob = await this.deps.queues.queue(t.role).getJob(t.jobId);
+    const stepJob = await this.deps.queues.findJob(t.role, t.jobId);
     const state = stepJob ? await stepJob.getState() : 'missing';
     if (state === 'completed') return; // its final report is stored before a step job completes
     if (state === 'failed' || state === 'missing' || state === 'unknown') {

@@ -47,7 +47,7 @@ export function createLiveSources(deps: {
 
     readHeartbeats: async () => (await readAgentHeartbeats(redis, names)).heartbeats,
 
-    queueDepth: (role) => queues.depth(role),
+    queueDepth: (role) => queues.roleDepth(role),
 
     readRecentRuns: async (perProject) => {
       // Projects are not listed anywhere: find their run indexes by key prefix.

@@ -32,7 +32,7 @@ export function createScalerSources(deps: {
   const { redis, queues, names } = deps;
   return {
     readHeartbeats: async () => (await readAgentHeartbeats(redis, names)).heartbeats,
-    queueDepth: (role) => queues.depth(role),
+    queueDepth: (role) => queues.roleDepth(role),
     writeBoard: async (list) => void (await redis.set(names.scalerPoolsKey, JSON.stringify(list), 'PX', BOARD_TTL_MS)),
     readBoard: async () => readPoolBoard(redis, names),
     publishDecision: async (ev) => void (await deps.publishDecision(ev)),

@@ -11,6 +11,8 @@ export const AgentHeartbeatSchema = z.object({
   inFlight: z.number().int(),
   completed: z.number().int(),
   failed: z.number().int(),
+  /** Mean time of the agent's finished step attempts since it started, in ms; absent before the first (and from remote agents). */
+  avgStepMs: z.number().min(0).optional(),
   /** CPU the process used since its previous heartbeat, as a share of one core (1.5 = one and a half cores); absent from older workers. */
   cpu: z.number().min(0).optional(),
   /** Resident memory as a share of what the process may use (its cgroup limit, else the host's memory), 0..1; absent from older workers. */
@@ -48,6 +50,8 @@ export function toAgentView(hb: AgentHeartbeat): z.infer<typeof AgentViewSchema>
     load: agentLoad(hb),
     completed: hb.completed,
     failed: hb.failed,
+    ...(hb.completed + hb.failed > 0 ? { successRate: Math.round((hb.completed / (hb.completed + hb.failed)) * 1000) / 1000 } : {}),
+    ...(hb.avgStepMs !== undefined ? { avgStepMs: hb.avgStepMs } : {}),
     startedAt: hb.startedAt,
     lastSeenAt: hb.at,
     version: hb.version,

@@ -194,6 +194,10 @@ export const AgentViewSchema = z.object({
   load: z.number(),
   completed: z.number().int(),
   failed: z.number().int(),
+  /** completed / (completed + failed), 0..1; absent before the first finished step. */
+  successRate: z.number().min(0).max(1).optional(),
+  /** Mean time of the agent's finished step attempts, in ms. */
+  avgStepMs: z.number().min(0).optional(),
   startedAt: z.string(),
   lastSeenAt: z.string(),
   version: z.string(),

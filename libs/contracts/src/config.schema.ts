@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { CAPABILITY_PATTERN, MAX_CAPABILITIES } from './workflow.schema.js';
 import { API_KEY_PATTERN, PROJECT_NAME_PATTERN } from './auth.schema.js';
 import { NAMESPACE_PATTERN } from './names.js';
+import { parseDispatchTable, type DispatchTable } from './dispatch.schema.js';
 
 const port = (def: number) => z.coerce.number().int().min(0).max(65535).default(def);
 const ms = (def: number) => z.coerce.number().int().min(1).default(def);
@@ -105,6 +106,24 @@ export const CoordinatorConfigSchema = z.object({
   MUSE_MAX_WORKFLOW_DEPTH: z.coerce.number().int().min(1).max(100).default(5),
   /** How long a step's leases (`locks:`) live without renewal, in ms; the coordinator renews them at every watch of the step's live job. */
   MUSE_LEASE_TTL_MS: ms(60_000),
+  /**
+   * Dispatch strategy per role: comma-separated `role=strategy`, `*=strategy` for the rest; strategies `shared`
+   * (the role's queue, pulled by every agent of the role), `round-robin`, `least-loaded`, `affinity` (the agent of the
+   * run's latest step, else least-loaded). @default shared everywhere
+   */
+  MUSE_DISPATCH: z
+    .string()
+    .default('')
+    .transform((v, ctx): DispatchTable => {
+      try {
+        return parseDispatchTable(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
+  /** An agent whose last heartbeat is older than this gets no targeted step (3 heartbeats of 2 s), in ms. */
+  MUSE_AGENT_TTL_MS: ms(6_000),
 });
 export type CoordinatorConfig = z.infer<typeof CoordinatorConfigSchema>;
 
@@ -129,6 +148,13 @@ export const AgentWorkerConfigSchema = z.object({
   MUSE_SHELL_OUTPUT_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
   /** Heartbeat period, in ms. */
   MUSE_HEARTBEAT_MS: ms(2_000),
+  /**
+   * How often an agent with a free slot looks for work to steal from other agents' own queues (an overloaded agent's
+   * backlog, or the queue of an agent that went silent), in ms; 0 = never steal. @default 500
+   */
+  MUSE_STEAL_INTERVAL_MS: z.coerce.number().int().min(0).default(500),
+  /** An agent whose last heartbeat is older than this counts as gone: its own queue is adopted by the others, in ms. */
+  MUSE_AGENT_TTL_MS: ms(6_000),
   /** BullMQ lock duration: a job whose worker stops renewing it for this long is stalled and handed to another worker, in ms. */
   MUSE_JOB_LOCK_MS: ms(10_000),
   /** Artificial latency of the deterministic provider, in ms (0 = none); useful for demos and tests. */

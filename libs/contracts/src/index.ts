@@ -138,6 +138,8 @@ export type {
 export { StepJobSchema, stepJobId, stepKey, childRunId, deriveSeed, promptTemplateHash } from './jobs.schema.js';
 export type { StepJob } from './jobs.schema.js';
 export { AgentHeartbeatSchema, agentLoad, toAgentView } from './agent.schema.js';
+export { AGENT_QUEUE_ID_PATTERN, AGENT_QUEUE_SEPARATOR, DISPATCH_STRATEGIES, DispatchStrategySchema, agentQueueRole, parseDispatchTable, strategyFor } from './dispatch.schema.js';
+export type { DispatchStrategy, DispatchTable } from './dispatch.schema.js';
 export { REMOTE_AGENT_PATH, REMOTE_AGENT_ID_PATTERN, RemoteAgentClientMessageSchema, RemoteAgentServerMessageSchema, RemoteAssignmentSchema } from './remote-agent.schema.js';
 export type { RemoteAgentClientMessage, RemoteAgentServerMessage, RemoteAssignment } from './remote-agent.schema.js';
 export {

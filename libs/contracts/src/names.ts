@@ -50,6 +50,12 @@ export interface MuseNames {
   readonly stepProgressSubjectWildcard: string;
   /** BullMQ queue of one agent role (BullMQ forbids `:` in queue names). */
   readonly stepQueue: (role: string) => string;
+  /** Which queue a targeted step job went to (`round-robin`, `least-loaded`, `affinity`), by job id; set once, so a re-enqueue after a crash goes to the same queue. */
+  readonly dispatchKey: (jobId: string) => string;
+  /** Redis set of the agents' own queue roles (`<role>@<agentId>`) of one role that were ever targeted: where idle agents look for work to steal. */
+  readonly dispatchQueuesKey: (role: string) => string;
+  /** Redis counter of a role's `round-robin` turns. */
+  readonly dispatchCursorKey: (role: string) => string;
   /** Redis hash of a project's dead letters (steps that exhausted their retries), field `<run>.<step>`. */
   readonly deadLettersKey: (project: string) => string;
   /** Core NATS subject on which the coordinator tells workers a run ended: they stop its running steps. */
@@ -152,6 +158,9 @@ export function museNames(namespace: string): MuseNames {
     stepProgressSubjectWildcard: `${ns}.${v}.progress.*`,
     stepQueue: (role) => `${ns}.${v}.agent.${role}`,
     timerQueue: `${ns}.${v}.coordinator.timers`,
+    dispatchKey: (jobId) => `${ns}:dispatch:${jobId}`,
+    dispatchQueuesKey: (role) => `${ns}:dispatch-queues:${role}`,
+    dispatchCursorKey: (role) => `${ns}:dispatch-rr:${role}`,
     runStopSubject: (runId) => `${ns}.${v}.run-stop.${runId}`,
     deadLettersKey: (project) => `${ns}:dead-letters:${project}`,
     runStopSubjectWildcard: `${ns}.${v}.run-stop.*`,

@@ -4,7 +4,7 @@ export { validateWorkflow, checkGraph, findCycle, ancestorsOf, topologicalOrder 
 export type { ValidationResult } from './dag.js';
 export { applyEvent, foldEvents, FoldError } from './state.js';
 export type { RunState, StepState, ItemState, Gate, Spend, SpendFigures } from './state.js';
-export { RunTransition, isFinished, buildStepJob, stepQueueRole, budgetOf, runOutput, templateContext, conditionContext, maxAttemptsOf, backoffDelay, DEFAULT_BACKOFF, DEFAULT_FOREACH_CONCURRENCY } from './transition.js';
+export { RunTransition, isFinished, buildStepJob, stepQueueRole, runAgent, budgetOf, runOutput, templateContext, conditionContext, maxAttemptsOf, backoffDelay, DEFAULT_BACKOFF, DEFAULT_FOREACH_CONCURRENCY } from './transition.js';
 export { checkExpression, evaluateCondition, evaluateList, evaluateKey, ConditionError } from './condition.js';
 export { missingInputs } from './inputs.js';
 export type { EngineDefaults } from './transition.js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RunSubmitCommand, StepReport, WorkflowDefinition } from '@muse/contracts';
-import { RunTransition, type EngineDefaults } from './transition.js';
+import { RunTransition, runAgent, type EngineDefaults } from './transition.js';
 import { applyEvent, foldEvents, type RunState } from './state.js';
 import { toRunView } from './view.js';
 
@@ -137,4 +137,12 @@ test('the view lists steps in definition order with status and attempts', () => 
   const v = toRunView(t0.state!);
   assert.deepEqual(v.steps.map((s) => [s.id, s.status, s.attempts]), [['plan', 'queued', 1], ['lint', 'pending', 0], ['sec', 'pending', 0], ['review', 'pending', 0]]);
   assert.equal(v.seq, 3);
+});
+
+test('runAgent: the agent of the latest started or finished step, never the coordinator or a child run', () => {
+  const step = (id: string, agentId: string | undefined, at: string, role = 'executor') => ({ id, role, status: 'succeeded', attempts: 1, artifacts: [], finishedAt: at, ...(agentId ? { agentId } : {}) });
+  const state = (steps: ReturnType<typeof step>[]) => ({ steps: Object.fromEntries(steps.map((s) => [s.id, s])) }) as unknown as RunState;
+  assert.equal(runAgent(state([step('a', 'w1', '2026-01-01T00:00:01Z'), step('b', 'w2', '2026-01-01T00:00:02Z')])), 'w2');
+  assert.equal(runAgent(state([step('a', 'w1', '2026-01-01T00:00:01Z'), step('b', 'coordinator', '2026-01-01T00:00:03Z'), step('c', 'run_child', '2026-01-01T00:00:04Z', 'workflow')])), 'w1');
+  assert.equal(runAgent(state([step('a', undefined, '2026-01-01T00:00:01Z')])), undefined);
 });

@@ -662,3 +662,18 @@ export function stepQueueRole(s: RunState, stepId: string): string {
   const def = s.definition.steps.find((d) => d.id === stepId);
   return queueRole(s.steps[stepId]!.role, def?.requires);
 }
+
+/**
+ * The agent that holds the run's workspace: the one that started or finished
+ * the run's latest step (`affinity` dispatch prefers it). Not the coordinator
+ * (its reports fail lost attempts) and not a child run.
+ */
+export function runAgent(s: RunState): string | undefined {
+  let best: { at: string; agentId: string } | undefined;
+  for (const st of Object.values(s.steps)) {
+    if (st.agentId === undefined || st.agentId === 'coordinator' || st.role === WORKFLOW_ROLE) continue;
+    const at = st.finishedAt ?? st.startedAt;
+    if (at !== undefined && (best === undefined || at > best.at)) best = { at, agentId: st.agentId };
+  }
+  return best?.agentId;
+}

@@ -26,6 +26,8 @@ export interface WorkerCounts {
   inFlight: number;
   completed: number;
   failed: number;
+  /** Mean time of this agent's finished step attempts, in ms; absent before the first. */
+  avgStepMs?: number;
 }
 
 export interface HeartbeatDeps {

@@ -2,6 +2,8 @@ export { createRedis, openRedis } from './redis-connection.js';
 export type { ConnectionHost, OpenRedisOptions } from './redis-connection.js';
 export { StepQueues, createStepWorker } from './step-queues.js';
 export { readAgentHeartbeats } from './agent-registry.js';
+export { AgentDispatcher, chooseAgent, dispatchCandidates } from './agent-dispatcher.js';
+export type { AgentDispatcherOptions, DispatchCandidate } from './agent-dispatcher.js';
 export type { AgentHeartbeats } from './agent-registry.js';
 export type { StepJobOptions, StepWorkerOptions, Job } from './step-queues.js';
 export { readWorkflowVersion, resolveWorkflow, parseWorkflowMeta, parseWorkflowDefinition, storedWorkflow } from './workflow-store.js';

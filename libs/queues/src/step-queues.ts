@@ -6,24 +6,37 @@
 import { Queue, Worker, type Job, type Processor } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ROOT_CONTEXT, SpanKind, context, propagation, trace } from '@opentelemetry/api';
-import { queueRole, stepJobId, type MuseNames, type StepJob } from '@muse/contracts';
+import { AGENT_QUEUE_SEPARATOR, queueRole, stepJobId, type MuseNames, type StepJob } from '@muse/contracts';
+import type { AgentDispatcher } from './agent-dispatcher.js';
 
 export interface StepJobOptions {
   /** 1 (highest) to 10. */
   priority?: number;
   delayMs?: number;
+  /** The agent that ran the run's latest step (the `affinity` strategy prefers it). */
+  preferAgent?: string;
 }
+
+const FORGET_IF_EMPTY = `
+if redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('LLEN', KEYS[3]) + redis.call('ZCARD', KEYS[4]) + redis.call('ZCARD', KEYS[5]) > 0 then return 0 end
+return redis.call('SREM', KEYS[6], ARGV[1])`;
 
 /** Finished jobs are kept this long so a late duplicate enqueue still finds them, in seconds. */
 const KEEP_FINISHED_S = 24 * 3600;
 
 export class StepQueues {
   private readonly queues = new Map<string, Queue<StepJob>>();
+  private dispatcher: AgentDispatcher | undefined;
 
   constructor(
     private readonly connection: Redis,
     private readonly names: MuseNames,
   ) {}
+
+  /** Sends the jobs of roles with a targeted strategy to agents' own queues (the coordinator's `MUSE_DISPATCH`). */
+  useDispatcher(dispatcher: AgentDispatcher): void {
+    this.dispatcher = dispatcher;
+  }
 
   queue(role: string): Queue<StepJob> {
     let q = this.queues.get(role);
@@ -45,15 +58,18 @@ export class StepQueues {
     // Never a trace of its own: a job of a run without a trace (tracing off when it was submitted) gets no span.
     const span = trace.getSpanContext(parent) ? trace.getTracer('muse').startSpan(`muse.step.enqueue ${job.role}`, {
       kind: SpanKind.PRODUCER,
-      attributes: { 'muse.run_id': job.runId, 'muse.step_id': job.stepId, 'muse.attempt': job.attempt, 'muse.role': job.role, 'messaging.destination.name': this.names.stepQueue(queueRole(job.role, job.requires)) },
+      attributes: { 'muse.run_id': job.runId, 'muse.step_id': job.stepId, 'muse.attempt': job.attempt, 'muse.role': job.role },
     }, parent) : undefined;
     if (span) {
       const carrier: Record<string, string> = {};
       propagation.inject(trace.setSpan(parent, span), carrier);
       if (carrier.traceparent !== undefined) job = { ...job, traceparent: carrier.traceparent };
     }
-    // A step that requires capabilities goes to `<role>+<tags>`, which only agents with all of them take.
-    await this.queue(queueRole(job.role, job.requires)).add(job.stepId, job, {
+    // A step that requires capabilities goes to `<role>+<tags>`, which only agents with all of them take; under a
+    // targeted strategy, a step goes to one agent's own queue `<role>@<agentId>`.
+    const target = this.dispatcher ? await this.dispatcher.target(job, opts.preferAgent) : queueRole(job.role, job.requires);
+    span?.setAttribute('messaging.destination.name', this.names.stepQueue(target));
+    await this.queue(target).add(job.stepId, job, {
       jobId,
       // Retries are the coordinator's decision (a new attempt, a new job); BullMQ only re-runs stalled jobs.
       attempts: 1,
@@ -62,18 +78,47 @@ export class StepQueues {
       removeOnComplete: { age: KEEP_FINISHED_S },
       removeOnFail: { age: KEEP_FINISHED_S },
     }).finally(() => span?.end());
+    // Again after the add: an agent that forgot this (empty) queue between the dispatcher's choice and the add
+    // must find it again (see forgetAgentQueue).
+    if (target.includes(AGENT_QUEUE_SEPARATOR)) await this.connection.sadd(this.names.dispatchQueuesKey(job.role), target);
     return jobId;
+  }
+
+  /** The step job `jobId` of queue role `role` (or of the agent's own queue it was sent to), if it exists. */
+  async findJob(role: string, jobId: string): Promise<Job<StepJob> | undefined> {
+    const q = this.dispatcher ? await this.dispatcher.queueOf(role, jobId) : role;
+    return this.queue(q).getJob(jobId);
   }
 
   /** Removes a queued (not yet running) job; a running job is left to finish. */
   async remove(role: string, jobId: string): Promise<void> {
-    const job = await this.queue(role).getJob(jobId);
+    const job = await this.findJob(role, jobId);
     if (job && (await job.isWaiting() || await job.isDelayed())) await job.remove().catch(() => undefined);
   }
 
+  /** Jobs of one queue role. */
   async depth(role: string): Promise<{ waiting: number; active: number; delayed: number }> {
     const c = await this.queue(role).getJobCounts('waiting', 'active', 'delayed', 'prioritized');
     return { waiting: (c.waiting ?? 0) + (c.prioritized ?? 0), active: c.active ?? 0, delayed: c.delayed ?? 0 };
+  }
+
+  /**
+   * Drops an agent's own queue from the role's set, only if it holds no job (waiting, prioritized, delayed or
+   * active), in one script: a job added meanwhile keeps it, and `enqueue` adds the queue again after each add.
+   * @returns whether it was dropped
+   */
+  async forgetAgentQueue(role: string, agentQueueRole: string): Promise<boolean> {
+    const base = `${this.names.bullPrefix}:${this.names.stepQueue(agentQueueRole)}`;
+    // BullMQ's own key layout (`<prefix>:<queue>:wait|paused|active` lists, `prioritized|delayed` sorted sets).
+    const dropped = await this.connection.eval(FORGET_IF_EMPTY, 6, `${base}:wait`, `${base}:paused`, `${base}:active`, `${base}:prioritized`, `${base}:delayed`, this.names.dispatchQueuesKey(role), agentQueueRole);
+    return dropped === 1;
+  }
+
+  /** Jobs of a role in all: its queue and the agents' own queues of it (targeted dispatch). */
+  async roleDepth(role: string): Promise<{ waiting: number; active: number; delayed: number }> {
+    const own = role.includes('+') ? [] : await this.connection.smembers(this.names.dispatchQueuesKey(role));
+    const all = await Promise.all([role, ...own].map((q) => this.depth(q)));
+    return all.reduce((a, b) => ({ waiting: a.waiting + b.waiting, active: a.active + b.active, delayed: a.delayed + b.delayed }));
   }
 
   async close(): Promise<void> {
