@@ -22,11 +22,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, PermissionViolationError, type NatsConnection } from '@nats-io/transport-node';
+import { connect, nkeyAuthenticator, nkeys, PermissionViolationError, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { Redis } from 'ioredis';
 import { museNames, type MuseNames } from '@muse/contracts';
-import { JetStreamBus, natsServerConfig, NATS_SERVICE_ROLES, type NatsServiceRole, type NatsUserEntry } from '@muse/messaging';
+import { JetStreamBus, natsAuthFromConfig, natsServerConfig, NATS_SERVICE_ROLES, type NatsServiceRole, type NatsUserEntry } from '@muse/messaging';
 import { FakeModelServer } from '@muse/providers/testing';
 import { http, startTestCluster, waitForRun, type TestCluster } from '../support/harness.js';
 import { natsStoreDir, startNatsServer, startRedisServer, type PrivateServer } from '../support/secure-servers.js';
@@ -158,6 +158,51 @@ describe('NATS: per-service users with least-privilege permissions (generated co
     await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error('old connection still open')), 5_000).unref())]);
     await newConn.flush();
     assert.equal(newConn.isClosed(), false);
+  });
+});
+
+describe('NATS: a service user known by its nkey (NATS_NKEY_SEED_FILE, real nats-server)', () => {
+  let dir: string;
+  let nats: NatsServer;
+  let names: MuseNames;
+  const coordinator = nkeys.createUser();
+  const intruder = nkeys.createUser();
+  let seedFile: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'muse-nats-nkey-'));
+    names = museNames(newNamespace());
+    seedFile = join(dir, 'coordinator.nk');
+    writeFileSync(seedFile, `${new TextDecoder().decode(coordinator.getSeed())}\n`, { mode: 0o600 });
+    const users: NatsUserEntry[] = [{ role: 'coordinator', nkey: coordinator.getPublicKey() }, { role: 'gateway', user: 'muse-gateway', password: pw() }];
+    nats = await startNatsServer(dir, natsServerConfig({ names, users, storeDir: natsStoreDir(dir) }));
+  });
+  after(async () => {
+    await nats?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the service connects by signing with its seed, under its role\'s permissions; another seed or none is refused', async () => {
+    assert.match(readFileSync(join(dir, 'nats-server.conf'), 'utf8'), new RegExp(`nkey: "${coordinator.getPublicKey()}"`));
+    const bus = await JetStreamBus.connect({ url: nats.url, names, name: 't-nkey', auth: natsAuthFromConfig({ NATS_NKEY_SEED_FILE: seedFile }) });
+    try {
+      await bus.ensureStreams();
+    } finally {
+      await bus.close();
+    }
+    // The same identity, raw: its role's permissions hold (a coordinator publishes no heartbeats of agents).
+    const nc = await connect({ servers: nats.url, authenticator: nkeyAuthenticator(coordinator.getSeed()), maxReconnectAttempts: 0 });
+    try {
+      const pending = nextViolation(nc);
+      nc.publish(names.agentHeartbeatSubject, '{}');
+      assert.equal((await pending)?.subject, names.agentHeartbeatSubject, 'the server applied the coordinator\'s permissions to the nkey user');
+    } finally {
+      await nc.close();
+    }
+    const other = join(dir, 'intruder.nk');
+    writeFileSync(other, new TextDecoder().decode(intruder.getSeed()), { mode: 0o600 });
+    await assert.rejects(JetStreamBus.connect({ url: nats.url, names, name: 't-intruder', auth: natsAuthFromConfig({ NATS_NKEY_SEED_FILE: other }) }), /Authorization Violation/i);
+    await assert.rejects(connect({ servers: nats.url, maxReconnectAttempts: 0 }), /Authorization Violation/i);
   });
 });
 

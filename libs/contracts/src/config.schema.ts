@@ -33,6 +33,8 @@ export const CommonConfigShape = {
   NATS_PASSWORD: z.string().min(1).optional(),
   /** NATS credentials file (JWT + nkey seed), instead of user and password. */
   NATS_CREDS_FILE: z.string().min(1).optional(),
+  /** File holding this service's nkey seed (`SU…`), for a server that lists the user by its public nkey; ignored when NATS_CREDS_FILE is set. */
+  NATS_NKEY_SEED_FILE: z.string().min(1).optional(),
   /** PEM file of the CA that signed the NATS server's certificate; setting any NATS_TLS_* turns TLS on. */
   NATS_TLS_CA: z.string().min(1).optional(),
   /** PEM client certificate, for servers that verify clients. */
@@ -77,7 +79,7 @@ export const GatewayConfigSchema = z.object({
   /** Where the gateway streams artifact content from. */
   MUSE_ARTIFACT_STORE_URL: z.string().url().default('http://127.0.0.1:3003'),
   /** An agent whose last heartbeat is older than this is not listed, in ms. */
-  MUSE_AGENT_TTL_MS: ms(10_000),
+  MUSE_AGENT_TTL_MS: ms(6_000),
   /** How long a disconnected remote agent's assignments wait for it to reconnect (same agentId) before they fail as MUSE_ERR_AGENT_DISCONNECTED (retryable), in ms. */
   MUSE_REMOTE_AGENT_GRACE_MS: ms(10_000),
 });
@@ -237,7 +239,7 @@ export const ObservabilityConfigSchema = z.object({
   ...CommonConfigShape,
   OBSERVABILITY_PORT: port(3004),
   /** An agent whose last heartbeat is older than this leaves the live view, in ms. */
-  MUSE_AGENT_TTL_MS: ms(10_000),
+  MUSE_AGENT_TTL_MS: ms(6_000),
   /** How often the agent list and queue depths are read, in ms. */
   MUSE_OBSERVABILITY_POLL_MS: ms(1_000),
   /** Runs per project read from the read model at start. */
@@ -251,7 +253,7 @@ export const ScalerConfigSchema = z.object({
   /** How often the scaler reads queue depths and agent heartbeats, in ms. */
   MUSE_SCALER_INTERVAL_MS: ms(5_000),
   /** An agent whose last heartbeat is older than this is not counted, in ms. */
-  MUSE_AGENT_TTL_MS: ms(10_000),
+  MUSE_AGENT_TTL_MS: ms(6_000),
   /** The pools file (TOML or YAML, `orchestration.scaling.<role>` tables); unset = the default policy for every role. */
   MUSE_SCALER_CONFIG: z.string().min(1).optional(),
   /** What acts on the pools' desired sizes: spawn local worker processes, set Kubernetes Deployment replicas, or only export metrics. @default local */

@@ -8,7 +8,7 @@
  * a time) and the command stream (submissions, cancellations, worker reports;
  * consumed by a durable consumer shared by every coordinator replica).
  */
-import { connect, credsAuthenticator, headers as natsHeaders, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, headers as natsHeaders, nkeyAuthenticator, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace, type Context } from '@opentelemetry/api';
 import { readFileSync } from 'node:fs';
 import {
@@ -67,6 +67,8 @@ export interface NatsAuth {
   password?: string;
   /** A `.creds` file (JWT and nkey seed). */
   credsFile?: string;
+  /** A file holding the service's nkey seed (`SU…`): the server knows its public key. */
+  nkeySeedFile?: string;
   tlsCa?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -77,6 +79,7 @@ export function natsAuthFromConfig(c: {
   NATS_USER?: string | undefined;
   NATS_PASSWORD?: string | undefined;
   NATS_CREDS_FILE?: string | undefined;
+  NATS_NKEY_SEED_FILE?: string | undefined;
   NATS_TLS_CA?: string | undefined;
   NATS_TLS_CERT?: string | undefined;
   NATS_TLS_KEY?: string | undefined;
@@ -85,6 +88,7 @@ export function natsAuthFromConfig(c: {
   if (c.NATS_USER !== undefined) a.user = c.NATS_USER;
   if (c.NATS_PASSWORD !== undefined) a.password = c.NATS_PASSWORD;
   if (c.NATS_CREDS_FILE !== undefined) a.credsFile = c.NATS_CREDS_FILE;
+  if (c.NATS_NKEY_SEED_FILE !== undefined) a.nkeySeedFile = c.NATS_NKEY_SEED_FILE;
   if (c.NATS_TLS_CA !== undefined) a.tlsCa = c.NATS_TLS_CA;
   if (c.NATS_TLS_CERT !== undefined) a.tlsCert = c.NATS_TLS_CERT;
   if (c.NATS_TLS_KEY !== undefined) a.tlsKey = c.NATS_TLS_KEY;
@@ -99,6 +103,7 @@ function connectionAuth(auth: NatsAuth | undefined): Record<string, unknown> {
   if (auth.password !== undefined) o.pass = auth.password;
   // Read once here: a missing file fails the boot with its path, not a vague auth error later.
   if (auth.credsFile !== undefined) o.authenticator = credsAuthenticator(readFileSync(auth.credsFile));
+  else if (auth.nkeySeedFile !== undefined) o.authenticator = nkeyAuthenticator(new TextEncoder().encode(readFileSync(auth.nkeySeedFile, 'utf8').trim()));
   if (auth.tlsCa !== undefined || auth.tlsCert !== undefined || auth.tlsKey !== undefined) {
     o.tls = {
       ...(auth.tlsCa !== undefined ? { caFile: auth.tlsCa } : {}),

@@ -157,16 +157,23 @@ function ownPermissions(role: NatsServiceRole, names: MuseNames): NatsPermission
   }
 }
 
-export interface NatsUserEntry {
-  role: NatsServiceRole | 'admin';
-  user: string;
-  /**
-   * The password: a literal (or a bcrypt hash, `$2a$…`), or a reference to an
-   * environment variable of the nats-server process written `$NAME` (so the
-   * file holds no secret).
-   */
-  password: string;
-}
+/** A service's NATS identity: a user and password, or an nkey (its public key; the service holds the seed). */
+export type NatsUserEntry =
+  | {
+      role: NatsServiceRole | 'admin';
+      user: string;
+      /**
+       * The password: a literal (or a bcrypt hash, `$2a$…`), or a reference to an
+       * environment variable of the nats-server process written `$NAME` (so the
+       * file holds no secret).
+       */
+      password: string;
+    }
+  | {
+      role: NatsServiceRole | 'admin';
+      /** The user's public nkey (`U…`, from `nk -gen user -pubout`); the service signs the server's challenge with its seed (`NATS_NKEY_SEED_FILE`). */
+      nkey: string;
+    };
 
 export interface NatsServerConfigOptions {
   names: MuseNames;
@@ -205,13 +212,13 @@ export function natsServerConfig(o: NatsServerConfigOptions): string {
   }
   lines.push('authorization {', '  users: [');
   const entries = o.users.map((u) => {
-    const pw = ENV_REF.test(u.password) ? u.password : q(u.password);
-    if (u.role === 'admin') return `    # admin: everything (operators, stream maintenance)\n    { user: ${q(u.user)}, password: ${pw} }`;
+    const who = 'nkey' in u ? `nkey: ${q(u.nkey)}` : `user: ${q(u.user)}, password: ${ENV_REF.test(u.password) ? u.password : q(u.password)}`;
+    if (u.role === 'admin') return `    # admin: everything (operators, stream maintenance)\n    { ${who} }`;
     const p = servicePermissions(u.role, o.names);
     const ind = '        ';
     return [
       `    # ${u.role}`,
-      `    { user: ${q(u.user)}, password: ${pw}, permissions: {`,
+      `    { ${who}, permissions: {`,
       `      publish: { allow: ${list(p.publish, ind)} }`,
       `      subscribe: { allow: ${list(p.subscribe, ind)} }`,
       ...(p.allowResponses ? ['      allow_responses: true'] : []),
