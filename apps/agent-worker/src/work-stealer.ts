@@ -117,6 +117,8 @@ export class WorkStealer {
       const wanted = new Set<string>();
       for (const role of this.deps.roles) {
         const names = (await this.deps.agentQueues(role)).filter((q) => ownerOf(q) !== this.deps.agentId);
+        // Under `shared` dispatch no agent has a queue of its own: nothing more to read for this role.
+        if (names.length === 0) continue;
         const own = await this.deps.depth(`${role}${AGENT_QUEUE_SEPARATOR}${this.deps.agentId}`);
         const queues: VictimQueue[] = await Promise.all(
           names.map(async (queueRole) => {
