@@ -5,6 +5,7 @@ export type { NatsPermissions, NatsServerConfigOptions, NatsServiceRole, NatsUse
 export { WrongLastSequenceError, isWrongLastSequence } from './errors.js';
 export { encodeJson, decodeJson } from './codec.js';
 export { RunEventFeed } from './run-event-feed.js';
+export { decodeRunEvents, encodeRunEvents } from './run-log-codec.js';
 export type { RunEventFeedOptions } from './run-event-feed.js';
 export { retry } from './backoff.js';
 export type { RetryOptions } from './backoff.js';

@@ -33,7 +33,6 @@ import {
   ProfilingReplySchema,
   type ProfilingReply,
   type ServiceProfile,
-  RunEventSchema,
   ScalerDecisionEventSchema,
   type AuditRecord,
   type Command,
@@ -44,6 +43,7 @@ import {
 import { decodeJson, encodeJson } from './codec.js';
 import { WrongLastSequenceError } from './errors.js';
 import { RunEventFeed } from './run-event-feed.js';
+import { decodeRunEvents, encodeRunEvents } from './run-log-codec.js';
 
 /** Convert ms to the nanoseconds JetStream's API takes. */
 const nanos = (ms: number): number => ms * 1_000_000;
@@ -356,10 +356,11 @@ export class JetStreamBus {
   async appendRunEvents(runId: string, events: RunEvent[], expectedLastStreamSeq: number): Promise<number> {
     const subject = this.names.runSubject(runId);
     let last = expectedLastStreamSeq;
-    for (const event of events) {
+    // One message per append (run-log-codec.ts): one round trip, and the events land together or not at all.
+    for (const { data, first } of encodeRunEvents(events)) {
       try {
-        const ack = await this.js.publish(subject, encodeJson(event), {
-          msgID: event.id,
+        const ack = await this.js.publish(subject, data, {
+          msgID: first.id,
           expect: { lastSubjectSequence: last },
           timeout: 5_000,
         });
@@ -396,8 +397,7 @@ export class JetStreamBus {
         let done = false;
         for await (const m of batch) {
           got++;
-          const ev = RunEventSchema.parse(decodeJson(m.data));
-          if (ev.seq >= fromSeq) events.push(ev);
+          for (const ev of decodeRunEvents(m.data)) if (ev.seq >= fromSeq) events.push(ev);
           if (m.seq >= last.seq) {
             done = true;
             break;
@@ -416,7 +416,7 @@ export class JetStreamBus {
     try {
       const m = await this.jsm.streams.getMessage(this.names.runsStream, { last_by_subj: this.names.runSubject(runId) });
       if (!m) return null;
-      return { seq: m.seq, event: RunEventSchema.parse(decodeJson(m.data)) };
+      return { seq: m.seq, event: decodeRunEvents(m.data).at(-1)! };
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === 10037) return null; // no message found
       throw err;

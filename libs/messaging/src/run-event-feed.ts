@@ -18,9 +18,9 @@
  *
  */
 import { DeliverPolicy, type Consumer, type ConsumerMessages } from '@nats-io/jetstream';
-import { RunEventSchema, type RunEvent } from '@muse/contracts';
+import type { RunEvent } from '@muse/contracts';
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { decodeJson } from './codec.js';
+import { decodeRunEvents } from './run-log-codec.js';
 
 export interface RunEventFeedOptions {
   js: JetStreamClient;
@@ -91,18 +91,20 @@ export class RunEventFeed {
       // Superseded: the next generation starts after `lastSeq`, so this message comes again there.
       if (this.current !== gen) break;
       this.lastSeq = m.seq;
-      let event: RunEvent;
+      let events: RunEvent[];
       try {
-        event = RunEventSchema.parse(decodeJson(m.data));
+        events = decodeRunEvents(m.data);
       } catch (err) {
         this.opts.onError?.(err, 'parse');
         continue;
       }
-      try {
-        this.opts.onEvent(event);
-      } catch (err) {
-        // One bad event must not end the loop: the view would silently freeze.
-        this.opts.onError?.(err, 'apply');
+      for (const event of events) {
+        try {
+          this.opts.onEvent(event);
+        } catch (err) {
+          // One bad event must not end the loop: the view would silently freeze.
+          this.opts.onError?.(err, 'apply');
+        }
       }
     }
   }
