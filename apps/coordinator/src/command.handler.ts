@@ -116,9 +116,12 @@ export class CommandHandler {
   private async handleLocked(cmd: Command, ctx: CommandContext, token: number): Promise<void> {
     let entry = this.cache.get(cmd.runId);
     let reloaded = false;
+    /** Whether the state came from a log with events in it: only then can an earlier handler have left effects undone. */
+    let foundLog = false;
     if (!entry) {
       entry = await this.load(cmd.runId);
       reloaded = true;
+      foundLog = entry.lastStreamSeq > 0;
     }
     for (let attempt = 0; ; attempt++) {
       const tx = new RunTransition(entry.state, this.now);
@@ -131,6 +134,7 @@ export class CommandHandler {
         if (!reloaded && (await this.deps.bus.lastRunMessage(cmd.runId))?.seq !== (entry.lastStreamSeq || undefined)) {
           entry = await this.load(cmd.runId);
           reloaded = true;
+          foundLog = true;
           continue;
         }
         break;
@@ -144,6 +148,7 @@ export class CommandHandler {
         this.deps.logger.debug({ runId: cmd.runId }, 'run log moved on; reloading');
         entry = await this.load(cmd.runId);
         reloaded = true;
+        foundLog = true;
         continue;
       }
       for (const ev of tx.events) {
@@ -156,7 +161,8 @@ export class CommandHandler {
     // After a crash between append and effects, the redelivered command (or a
     // replica that had to read the log) finds nothing new to append: make sure
     // the effects of the state it found happened anyway.
-    if ((reloaded || ctx.deliveryCount > 1) && entry.state) await this.ensureEffects(entry.state);
+    // A brand-new run (its log was empty) has no earlier effects: the ones just carried out are all there are.
+    if ((foundLog || ctx.deliveryCount > 1) && entry.state) await this.ensureEffects(entry.state);
     // A slot granted to a run that no longer wants it (it finished, or the step was settled meanwhile) goes to the next.
     if (cmd.kind === 'concurrency-grant' && entry.state && !wantsSlot(entry.state, cmd)) {
       const gate = gateOf(entry.state, cmd);
