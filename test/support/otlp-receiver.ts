@@ -20,6 +20,7 @@ export interface ReceivedSpan {
   service: string;
   attributes: Record<string, string | number | boolean>;
   startNanos: bigint;
+  endNanos: bigint;
 }
 
 interface OtlpValue {
@@ -36,7 +37,7 @@ interface OtlpRequest {
   resourceSpans?: Array<{
     resource?: { attributes?: OtlpKeyValue[] };
     scopeSpans?: Array<{
-      spans?: Array<{ traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes?: OtlpKeyValue[]; startTimeUnixNano: string }>;
+      spans?: Array<{ traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes?: OtlpKeyValue[]; startTimeUnixNano: string; endTimeUnixNano?: string }>;
     }>;
   }>;
 }
@@ -92,6 +93,7 @@ export class OtlpReceiver {
             service,
             attributes: attrs(s.attributes),
             startNanos: BigInt(s.startTimeUnixNano),
+            endNanos: BigInt(s.endTimeUnixNano ?? s.startTimeUnixNano),
           });
         }
       }

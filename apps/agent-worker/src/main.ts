@@ -109,6 +109,7 @@ await runService({
       artifacts: new ArtifactUploader(c.MUSE_ARTIFACT_STORE_URL),
       reports: new StepReportPublisher(bus, log),
       handBack: handBack.signal,
+      startedReportDelayMs: c.MUSE_STARTED_REPORT_DELAY_MS,
       observer: metrics,
       logger: log,
     });

@@ -42,6 +42,8 @@ function harness(over: Partial<StepProcessorDeps> = {}) {
       },
     },
     now: () => new Date('2025-01-01T00:00:00.000Z'),
+    // `started` before the step runs, so every report is seen; the deferred `started` has its own tests below.
+    startedReportDelayMs: 0,
     ...over,
   };
   return { processor: new StepProcessor(deps), published, uploads };
@@ -182,6 +184,61 @@ describe('StepProcessor', () => {
     const { processor } = harness({ observer: { finished: (e) => seen.push({ ...e, durationMs: typeof e.durationMs }) } });
     await processor.process(shellJob);
     assert.deepEqual(seen, [{ role: 'executor', kind: 'shell', outcome: 'completed', durationMs: 'number', project: 'default' }]);
+  });
+});
+
+describe('StepProcessor with a deferred started report (MUSE_STARTED_REPORT_DELAY_MS)', () => {
+  const slowShell = (ms: number) => ({ run: async (): Promise<ShellOutput> => {
+    await new Promise((r) => setTimeout(r, ms));
+    return { exitCode: 0, stdout: 'built\n', stderr: '' };
+  } });
+
+  test('a step quicker than the delay sends one final report carrying startedAt', async () => {
+    const { processor, published } = harness({ startedReportDelayMs: 200 });
+    await processor.process(shellJob);
+    assert.deepEqual(published.map((r) => r.outcome), ['completed']);
+    assert.equal(published[0]!.startedAt, '2025-01-01T00:00:00.000Z');
+    assert.equal(reportMsgId(published[0]!), 'run_p1.build.1.completed');
+  });
+
+  test('a step slower than the delay is reported started while it runs, and its final report has no startedAt', async () => {
+    const { processor, published } = harness({ startedReportDelayMs: 20, shell: slowShell(150) });
+    const done = processor.process(shellJob);
+    await new Promise((r) => setTimeout(r, 80));
+    assert.deepEqual(published.map((r) => r.outcome), ['started']);
+    await done;
+    assert.deepEqual(published.map((r) => r.outcome), ['started', 'completed']);
+    assert.equal(published[1]!.startedAt, undefined);
+  });
+
+  test('a failure quicker than the delay carries startedAt too', async () => {
+    const { processor, published } = harness({ startedReportDelayMs: 200, shell: { run: async () => { throw new MuseError('MUSE_ERR_STEP_EXIT_NONZERO', 'exit 2'); } } });
+    await processor.process(shellJob);
+    assert.deepEqual(published.map((r) => [r.outcome, r.startedAt]), [['failed', '2025-01-01T00:00:00.000Z']]);
+  });
+
+  test('a started report that failed to store is sent again before the final one', async () => {
+    let calls = 0;
+    const published: StepReport[] = [];
+    const { processor } = harness({
+      startedReportDelayMs: 10,
+      shell: slowShell(60),
+      reports: { publish: async (r) => {
+        if (r.outcome === 'started' && calls++ === 0) throw new Error('JetStream unavailable');
+        published.push(r);
+      } },
+    });
+    await processor.process(shellJob);
+    assert.deepEqual(published.map((r) => r.outcome), ['started', 'completed']);
+  });
+
+  test('a hand-back before the delay reports nothing at all', async () => {
+    const handBack = new AbortController();
+    const { processor, published } = harness({ startedReportDelayMs: 500, handBack: handBack.signal, agent: new AgentStepExecutor(new LocalDeterministicProvider(5_000)) });
+    setTimeout(() => handBack.abort(new StepHandedBackError()), 30);
+    await assert.rejects(processor.process(agentJob), (err: unknown) => err instanceof StepHandedBackError);
+    await new Promise((r) => setTimeout(r, 550));
+    assert.deepEqual(published, []);
   });
 });
 

@@ -20,6 +20,8 @@ import { isStepHandedBack } from './step.errors.js';
 export type StepKind = StepJob['kind'];
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** @see StepProcessorDeps.startedReportDelayMs */
+export const DEFAULT_STARTED_REPORT_DELAY_MS = 100;
 export type StepOutcome = 'completed' | 'failed';
 
 export interface StepProcessorDeps {
@@ -37,6 +39,11 @@ export interface StepProcessorDeps {
   /** The results of the tool calls a job's model made (`tool-calls/NN-<tool>.json`), taken once the step ran: uploaded with its output. */
   toolResults?: { take(job: StepJob): (OutputArtifact & { schema?: string })[] };
   observer?: StepObserver;
+  /**
+   * How long a step runs before its `started` report is sent, in ms (MUSE_STARTED_REPORT_DELAY_MS); 0 sends it before
+   * the step runs. @default 100
+   */
+  startedReportDelayMs?: number;
   /** Removes secret values from outputs (hence artifacts) and error bodies before they leave the worker. */
   scrubber?: { scrubDeep<T>(value: T): T };
   logger?: Pick<Logger, 'info' | 'warn' | 'debug'>;
@@ -90,7 +97,18 @@ export class StepProcessor {
     };
     const log = { runId: job.runId, stepId: job.stepId, attempt: job.attempt, role: job.role, kind: job.kind };
 
-    await this.deps.reports.publish({ ...base, outcome: 'started', at: this.now().toISOString() });
+    // `started` goes out once the step has run for `startedReportDelayMs`: a step that finishes sooner sends one final
+    // report carrying `startedAt`, and the coordinator folds one command where it would fold two.
+    const startedAt = this.now().toISOString();
+    const delay = this.deps.startedReportDelayMs ?? DEFAULT_STARTED_REPORT_DELAY_MS;
+    let startedSent: Promise<unknown> | undefined;
+    const sendStarted = (): Promise<unknown> => (startedSent ??= this.deps.reports.publish({ ...base, outcome: 'started', at: startedAt }));
+    let startedTimer: NodeJS.Timeout | undefined;
+    if (delay <= 0) await sendStarted();
+    else {
+      startedTimer = setTimeout(() => void sendStarted().catch(() => undefined), delay);
+      startedTimer.unref();
+    }
     this.deps.logger?.info(log, 'step started');
 
     let report: StepReport & { outcome: StepOutcome };
@@ -99,8 +117,8 @@ export class StepProcessor {
     try {
       const output = this.scrub(await this.execute(job).finally(() => (recorded = [...(this.deps.recordings?.take(job) ?? []), ...(this.deps.toolResults?.take(job) ?? [])])));
       const artifact = outputArtifact(job.kind, output);
-      const blob = await this.deps.artifacts.upload(artifact.bytes, artifact.mediaType);
-      const extra = await this.uploadAll(recorded);
+      // The output and the recorded calls go up side by side: one round trip of the artifact store, not one each.
+      const [blob, extra] = await Promise.all([this.deps.artifacts.upload(artifact.bytes, artifact.mediaType), this.uploadAll(recorded)]);
       report = {
         ...base,
         outcome: 'completed',
@@ -121,12 +139,17 @@ export class StepProcessor {
       };
     } catch (err) {
       if (isStepHandedBack(err)) {
+        clearTimeout(startedTimer);
         this.deps.logger?.warn(log, 'step handed back unfinished');
         throw err;
       }
       report = { ...base, outcome: 'failed', at: this.now().toISOString(), error: this.scrub(toErrorBody(err)) };
     }
 
+    clearTimeout(startedTimer);
+    // A `started` already on its way is stored first (a failed publish of it is retried here, before the final one).
+    if (startedSent) await startedSent.catch(() => this.deps.reports.publish({ ...base, outcome: 'started', at: startedAt }));
+    else report = { ...report, startedAt };
     await this.deps.reports.publish(report);
     const durationMs = Date.now() - started;
     this.deps.observer?.finished({ role: job.role, kind: job.kind, outcome: report.outcome, durationMs, project: job.project });
@@ -138,14 +161,14 @@ export class StepProcessor {
     return { kind: job.kind, outcome: report.outcome, report };
   }
 
-  /** Uploads further artifacts of a step (its recorded model calls) and describes them for the report. */
-  private async uploadAll(list: (OutputArtifact & { schema?: string })[]): Promise<NonNullable<StepReport['artifacts']>> {
-    const out: NonNullable<StepReport['artifacts']> = [];
-    for (const a of list) {
-      const blob = await this.deps.artifacts.upload(a.bytes, a.mediaType);
-      out.push({ name: a.name, digest: blob.digest, size: blob.size, mediaType: a.mediaType, tool: a.tool, ...(a.toolVersion !== undefined ? { toolVersion: a.toolVersion } : {}), ...(a.schema !== undefined ? { schema: a.schema } : {}) });
-    }
-    return out;
+  /** Uploads further artifacts of a step (its recorded model calls), all at once, and describes them for the report in order. */
+  private uploadAll(list: (OutputArtifact & { schema?: string })[]): Promise<NonNullable<StepReport['artifacts']>> {
+    return Promise.all(
+      list.map(async (a) => {
+        const blob = await this.deps.artifacts.upload(a.bytes, a.mediaType);
+        return { name: a.name, digest: blob.digest, size: blob.size, mediaType: a.mediaType, tool: a.tool, ...(a.toolVersion !== undefined ? { toolVersion: a.toolVersion } : {}), ...(a.schema !== undefined ? { schema: a.schema } : {}) };
+      }),
+    );
   }
 
   private scrub<T>(value: T): T {

@@ -123,6 +123,11 @@ export const StepReportSchema = z.object({
   /** The element of a `forEach` step, when the job was for one. */
   index: z.number().int().min(0).optional(),
   at: z.string(),
+  /**
+   * When the attempt started, on a final report whose `started` report was never sent (a step that finished within
+   * the worker's MUSE_STARTED_REPORT_DELAY_MS): the engine records `step.started` at this time before the outcome.
+   */
+  startedAt: z.string().optional(),
   output: z.unknown().optional(),
   /** Blobs the worker uploaded; the coordinator commits them under the run's fencing token. */
   artifacts: z.array(ArtifactUploadSchema).optional(),

@@ -146,3 +146,19 @@ test('runAgent: the agent of the latest started or finished step, never the coor
   assert.equal(runAgent(state([step('a', 'w1', '2026-01-01T00:00:01Z'), step('b', 'coordinator', '2026-01-01T00:00:03Z'), step('c', 'run_child', '2026-01-01T00:00:04Z', 'workflow')])), 'w1');
   assert.equal(runAgent(state([step('a', undefined, '2026-01-01T00:00:01Z')])), undefined);
 });
+
+test('a final report carrying startedAt for a queued step records step.started at that time, then the outcome', () => {
+  const t0 = new RunTransition(undefined, now);
+  t0.submit(submit, defaults);
+  const done = step(t0.state, report('plan', 1, 'completed', { output: { text: 'P' }, startedAt: '2026-01-01T00:00:00.500Z' }));
+  assert.deepEqual(done.events.map((e) => e.type), ['step.started', 'step.completed', 'step.queued', 'step.queued']);
+  const started = done.events[0]!;
+  assert.equal(started.type === 'step.started' && started.data.startedAt, '2026-01-01T00:00:00.500Z');
+  assert.equal(done.state!.steps.plan!.startedAt, '2026-01-01T00:00:00.500Z');
+  assert.equal(done.state!.steps.plan!.agentId, 'w1');
+  // The same report again (a redelivery) adds nothing; on a step already running, startedAt is ignored.
+  assert.equal(step(done.state, report('plan', 1, 'completed', { output: { text: 'P' }, startedAt: '2026-01-01T00:00:00.500Z' })).events.filter((e) => e.type === 'step.started').length, 0);
+  const running = step(t0.state, report('plan', 1, 'started'));
+  assert.deepEqual(step(running.state, report('plan', 1, 'failed', { error: { code: 'MUSE_ERR_INTERNAL', message: 'x', retryable: true }, startedAt: '2026-01-01T00:00:00.500Z' })).events.map((e) => e.type).slice(0, 1), ['step.failed']);
+  assert.deepEqual(foldEvents([...t0.events, ...done.events]), done.state);
+});

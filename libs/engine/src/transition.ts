@@ -123,6 +123,10 @@ export class RunTransition {
     if (!step || step.attempts !== r.attempt) return this.plan(defaults);
     const open = step.status === 'queued' || step.status === 'running';
     if (!open) return this.plan(defaults);
+    // A final report that stands for its `started` too (a step quicker than the worker's report delay).
+    if (r.outcome !== 'started' && r.startedAt !== undefined && step.status === 'queued') {
+      this.emitFor({ type: 'step.started', data: { stepId: r.stepId, attempt: r.attempt, agentId: r.agentId, startedAt: r.startedAt } });
+    }
     switch (r.outcome) {
       case 'started':
         if (step.status === 'running' && step.agentId === r.agentId) return;
@@ -159,6 +163,9 @@ export class RunTransition {
     const it = step?.status === 'running' ? step.items?.[index] : undefined;
     if (!it || it.attempts !== r.attempt || (it.status !== 'queued' && it.status !== 'running')) return this.plan(defaults);
     const at = { stepId: r.stepId, attempt: r.attempt, index };
+    if (r.outcome !== 'started' && r.startedAt !== undefined && it.status === 'queued') {
+      this.emitFor({ type: 'step.started', data: { ...at, agentId: r.agentId, startedAt: r.startedAt } });
+    }
     switch (r.outcome) {
       case 'started':
         if (it.status === 'running') return;
