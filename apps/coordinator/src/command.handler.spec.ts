@@ -25,7 +25,7 @@ function harness(commitAnswer: unknown) {
     request: async () => commitAnswer,
     publish: () => undefined,
     publishCommand: async () => ({ seq: 1, duplicate: false }),
-    appendAudit: async () => undefined,
+    sendAudit: () => undefined,
   } as unknown as JetStreamBus;
   const queues = { enqueue: async (job: StepJob) => void enqueued.push(job), remove: async () => undefined } as unknown as StepQueues;
   const locks = { withRunLock: async <T>(_id: string, fn: (token: number) => Promise<T>) => fn(1) } as unknown as RunLocks;

@@ -225,7 +225,7 @@ export class CommandHandler {
   /**
    * Every state transition also goes to the audit stream (`GET /v1/audit`), beside the API's mutations: who (the
    * agent, the approver, or the coordinator), what (the event type), which run or step, and when. Best effort and
-   * off the hot path: the run's own log, already appended, is the record that counts.
+   * off the hot path (sent without waiting for an ack): the run's own log, already appended, is the record that counts.
    */
   private auditTransition(ev: RunEvent): void {
     const data = ev.data as { stepId?: string; agentId?: string; index?: number };
@@ -237,7 +237,11 @@ export class CommandHandler {
       target: data.stepId !== undefined ? `${ev.runId}/${stepKey(data.stepId, data.index)}` : ev.runId,
       outcome: ev.type.endsWith('.failed') ? 'failed' : 'allowed',
     };
-    this.deps.bus.appendAudit(record).catch((err: unknown) => this.deps.logger.debug({ err, runId: ev.runId, type: ev.type }, 'audit record of a transition not stored'));
+    try {
+      this.deps.bus.sendAudit(record);
+    } catch (err) {
+      this.deps.logger.debug({ err, runId: ev.runId, type: ev.type }, 'audit record of a transition not sent');
+    }
   }
 
   /** Binds the blobs a worker uploaded to the run, under this hold's fencing token. */
