@@ -56,7 +56,7 @@ export interface CommandHandlerDeps {
   logger: Logger;
   metrics: MuseMetrics;
   /** Durable timers (step watches, run deadlines); without them nothing notices a lost step. */
-  timers?: Pick<StepTimers, 'watchStep' | 'runDeadline' | 'approvalTimeout'>;
+  timers?: Pick<StepTimers, 'watchStep' | 'runDeadline' | 'approvalTimeout'> & Partial<Pick<StepTimers, 'forgetWatch'>>;
   /** Where steps that failed for good are listed (`GET /v1/dead-letters`). */
   deadLetters?: Pick<DeadLetters, 'apply'>;
   /** How often a handler tells JetStream it is still working on a command, in ms (below the consumer's ack wait). */
@@ -304,6 +304,8 @@ export class CommandHandler {
       } else if (ev.type === 'step.completed' || ev.type === 'step.failed' || ev.type === 'step.skipped') {
         const st = state.steps[ev.data.stepId];
         if (st?.gate || st?.lease) settle = true;
+        // The attempt's job is done with: its first watch need not fire.
+        if (ev.type !== 'step.skipped' && st && st.role !== WORKFLOW_ROLE) this.deps.timers?.forgetWatch?.(stepJobId(state.runId, ev.data.stepId, ev.data.attempt, ev.data.index));
       }
     }
     if (settle) await this.releaseSettled(state, false);

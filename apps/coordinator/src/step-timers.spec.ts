@@ -6,6 +6,7 @@ import { StepTimers, type TimerJob } from './step-timers.js';
 function setup(state: string, processedOn?: number) {
   const added: Array<{ id: string; delay: number; data: TimerJob }> = [];
   const published: Array<{ cmd: Command; msgId: string }> = [];
+  const removed: string[] = [];
   const timers = new StepTimers({
     connection: undefined as never,
     names: museNames('unit'),
@@ -14,9 +15,9 @@ function setup(state: string, processedOn?: number) {
     watchMs: 1000,
     logger: { debug: () => undefined, warn: () => undefined },
     now: () => 100_000,
-    queue: { add: (async (_n: string, data: TimerJob, o: { jobId: string; delay: number }) => void added.push({ id: o.jobId, delay: o.delay, data })) as never, close: async () => undefined },
+    queue: { add: (async (_n: string, data: TimerJob, o: { jobId: string; delay: number }) => void added.push({ id: o.jobId, delay: o.delay, data })) as never, close: async () => undefined, remove: async (id: string) => (removed.push(id), 1) },
   });
-  return { timers, added, published };
+  return { timers, added, published, removed };
 }
 
 const watch: TimerJob = { kind: 'watch-step', runId: 'r', project: 'p', stepId: 's', attempt: 2, role: 'executor', jobId: 'r.s.2', timeoutMs: 5000, n: 3 };
@@ -62,4 +63,23 @@ test('run deadlines fire a run-timeout command and are set relative to the run c
   assert.deepEqual(added.map((a) => [a.id, a.delay]), [['r.deadline', 30_000]]);
   await timers.fire({ data: added[0]!.data });
   assert.deepEqual(published, [{ cmd: { kind: 'run-timeout', runId: 'r', project: 'p', timeoutMs: 60_000 }, msgId: 'r.timeout' }]);
+});
+
+test('a finished attempt drops its first watch; a failing remove is only logged', async () => {
+  const { timers, removed } = setup('completed');
+  timers.forgetWatch('r.s.2');
+  assert.deepEqual(removed, ['r.s.2.w1']);
+  const logged: string[] = [];
+  const failing = new StepTimers({
+    connection: undefined as never,
+    names: museNames('unit'),
+    queues: { findJob: async () => undefined } as never,
+    publish: async () => undefined,
+    watchMs: 1000,
+    logger: { debug: ((_o: object, msg: string) => void logged.push(msg)) as never, warn: () => undefined },
+    queue: { add: (async () => undefined) as never, close: async () => undefined, remove: async () => Promise.reject(new Error('redis down')) },
+  });
+  failing.forgetWatch('r.s.2');
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(logged, ['step watch not dropped; it will fire and stop']);
 });

@@ -44,11 +44,11 @@ export interface StepTimersDeps {
   /** Renews the leases of a step whose job is alive (steps with `locks:`). */
   leases?: Pick<LeaseTable, 'renew'>;
   /** The timer queue (tests pass a fake); made from `connection` by default. */
-  queue?: Pick<Queue<TimerJob>, 'add' | 'close'>;
+  queue?: Pick<Queue<TimerJob>, 'add' | 'close' | 'remove'>;
 }
 
 export class StepTimers {
-  private readonly queue: Pick<Queue<TimerJob>, 'add' | 'close'>;
+  private readonly queue: Pick<Queue<TimerJob>, 'add' | 'close' | 'remove'>;
   private worker: Worker<TimerJob> | undefined;
   private readonly now: () => number;
 
@@ -60,6 +60,15 @@ export class StepTimers {
   /** Starts the first watch of an attempt (a no-op when it exists). */
   async watchStep(t: Omit<Extract<TimerJob, { kind: 'watch-step' }>, 'kind' | 'n'>): Promise<void> {
     await this.add({ kind: 'watch-step', ...t, n: 1 }, `${t.jobId}.w1`, this.deps.watchMs);
+  }
+
+  /**
+   * Drops the first watch of a finished attempt before it fires (it would only find the job completed). A step that
+   * ran past one watch period has a later watch queued, which fires and stops as before. Best effort: a watch that
+   * stays (it was being checked, or Redis did not answer) fires and finds the step finished.
+   */
+  forgetWatch(jobId: string): void {
+    void this.queue.remove(`${jobId}.w1`).catch((err: unknown) => this.deps.logger.debug({ err, jobId }, 'step watch not dropped; it will fire and stop'));
   }
 
   /** Sets the run's deadline at `createdAtMs + timeoutMs` (a no-op when it exists). */
