@@ -36,7 +36,9 @@ describe('distributed tracing of a run', { timeout: 180_000 }, () => {
   before(async () => {
     const endpoint = await receiver.start();
     // A short batch delay so spans arrive while the test waits, not 5 s later.
-    t = await startTestCluster({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_BSP_SCHEDULE_DELAY: '200' } });
+    // Every output uploaded (MUSE_INLINE_ARTIFACT_BYTES=0), as a large one is: the upload's hop (worker -> store) is
+    // traced too. Small outputs ride in the report and are written by the commit, whose span is checked below.
+    t = await startTestCluster({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_BSP_SCHEDULE_DELAY: '200', MUSE_INLINE_ARTIFACT_BYTES: '0' } });
   });
   after(async () => {
     await t?.stop();

@@ -110,6 +110,7 @@ await runService({
       reports: new StepReportPublisher(bus, log),
       handBack: handBack.signal,
       startedReportDelayMs: c.MUSE_STARTED_REPORT_DELAY_MS,
+      inlineArtifactBytes: c.MUSE_INLINE_ARTIFACT_BYTES,
       observer: metrics,
       logger: log,
     });

@@ -44,6 +44,8 @@ function harness(over: Partial<StepProcessorDeps> = {}) {
     now: () => new Date('2025-01-01T00:00:00.000Z'),
     // `started` before the step runs, so every report is seen; the deferred `started` has its own tests below.
     startedReportDelayMs: 0,
+    // Every artifact uploaded, so the uploads are seen; reports that carry them inline have their own tests below.
+    inlineArtifactBytes: 0,
     ...over,
   };
   return { processor: new StepProcessor(deps), published, uploads };
@@ -239,6 +241,33 @@ describe('StepProcessor with a deferred started report (MUSE_STARTED_REPORT_DELA
     await assert.rejects(processor.process(agentJob), (err: unknown) => err instanceof StepHandedBackError);
     await new Promise((r) => setTimeout(r, 550));
     assert.deepEqual(published, []);
+  });
+});
+
+describe('StepProcessor with artifacts inside the report (MUSE_INLINE_ARTIFACT_BYTES)', () => {
+  const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+  test('outputs that fit travel in the report with their digest and size, and nothing is uploaded', async () => {
+    const { processor, published, uploads } = harness({ inlineArtifactBytes: 1024 });
+    await processor.process(shellJob);
+    assert.deepEqual(uploads, []);
+    const [a] = published[1]!.artifacts!;
+    assert.deepEqual(a, { name: 'stdout.txt', digest: sha(Buffer.from('built\n')), size: 6, mediaType: 'text/plain', tool: 'shell', content: Buffer.from('built\n').toString('base64') });
+  });
+
+  test('once the budget is spent the rest are uploaded, in report order', async () => {
+    const big = 'x'.repeat(300);
+    const { processor, published, uploads } = harness({
+      inlineArtifactBytes: 400,
+      shell: { run: async (): Promise<ShellOutput> => ({ exitCode: 0, stdout: big, stderr: '' }) },
+      recordings: { take: () => [{ name: 'a.json', mediaType: 'application/json', bytes: Buffer.from('{"a":1}'), tool: 'model' }, { name: 'b.json', mediaType: 'application/json', bytes: Buffer.from('y'.repeat(200)), tool: 'model' }] },
+    });
+    await processor.process(shellJob);
+    const arts = published[1]!.artifacts!;
+    assert.deepEqual(arts.map((a) => [a.name, a.content !== undefined]), [['stdout.txt', true], ['a.json', true], ['b.json', false]]);
+    assert.deepEqual(uploads.map((u) => u.text), ['y'.repeat(200)]);
+    assert.equal(Buffer.from(arts[0]!.content!, 'base64').toString(), big);
+    assert.equal(arts[2]!.digest, sha(Buffer.from('y'.repeat(200))));
   });
 });
 

@@ -11,6 +11,7 @@
  * the next attempt under the step's retry policy. Reports carry message ids,
  * so a repeated publish is dropped.
  */
+import { createHash } from 'node:crypto';
 import { StepJobSchema, toErrorBody, MuseError, type AgentOutput, type HttpOutput, type ShellOutput, type StepJob, type StepReport } from '@muse/contracts';
 import type { Logger } from '@muse/telemetry';
 import type { BlobRef } from './artifact.uploader.js';
@@ -22,6 +23,8 @@ export type StepKind = StepJob['kind'];
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** @see StepProcessorDeps.startedReportDelayMs */
 export const DEFAULT_STARTED_REPORT_DELAY_MS = 100;
+/** @see StepProcessorDeps.inlineArtifactBytes (the base64 of it stays well under NATS's 1 MiB payload limit) */
+export const DEFAULT_INLINE_ARTIFACT_BYTES = 256 * 1024;
 export type StepOutcome = 'completed' | 'failed';
 
 export interface StepProcessorDeps {
@@ -44,6 +47,11 @@ export interface StepProcessorDeps {
    * the step runs. @default 100
    */
   startedReportDelayMs?: number;
+  /**
+   * How many bytes of artifacts a report may carry inside it (MUSE_INLINE_ARTIFACT_BYTES), written by the artifact
+   * store at commit instead of uploaded first; 0 uploads every one. @default 262144
+   */
+  inlineArtifactBytes?: number;
   /** Removes secret values from outputs (hence artifacts) and error bodies before they leave the worker. */
   scrubber?: { scrubDeep<T>(value: T): T };
   logger?: Pick<Logger, 'info' | 'warn' | 'debug'>;
@@ -116,27 +124,8 @@ export class StepProcessor {
     let recorded: (OutputArtifact & { schema?: string })[] = [];
     try {
       const output = this.scrub(await this.execute(job).finally(() => (recorded = [...(this.deps.recordings?.take(job) ?? []), ...(this.deps.toolResults?.take(job) ?? [])])));
-      const artifact = outputArtifact(job.kind, output);
-      // The output and the recorded calls go up side by side: one round trip of the artifact store, not one each.
-      const [blob, extra] = await Promise.all([this.deps.artifacts.upload(artifact.bytes, artifact.mediaType), this.uploadAll(recorded)]);
-      report = {
-        ...base,
-        outcome: 'completed',
-        at: this.now().toISOString(),
-        output,
-        artifacts: [
-          {
-            name: artifact.name,
-            digest: blob.digest,
-            size: blob.size,
-            mediaType: artifact.mediaType,
-            tool: artifact.tool,
-            ...(artifact.toolVersion !== undefined ? { toolVersion: artifact.toolVersion } : {}),
-            ...(artifact.schema !== undefined ? { schema: artifact.schema } : {}),
-          },
-          ...extra,
-        ],
-      };
+      const artifacts = await this.storeAll([outputArtifact(job.kind, output), ...recorded]);
+      report = { ...base, outcome: 'completed', at: this.now().toISOString(), output, artifacts };
     } catch (err) {
       if (isStepHandedBack(err)) {
         clearTimeout(startedTimer);
@@ -161,12 +150,21 @@ export class StepProcessor {
     return { kind: job.kind, outcome: report.outcome, report };
   }
 
-  /** Uploads further artifacts of a step (its recorded model calls), all at once, and describes them for the report in order. */
-  private uploadAll(list: (OutputArtifact & { schema?: string })[]): Promise<NonNullable<StepReport['artifacts']>> {
+  /**
+   * The step's artifacts for its report, in order. Small ones travel inside the report (`content`, base64) while
+   * they fit `inlineArtifactBytes` all together, and the artifact store writes them when the coordinator commits
+   * the report; the rest are uploaded first, side by side.
+   */
+  private storeAll(list: (OutputArtifact & { schema?: string })[]): Promise<NonNullable<StepReport['artifacts']>> {
+    let room = this.deps.inlineArtifactBytes ?? DEFAULT_INLINE_ARTIFACT_BYTES;
     return Promise.all(
       list.map(async (a) => {
-        const blob = await this.deps.artifacts.upload(a.bytes, a.mediaType);
-        return { name: a.name, digest: blob.digest, size: blob.size, mediaType: a.mediaType, tool: a.tool, ...(a.toolVersion !== undefined ? { toolVersion: a.toolVersion } : {}), ...(a.schema !== undefined ? { schema: a.schema } : {}) };
+        const inline = a.bytes.length <= room;
+        if (inline) room -= a.bytes.length;
+        const blob = inline
+          ? { digest: `sha256:${createHash('sha256').update(a.bytes).digest('hex')}`, size: a.bytes.length, content: Buffer.from(a.bytes).toString('base64') }
+          : await this.deps.artifacts.upload(a.bytes, a.mediaType);
+        return { name: a.name, ...blob, mediaType: a.mediaType, tool: a.tool, ...(a.toolVersion !== undefined ? { toolVersion: a.toolVersion } : {}), ...(a.schema !== undefined ? { schema: a.schema } : {}) };
       }),
     );
   }

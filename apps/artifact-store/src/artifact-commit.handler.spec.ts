@@ -1,7 +1,7 @@
 /** The commit handler over a real blob store (temp dir) and the real Redis (own namespace). */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,6 +85,34 @@ describe('ArtifactCommitHandler', () => {
     assert.equal(res.error.code, 'MUSE_ERR_ARTIFACT_STALE_TOKEN');
     assert.equal(res.error.retryable, false);
     assert.equal((await metrics.staleTokenRejections.get()).values[0]?.value, 1);
+  });
+
+  test('a small artifact inside the request (content, base64) is written, marked pending for GC, and committed', async () => {
+    const inlineHandler = new ArtifactCommitHandler({ blobs, repo: new ArtifactRepository(redis, names), metrics, markPending: (d) => redis.zadd(names.artifactBlobPendingKey, Date.now(), d).then(() => undefined) });
+    const bytes = Buffer.from(`inline ${randomBytes(8).toString('hex')}\n`);
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    assert.equal(await blobs.size(digest), null);
+    const res = await inlineHandler.handle(req({ runId: 'run_inline', artifacts: [{ name: 'stdout.txt', digest, size: bytes.length, mediaType: 'text/plain', content: bytes.toString('base64') }] }));
+    assert.ok(res.ok, JSON.stringify(res));
+    assert.deepEqual([res.artifacts[0]!.digest, res.artifacts[0]!.size, res.artifacts[0]!.version], [digest, bytes.length, 1]);
+    assert.equal(await blobs.size(digest), bytes.length);
+    assert.deepEqual(Buffer.concat(await (await blobs.openVerified(digest, bytes.length)).toArray()), bytes);
+    assert.notEqual(await redis.zscore(names.artifactBlobPendingKey, digest), null, 'pending mark set');
+    // What the repository stored is the metadata, not the bytes.
+    const meta = (await redis.get(names.artifactKey(res.artifacts[0]!.id)))!;
+    assert.ok(!meta.includes(bytes.toString('base64')), meta);
+  });
+
+  test('content that does not match its digest or size is refused (MUSE_ERR_REQUEST_INVALID) and nothing is written', async () => {
+    const bytes = Buffer.from('what the worker sent\n');
+    const other = `sha256:${createHash('sha256').update('something else').digest('hex')}`;
+    for (const [digest, size] of [[other, bytes.length], [`sha256:${createHash('sha256').update(bytes).digest('hex')}`, bytes.length + 1]] as const) {
+      const res = await handler.handle(req({ runId: 'run_bad_inline', artifacts: [{ name: 'x', digest, size, mediaType: 'text/plain', content: bytes.toString('base64') }] }));
+      assert.ok(!res.ok);
+      assert.equal(res.error.code, 'MUSE_ERR_REQUEST_INVALID');
+    }
+    assert.equal(await blobs.size(`sha256:${createHash('sha256').update(bytes).digest('hex')}`), null);
+    assert.equal(await redis.zcard(names.runArtifactsKey('run_bad_inline')), 0);
   });
 
   test('a blob that is not stored: MUSE_ERR_ARTIFACT_NOT_FOUND, nothing committed', async () => {

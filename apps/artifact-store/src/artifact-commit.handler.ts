@@ -4,6 +4,8 @@
  * throws: every outcome is an `ArtifactCommitResponse`, so the coordinator
  * can branch on the error code.
  */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import {
   ArtifactCommitRequestSchema,
   MuseError,
@@ -19,9 +21,11 @@ import type { ArtifactRepository } from './artifact.repository.js';
 import type { ArtifactStoreMetrics, CommitOutcome } from './artifact-store.metrics.js';
 
 export interface ArtifactCommitDeps {
-  blobs: Pick<BlobBackend, 'size'>;
+  blobs: Pick<BlobBackend, 'size' | 'put'>;
+  /** GC's pending-reference marker (blob-gc.service.ts), set for a blob written from a request's `content`; absent = no GC. */
+  markPending?: (digest: string) => Promise<void>;
   repo: Pick<ArtifactRepository, 'commit' | 'highestToken'>;
-  metrics?: Pick<ArtifactStoreMetrics, 'commits' | 'staleTokenRejections'>;
+  metrics?: Pick<ArtifactStoreMetrics, 'commits' | 'staleTokenRejections'> & Partial<Pick<ArtifactStoreMetrics, 'blobsWritten' | 'bytesWritten'>>;
   logger?: Pick<Logger, 'warn' | 'error' | 'debug'>;
   /** Retention of artifacts whose request names none, in ms; 0 = forever. @default 0 */
   defaultTtlMs?: number;
@@ -61,7 +65,10 @@ export class ArtifactCommitHandler {
     // than anything else; the script checks again, atomically with its writes.
     if ((await this.deps.repo.highestToken(req.runId)) > req.fencingToken) return this.stale(req);
 
+    // Blobs that came inside the request are written side by side; the others must be stored already.
+    await Promise.all(req.artifacts.flatMap((a) => (a.content !== undefined ? [this.writeInline(a.name, a.digest, a.size, a.content)] : [])));
     for (const a of req.artifacts) {
+      if (a.content !== undefined) continue;
       const size = await this.deps.blobs.size(a.digest);
       if (size === null) {
         throw new MuseError('MUSE_ERR_ARTIFACT_NOT_FOUND', `blob ${a.digest} (artifact "${a.name}") is not stored`, {
@@ -76,7 +83,7 @@ export class ArtifactCommitHandler {
     }
 
     const ttlMs = req.ttlSeconds !== undefined ? req.ttlSeconds * 1000 : (this.deps.defaultTtlMs ?? 0);
-    const res = await this.deps.repo.commit({ ...req, ttlMs });
+    const res = await this.deps.repo.commit({ ...req, artifacts: req.artifacts.map(({ content: _bytes, ...meta }) => meta), ttlMs });
     if (!res.ok) {
       if ('conflict' in res) {
         throw new MuseError('MUSE_ERR_ARTIFACT_VERSION_CONFLICT', `artifact "${res.name}" is at version ${res.latest}`, {
@@ -99,6 +106,23 @@ export class ArtifactCommitHandler {
     const created = res.artifacts.some((a) => a.created);
     this.deps.logger?.debug({ runId: req.runId, stepId: req.stepId, attempt: req.attempt, count: artifacts.length, created }, 'artifacts committed');
     return { outcome: created || artifacts.length === 0 ? 'committed' : 'replayed', response: { ok: true, artifacts } };
+  }
+
+  /**
+   * Writes a blob that came inside the request (a small step output: no upload before the commit), as an upload
+   * would: checked against its digest and size, marked pending for GC once the digest is known.
+   */
+  private async writeInline(name: string, digest: string, size: number, content: string): Promise<void> {
+    const bytes = Buffer.from(content, 'base64');
+    const actual = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    if (actual !== digest || bytes.length !== size) {
+      throw new MuseError('MUSE_ERR_REQUEST_INVALID', `artifact "${name}" says ${digest} (${size} bytes), its content is ${actual} (${bytes.length} bytes)`, {
+        details: { name, digest, size, contentDigest: actual, contentSize: bytes.length },
+      });
+    }
+    const res = await this.deps.blobs.put(Readable.from([bytes]), this.deps.markPending ? { onDigest: this.deps.markPending } : {});
+    this.deps.metrics?.blobsWritten?.inc({ dedup: String(res.dedup) });
+    if (!res.dedup) this.deps.metrics?.bytesWritten?.inc(res.size);
   }
 
   private stale(req: ArtifactCommitRequest): { outcome: CommitOutcome; response: ArtifactCommitResponse } {

@@ -51,8 +51,8 @@ await runService({
     kit.onShutdown(() => clearInterval(sweeper));
 
     const repo = new ArtifactRepository(redis, names);
-    const commits = new ArtifactCommitHandler({ blobs, repo, metrics, logger: log, defaultTtlMs: c.MUSE_ARTIFACT_TTL_DAYS * 86_400_000 });
     const gc = new BlobGc({ redis, names, backend: blobs, repo, graceMs: c.MUSE_ARTIFACT_GC_GRACE_MS, metrics, logger: log });
+    const commits = new ArtifactCommitHandler({ blobs, repo, metrics, logger: log, defaultTtlMs: c.MUSE_ARTIFACT_TTL_DAYS * 86_400_000, markPending: (digest) => gc.markPending(digest) });
     const collector = setInterval(() => gc.run().catch(() => undefined /* logged and counted by the pass */), c.MUSE_ARTIFACT_GC_INTERVAL_MS);
     collector.unref();
     kit.onShutdown(() => clearInterval(collector));

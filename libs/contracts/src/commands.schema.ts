@@ -13,6 +13,11 @@ export const ArtifactUploadSchema = z.object({
   toolVersion: z.string().max(200).optional(),
   /** Name of the schema the content follows (e.g. `muse.agent-output/v1`). */
   schema: z.string().max(500).optional(),
+  /**
+   * The bytes themselves, base64, for a small artifact that was not uploaded first: the artifact store writes the
+   * blob at commit (after checking `digest` and `size` against them).
+   */
+  content: z.string().base64().optional(),
 });
 export type ArtifactUpload = z.infer<typeof ArtifactUploadSchema>;
 import { ErrorBodySchema } from './errors.js';

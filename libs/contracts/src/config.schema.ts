@@ -157,6 +157,8 @@ export const AgentWorkerConfigSchema = z.object({
   MUSE_STEAL_INTERVAL_MS: z.coerce.number().int().min(0).default(500),
   /** How long a step runs before the worker reports it `started`, in ms; a quicker step sends one final report. 0 = before it runs. */
   MUSE_STARTED_REPORT_DELAY_MS: z.coerce.number().int().min(0).default(100),
+  /** Bytes of a step's artifacts its report may carry inside it (the store writes them at commit); 0 = upload every one first. */
+  MUSE_INLINE_ARTIFACT_BYTES: z.coerce.number().int().min(0).max(512 * 1024).default(256 * 1024),
   /** An agent whose last heartbeat is older than this counts as gone: its own queue is adopted by the others, in ms. */
   MUSE_AGENT_TTL_MS: ms(6_000),
   /** BullMQ lock duration: a job whose worker stops renewing it for this long is stalled and handed to another worker, in ms. */
