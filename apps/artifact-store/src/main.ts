@@ -5,7 +5,7 @@
  */
 import { MuseError, museNames, ArtifactStoreConfigSchema, type ArtifactCommitResponse } from '@muse/contracts';
 import { JetStreamBus, natsAuthFromConfig } from '@muse/messaging';
-import { openRedis } from '@muse/queues';
+import { openRedis } from '@muse/queues/redis';
 import { runService } from '@muse/telemetry';
 import { ArtifactCommitHandler } from './artifact-commit.handler.js';
 import { ArtifactContentService } from './artifact-content.service.js';
