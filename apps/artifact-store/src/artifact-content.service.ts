@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { MuseError, type ArtifactMeta } from '@muse/contracts';
 import type { BlobBackend } from './blob.backend.js';
 import { parseByteRange } from './byte-range.parser.js';
+import type { FileBody } from './file-sender.js';
 
 export interface ContentRequest {
   range?: string;
@@ -67,22 +68,28 @@ function matchesEtag(header: string, etag: string): boolean {
 }
 
 export class ArtifactContentService {
-  constructor(private readonly blobs: Pick<BlobBackend, 'size' | 'openRange' | 'openVerified'>) {}
+  constructor(private readonly blobs: Pick<BlobBackend, 'size' | 'openRange' | 'openVerified' | 'openFile'>) {}
 
-  /** The plan and, unless it sends nothing, the stream of bytes. */
-  async open(meta: ArtifactMeta, req: ContentRequest): Promise<{ plan: ContentPlan; stream?: Readable }> {
+  /**
+   * The plan and, unless it sends nothing, the bytes: a file to send with
+   * sendFile when the backend keeps blobs as local files, else a stream.
+   */
+  async open(meta: ArtifactMeta, req: ContentRequest): Promise<{ plan: ContentPlan; stream?: Readable; file?: FileBody }> {
     const size = await this.blobs.size(meta.digest);
     if (size === null) {
       throw new MuseError('MUSE_ERR_ARTIFACT_DIGEST_MISMATCH', `blob ${meta.digest} of artifact ${meta.id} is missing`);
     }
     const plan = planContent(meta, size, req);
-    switch (plan.body.kind) {
-      case 'whole':
-        return { plan, stream: await this.blobs.openVerified(meta.digest, meta.size) };
-      case 'range':
-        return { plan, stream: await this.blobs.openRange(meta.digest, plan.body.start, plan.body.end) };
-      case 'none':
-        return { plan };
+    const body = plan.body;
+    if (body.kind === 'none') return { plan };
+    if (this.blobs.openFile) {
+      const handle = await this.blobs.openFile(meta.digest);
+      return body.kind === 'whole'
+        ? { plan, file: { handle, start: 0, end: meta.size - 1, verify: { digest: meta.digest, size: meta.size } } }
+        : { plan, file: { handle, start: body.start, end: body.end } };
     }
+    return body.kind === 'whole'
+      ? { plan, stream: await this.blobs.openVerified(meta.digest, meta.size) }
+      : { plan, stream: await this.blobs.openRange(meta.digest, body.start, body.end) };
   }
 }

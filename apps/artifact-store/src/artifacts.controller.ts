@@ -7,6 +7,7 @@ import type { ArtifactRepository } from './artifact.repository.js';
 import type { ArtifactContentService } from './artifact-content.service.js';
 import type { ArtifactLineageService } from './artifact-lineage.service.js';
 import { ARTIFACT_CONTENT, ARTIFACT_LINEAGE, ARTIFACT_REPOSITORY } from './artifact-store.tokens.js';
+import { sendFile } from './file-sender.js';
 
 @Controller('v1/artifacts')
 export class ArtifactsController {
@@ -30,14 +31,29 @@ export class ArtifactsController {
   @Get(':id/content')
   async download(@Param('id') id: string, @Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const meta = await this.find(id);
-    const { plan, stream } = await this.content.open(meta, {
+    const { plan, stream, file } = await this.content.open(meta, {
       range: header(req, 'range'),
       ifRange: header(req, 'if-range'),
       ifNoneMatch: header(req, 'if-none-match'),
     });
     reply.code(plan.status).headers(plan.headers);
-    // A digest mismatch found mid-stream destroys the response before its
-    // last bytes: the client sees a short body, never a corrupt one.
+    if (file) {
+      // A local file: sent through buffers of our own (file-sender.ts), past Fastify's reply.
+      reply.hijack();
+      const res = reply.raw;
+      for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) res.setHeader(name, value);
+      res.writeHead(plan.status);
+      if (req.method === 'HEAD') {
+        await file.handle.close();
+        res.end();
+        return;
+      }
+      // A digest mismatch found mid-stream destroys the response before its
+      // last bytes: the client sees a short body, never a corrupt one.
+      await sendFile(res, file).catch((err: unknown) => this.logger.error({ err, artifactId: id, digest: meta.digest }, 'artifact content stream failed'));
+      return;
+    }
+    // Likewise for a stream (the NATS and S3 backends verify as they stream).
     stream?.once('error', (err) => this.logger.error({ err, artifactId: id, digest: meta.digest }, 'artifact content stream failed'));
     await reply.send(stream ?? '');
   }

@@ -69,7 +69,8 @@ async function store(req: FastifyRequest, deps: BlobUploadDeps): Promise<PutResu
   }
   // No body at all (no content type, no length) reaches the handler without the parser.
   const body = (req.body as Readable | undefined) ?? req.raw;
-  const res = await deps.blobs.put(body, deps.markPending ? { onDigest: deps.markPending } : {});
+  // The body's chunks are read by nothing but the spool: it frees each once written (see releaseChunk).
+  const res = await deps.blobs.put(body, { releaseChunks: true, ...(deps.markPending ? { onDigest: deps.markPending } : {}) });
   deps.metrics.blobsWritten.inc({ dedup: String(res.dedup) });
   if (!res.dedup) deps.metrics.bytesWritten.inc(res.size);
   deps.logger.debug({ digest: res.digest, size: res.size, dedup: res.dedup }, 'blob stored');

@@ -3,6 +3,7 @@
  * named by their sha256 digest; the artifact metadata (Redis) is the same
  * whichever backend holds the bytes. Selected by MUSE_ARTIFACT_BACKEND.
  */
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
 export type BlobBackendKind = 'local' | 'nats' | 's3';
@@ -21,6 +22,14 @@ export interface PutHooks {
    * blob an upload counts on is never collected under it.
    */
   onDigest?(digest: string): Promise<void>;
+  /**
+   * The source's chunks are the store's to free (an HTTP request body, read by
+   * nothing else): each is detached once hashed and written, so its memory goes
+   * back at once rather than at the next full GC. Only a chunk that is the
+   * whole of its ArrayBuffer is freed; a view into a shared one is left alone.
+   * Never set it for buffers a caller may still read.
+   */
+  releaseChunks?: boolean;
 }
 
 export interface BlobInfo {
@@ -48,6 +57,12 @@ export interface BlobBackend {
   openRange(digest: string, start: number, end: number): Promise<Readable>;
   /** The whole blob, verified against digest and size as it streams (the last chunk is held back until it matches). */
   openVerified(digest: string, expectedSize: number): Promise<Readable>;
+  /**
+   * The blob's file opened for reading, when the backend keeps blobs as local
+   * files (`local`): a reader then reads it into buffers of its own instead of
+   * a stream's fresh chunks (see file-sender.ts). The caller closes it.
+   */
+  openFile?(digest: string): Promise<FileHandle>;
   /** Removes the blob; a missing blob is not an error. */
   delete(digest: string): Promise<void>;
   /** Every stored blob, for the garbage collector. */

@@ -12,7 +12,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, chmod } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, chmod, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { MuseError } from '@muse/contracts';
@@ -67,7 +67,7 @@ export class BlobStore implements BlobBackend {
   }
 
   async put(source: Readable | AsyncIterable<Uint8Array | string>, hooks: PutHooks = {}): Promise<PutResult> {
-    const tmp = await this.spool.spool(source);
+    const tmp = await this.spool.spool(source, { releaseChunks: hooks.releaseChunks });
     try {
       await hooks.onDigest?.(tmp.digest);
       const final = this.pathOf(tmp.digest);
@@ -107,6 +107,10 @@ export class BlobStore implements BlobBackend {
    */
   async openVerified(digest: string, expectedSize: number): Promise<Readable> {
     return createReadStream(this.pathOf(digest)).pipe(new DigestVerifier(digest, expectedSize));
+  }
+
+  openFile(digest: string): Promise<FileHandle> {
+    return open(this.pathOf(digest), 'r');
   }
 
   async delete(digest: string): Promise<void> {

@@ -1,16 +1,23 @@
 /** Times every blob backend call into `muse_artifact_backend_seconds`, by backend, operation and outcome. */
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Histogram } from 'prom-client';
 import type { BlobBackend, BlobInfo, PutHooks, PutResult } from './blob.backend.js';
 
 export class MeteredBackend implements BlobBackend {
   readonly kind: BlobBackend['kind'];
+  readonly openFile?: (digest: string) => Promise<FileHandle>;
 
   constructor(
     private readonly inner: BlobBackend,
     private readonly seconds: Histogram<'backend' | 'op' | 'outcome'>,
   ) {
     this.kind = inner.kind;
+    // Only where the inner backend has files: a reader tests for the method.
+    if (inner.openFile) {
+      const openFile = inner.openFile.bind(inner);
+      this.openFile = (digest) => this.time('get', () => openFile(digest));
+    }
   }
 
   private async time<T>(op: string, fn: () => Promise<T>): Promise<T> {
