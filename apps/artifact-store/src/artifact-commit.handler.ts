@@ -21,7 +21,7 @@ import type { ArtifactRepository } from './artifact.repository.js';
 import type { ArtifactStoreMetrics, CommitOutcome } from './artifact-store.metrics.js';
 
 export interface ArtifactCommitDeps {
-  blobs: Pick<BlobBackend, 'size' | 'put'>;
+  blobs: Pick<BlobBackend, 'size' | 'put' | 'putBytes'>;
   /** GC's pending-reference marker (blob-gc.service.ts), set for a blob written from a request's `content`; absent = no GC. */
   markPending?: (digest: string) => Promise<void>;
   repo: Pick<ArtifactRepository, 'commit' | 'highestToken'>;
@@ -120,7 +120,8 @@ export class ArtifactCommitHandler {
         details: { name, digest, size, contentDigest: actual, contentSize: bytes.length },
       });
     }
-    const res = await this.deps.blobs.put(Readable.from([bytes]), this.deps.markPending ? { onDigest: this.deps.markPending } : {});
+    const hooks = this.deps.markPending ? { onDigest: this.deps.markPending } : {};
+    const res = this.deps.blobs.putBytes ? await this.deps.blobs.putBytes(bytes, hooks) : await this.deps.blobs.put(Readable.from([bytes]), hooks);
     this.deps.metrics?.blobsWritten?.inc({ dedup: String(res.dedup) });
     if (!res.dedup) this.deps.metrics?.bytesWritten?.inc(res.size);
   }

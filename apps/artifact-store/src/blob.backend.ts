@@ -63,6 +63,8 @@ export interface BlobBackend {
    * a stream's fresh chunks (see file-sender.ts). The caller closes it.
    */
   openFile?(digest: string): Promise<FileHandle>;
+  /** `put` of bytes already in memory, in fewer steps, where the backend has such a path (`local`); else `put` them. */
+  putBytes?(bytes: Uint8Array, hooks?: PutHooks): Promise<PutResult>;
   /** Removes the blob; a missing blob is not an error. */
   delete(digest: string): Promise<void>;
   /** Every stored blob, for the garbage collector. */

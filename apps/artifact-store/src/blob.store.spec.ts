@@ -63,6 +63,23 @@ describe('BlobStore', () => {
     assert.deepEqual(await readdir(join(dir, 'tmp')), []);
   });
 
+  test('putBytes: bytes in memory stored like put (same path, read-only, marked, deduplicated, no temp left, size-limited)', async () => {
+    const marked: string[] = [];
+    const res = await store.putBytes(Buffer.from('in memory'), { onDigest: async (d) => void marked.push(d) });
+    assert.deepEqual(res, { digest: sha('in memory'), size: 9, dedup: false });
+    assert.deepEqual(marked, [sha('in memory')]);
+    assert.equal(await readFile(store.pathOf(res.digest), 'utf8'), 'in memory');
+    assert.equal((await stat(store.pathOf(res.digest))).mode & 0o777, 0o444);
+    assert.equal((await store.putBytes(Buffer.from('in memory'))).dedup, true);
+    assert.equal((await store.put(Readable.from([Buffer.from('in memory')]))).dedup, true, 'put and putBytes name a blob alike');
+    await assert.rejects(store.putBytes(Buffer.alloc(1025)), (e: unknown) => e instanceof MuseError && e.code === 'MUSE_ERR_REQUEST_TOO_LARGE');
+    assert.deepEqual(await readdir(join(dir, 'tmp')), []);
+    // A shard folder removed behind its back is made again.
+    await rm(join(dir, 'blobs', 'sha256', res.digest.slice(7, 9)), { recursive: true, force: true });
+    assert.equal((await store.putBytes(Buffer.from('in memory'))).dedup, false);
+    assert.equal(await readFile(store.pathOf(res.digest), 'utf8'), 'in memory');
+  });
+
   test('stores an empty blob', async () => {
     const res = await store.put(Readable.from([]));
     assert.deepEqual(res, { digest: sha(''), size: 0, dedup: false });

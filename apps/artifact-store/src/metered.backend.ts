@@ -7,6 +7,7 @@ import type { BlobBackend, BlobInfo, PutHooks, PutResult } from './blob.backend.
 export class MeteredBackend implements BlobBackend {
   readonly kind: BlobBackend['kind'];
   readonly openFile?: (digest: string) => Promise<FileHandle>;
+  readonly putBytes?: (bytes: Uint8Array, hooks?: PutHooks) => Promise<PutResult>;
 
   constructor(
     private readonly inner: BlobBackend,
@@ -17,6 +18,10 @@ export class MeteredBackend implements BlobBackend {
     if (inner.openFile) {
       const openFile = inner.openFile.bind(inner);
       this.openFile = (digest) => this.time('get', () => openFile(digest));
+    }
+    if (inner.putBytes) {
+      const putBytes = inner.putBytes.bind(inner);
+      this.putBytes = (bytes, hooks) => this.time('put', () => putBytes(bytes, hooks));
     }
   }
 
