@@ -17,6 +17,8 @@ function processor(published: StepReport[]) {
     },
     artifacts: { upload: async () => ({ digest: 'sha256:x', size: 0 }) },
     reports: { publish: async (r) => void published.push(r) },
+    // Report `started` at once: the second test reads the started report's message id.
+    startedReportDelayMs: 0,
   });
 }
 
