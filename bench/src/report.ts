@@ -20,6 +20,9 @@ export interface Row {
   note?: string;
 }
 
+/** Two decimals, or three significant digits for ratios under 0.01 (so 0.0017 does not print as 0). */
+const fmtRatio = (r: number) => (r !== 0 && Math.abs(r) < 0.01 ? Number(r.toPrecision(3)) : round(r));
+
 const fmt = (s?: Summary) => (s ? `${round(s.median)} (${round(s.min)}–${round(s.max)})` : '—');
 
 export function printTable(rows: Row[], out: (line: string) => void = console.log): void {
@@ -29,7 +32,7 @@ export function printTable(rows: Row[], out: (line: string) => void = console.lo
     r.unit,
     fmt(r.muse) + (r.extra ? ` ${Object.entries(r.extra).map(([k, v]) => `${k}=${round(v)}`).join(' ')}` : ''),
     `${fmt(r.baseline)} ${r.baselineLabel}`,
-    r.ratio === undefined ? '—' : `${round(r.ratio)}x`,
+    r.ratio === undefined ? '—' : `${fmtRatio(r.ratio)}x`,
     r.target,
     r.met === undefined ? (r.note ? `n/a: ${r.note.slice(0, 60)}` : '—') : r.met ? 'yes' : 'NO',
   ]);
