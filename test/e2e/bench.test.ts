@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '@muse/cluster';
 
-const SCENARIOS = ['idle RSS', 'single-step run', '50-step sequential chain', 'throughput', 'forEach fan-out', 'POST /v1/runs accepted', 'GET /v1/runs/{id}', 'event appended', 'Redis memory per queued step', 'profiling session overhead'];
+const SCENARIOS = ['idle RSS', 'single-step run', '50-step sequential chain', 'throughput', 'forEach fan-out', 'POST /v1/runs accepted', 'GET /v1/runs/{id}', 'event appended', 'Redis memory per queued step', 'profiling session: cluster CPU it adds'];
 
 test('npm run bench -- --quick completes and reports every scenario with its baseline', { timeout: 180_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'muse-bench-'));
