@@ -78,14 +78,52 @@ async function measure(ctx: BenchContext, runs: number): Promise<{ rate: number;
   }
 }
 
+/** The pause before every measured window, with or without a session. */
+const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 1_000));
+
+/**
+ * `pairs` measurements without and with the thing measured, in ABBA order (off-on, on-off, …): a machine that
+ * speeds up or slows down over the run favours neither side. `each` sees every finished pair.
+ */
+async function abba<T>(pairs: number, off: () => Promise<T>, on: () => Promise<T>, each?: (off: T, on: T, i: number) => void): Promise<{ off: T[]; on: T[] }> {
+  const offs: T[] = [];
+  const ons: T[] = [];
+  for (let i = 0; i < pairs; i++) {
+    if (i % 2 === 0) {
+      offs.push(await off());
+      ons.push(await on());
+    } else {
+      ons.push(await on());
+      offs.push(await off());
+    }
+    each?.(offs[i]!, ons[i]!, i);
+  }
+  return { off: offs, on: ons };
+}
+
+/**
+ * `measured` inside a cluster-wide profiling session: started, a settling pause (every process answered; the
+ * slowest gets a moment to have its sampling running), `measured`, stopped — with the start and stop times.
+ */
+async function inClusterSession<T>(ctx: BenchContext, cpuProfile: boolean, measured: () => Promise<T>): Promise<{ value: T; startMs: number; stopMs: number; services: number }> {
+  let t = performance.now();
+  const started = await ctx.api<{ id: string }>('POST', '/v1/profiling/sessions', { maxSeconds: 600, cpuProfile });
+  if (started.status !== 201) throw new Error(`profiling session refused (${started.status}): ${JSON.stringify(started.body)}`);
+  const startMs = performance.now() - t;
+  await settle();
+  const value = await measured();
+  t = performance.now();
+  const report = await ctx.api<{ services: unknown[] }>('DELETE', `/v1/profiling/sessions/${started.body.id}`);
+  if (report.status !== 200) throw new Error(`profiling report failed (${report.status})`);
+  return { value, startMs, stopMs: performance.now() - t, services: report.body.services.length };
+}
+
 /**
  * The profiler's cost inside one process, without the cluster's noise: the CPU time of a fixed piece of
  * service-like work (parse, validate and serialize run events, 40 at a time between event-loop turns), with
  * and without a `ServiceProfiler` session (V8 sampler, loop monitor, memory timer), interleaved.
  * @returns the median of the paired on/off CPU-time ratios
  */
-const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 1_000));
-
 async function inProcessRatio(pairs: number, slices: number, cpuProfile: boolean): Promise<number> {
   const event = JSON.stringify({ id: 'e1', runId: 'run_x', project: 'p', seq: 3, at: new Date().toISOString(), type: 'step.completed', data: { stepId: 's', attempt: 1, agentId: 'a', output: { text: 'x'.repeat(200), model: 'm', usage: { inputTokens: 1, outputTokens: 2 } } } });
   const work = async (): Promise<number> => {
@@ -99,26 +137,16 @@ async function inProcessRatio(pairs: number, slices: number, cpuProfile: boolean
   };
   const profiler = new ServiceProfiler('bench');
   await work(); // warm-up
-  const ratios: number[] = [];
-  const on = async (i: number): Promise<number> => {
-    await profiler.start(`bench-${i}`, { maxSeconds: 600, cpuProfile });
+  let n = 0;
+  const on = async (): Promise<number> => {
+    const id = `bench-${n++}`;
+    await profiler.start(id, { maxSeconds: 600, cpuProfile });
     const cpu = await work();
-    await profiler.stop(`bench-${i}`);
+    await profiler.stop(id);
     return cpu;
   };
-  for (let i = 0; i < pairs; i++) {
-    // ABBA, as for the cluster figure.
-    let off: number;
-    let withProfiler: number;
-    if (i % 2 === 0) {
-      off = await work();
-      withProfiler = await on(i);
-    } else {
-      withProfiler = await on(i);
-      off = await work();
-    }
-    ratios.push(withProfiler / off);
-  }
+  const measured = await abba(pairs, work, on);
+  const ratios = measured.on.map((x, i) => x / measured.off[i]!);
   return summarize(ratios).median;
 }
 
@@ -133,35 +161,16 @@ async function idleSessionCpuMsPerSec(ctx: BenchContext, pairs: number, windowMs
     await new Promise((r) => setTimeout(r, windowMs));
     return (clusterCpuMs(ctx) - cpu0) / ((performance.now() - t0) / 1000);
   };
-  const withSession = async (): Promise<number> => {
-    const started = await ctx.api<{ id: string }>('POST', '/v1/profiling/sessions', { maxSeconds: 600, cpuProfile: false });
-    if (started.status !== 201) throw new Error(`profiling session refused (${started.status}): ${JSON.stringify(started.body)}`);
-    await settle();
-    const rate = await window();
-    await ctx.api('DELETE', `/v1/profiling/sessions/${started.body.id}`);
-    return rate;
-  };
-  const withoutSession = async (): Promise<number> => {
-    await settle();
-    return window();
-  };
-  const diffs: number[] = [];
-  const idle: number[] = [];
-  for (let i = 0; i < pairs; i++) {
-    let off: number;
-    let on: number;
-    if (i % 2 === 0) {
-      off = await withoutSession();
-      on = await withSession();
-    } else {
-      on = await withSession();
-      off = await withoutSession();
-    }
-    diffs.push(on - off);
-    idle.push(off);
-    ctx.log(`profiling idle pair ${i + 1}/${pairs}: off ${off.toFixed(2)} cpu-ms/s, on ${on.toFixed(2)} cpu-ms/s`);
-  }
-  return { added: diffs, idleMsPerSec: summarize(idle).median };
+  const { off, on } = await abba(
+    pairs,
+    async () => {
+      await settle(); // the same pause as before a measured session
+      return window();
+    },
+    async () => (await inClusterSession(ctx, false, window)).value,
+    (a, b, i) => ctx.log(`profiling idle pair ${i + 1}/${pairs}: off ${a.toFixed(2)} cpu-ms/s, on ${b.toFixed(2)} cpu-ms/s`),
+  );
+  return { added: on.map((x, i) => x - off[i]!), idleMsPerSec: summarize(off).median };
 }
 
 interface Sample {
@@ -171,42 +180,24 @@ interface Sample {
 
 /** `reps` ABBA pairs of the DAG workload without and with a session (`cpuProfile`: V8's profiler too). */
 async function paired(ctx: BenchContext, runs: number, reps: number, cpuProfile: boolean) {
-  const off: Sample[] = [];
-  const on: Sample[] = [];
   const startMs: number[] = [];
   const stopMs: number[] = [];
   let profiles = Infinity;
-  const withSession = async (): Promise<Sample> => {
-    let t = performance.now();
-    const started = await ctx.api<{ id: string; processes: unknown[] }>('POST', '/v1/profiling/sessions', { maxSeconds: 600, cpuProfile });
-    if (started.status !== 201) throw new Error(`profiling session refused (${started.status}): ${JSON.stringify(started.body)}`);
-    startMs.push(performance.now() - t);
-    // Every process answered; give the slowest a moment to have its sampling running before measuring.
-    await settle();
-    const m = await measure(ctx, runs);
-    t = performance.now();
-    const report = await ctx.api<{ missing: unknown[]; services: unknown[] }>('DELETE', `/v1/profiling/sessions/${started.body.id}`);
-    if (report.status !== 200) throw new Error(`profiling report failed (${report.status})`);
-    stopMs.push(performance.now() - t);
-    profiles = Math.min(profiles, report.body.services.length);
-    return m;
-  };
-  const withoutSession = async (): Promise<Sample> => {
-    await settle(); // the same pause as before a measured session
-    return measure(ctx, runs);
-  };
-  for (let rep = 0; rep < reps; rep++) {
-    // ABBA order (off-on, on-off, …): a machine that speeds up or slows down over the run favours neither side.
-    if (rep % 2 === 0) {
-      off.push(await withoutSession());
-      on.push(await withSession());
-    } else {
-      on.push(await withSession());
-      off.push(await withoutSession());
-    }
-    const [a, b] = [off.at(-1)!, on.at(-1)!];
-    ctx.log(`profiling${cpuProfile ? ' (cpu profile)' : ''} rep ${rep + 1}/${reps}: off ${a.rate.toFixed(0)} steps/s ${a.cpuMsPerStep.toFixed(2)} cpu-ms/step, on ${b.rate.toFixed(0)} steps/s ${b.cpuMsPerStep.toFixed(2)} cpu-ms/step`);
-  }
+  const { off, on } = await abba<Sample>(
+    reps,
+    async () => {
+      await settle(); // the same pause as before a measured session
+      return measure(ctx, runs);
+    },
+    async () => {
+      const s = await inClusterSession(ctx, cpuProfile, () => measure(ctx, runs));
+      startMs.push(s.startMs);
+      stopMs.push(s.stopMs);
+      profiles = Math.min(profiles, s.services);
+      return s.value;
+    },
+    (a, b, rep) => ctx.log(`profiling${cpuProfile ? ' (cpu profile)' : ''} rep ${rep + 1}/${reps}: off ${a.rate.toFixed(0)} steps/s ${a.cpuMsPerStep.toFixed(2)} cpu-ms/step, on ${b.rate.toFixed(0)} steps/s ${b.cpuMsPerStep.toFixed(2)} cpu-ms/step`),
+  );
   // Paired: each rep's on against its off, then the median of those ratios.
   const cpuRatio = summarize(on.map((x, i) => x.cpuMsPerStep / off[i]!.cpuMsPerStep)).median;
   const rateRatio = summarize(on.map((x, i) => x.rate / off[i]!.rate)).median;
@@ -226,18 +217,18 @@ export async function profilingOverhead(ctx: BenchContext): Promise<Row> {
   const idle = await idleSessionCpuMsPerSec(ctx, ctx.quick ? 1 : 6, ctx.quick ? 1_000 : 5_000);
   const added = summarize(idle.added);
   const workload = summarize(plain.off.map((x) => x.cpuMsPerStep * x.rate));
-  const sessionCostPct = (Math.max(0, added.median) / workload.median) * 100;
+  const ratio = Math.max(0, added.median) / workload.median;
   return {
     scenario: `profiling session: cluster CPU it adds per second (idle cluster, ABBA pairs) vs the cluster's CPU per second under the DAG workload (${runs} runs a rep)`,
     unit: 'cpu-ms/s',
     muse: added,
     baseline: workload,
     baselineLabel: 'cluster CPU under the workload, no session',
-    ratio: Math.max(0, added.median) / workload.median,
+    ratio,
     target: 'session cost ≤ 5% of the workload',
-    met: sessionCostPct <= 5,
+    met: ratio <= 0.05,
     extra: {
-      sessionCostPct,
+      sessionCostPct: ratio * 100,
       idleClusterCpuMsPerSec: idle.idleMsPerSec,
       // The paired workload figures (noisy here, see above): CPU per step and steps/s, with a session vs without.
       cpuMsPerStepOff: summarize(plain.off.map((x) => x.cpuMsPerStep)).median,
