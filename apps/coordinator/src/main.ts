@@ -29,6 +29,7 @@ await runService({
       queues,
       publish: (cmd, msgId) => bus.publishCommand(cmd, msgId),
       watchMs: c.MUSE_STEP_WATCH_MS,
+      waitingMaxMs: c.MUSE_STEP_WATCH_WAITING_MAX_MS,
       leases,
       logger: kit.logger,
     });

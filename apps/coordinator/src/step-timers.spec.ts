@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { museNames, type Command } from '@muse/contracts';
 import { StepTimers, type TimerJob } from './step-timers.js';
 
-function setup(state: string, processedOn?: number) {
+function setup(state: string, processedOn?: number, waitingMaxMs?: number) {
   const added: Array<{ id: string; delay: number; data: TimerJob }> = [];
   const published: Array<{ cmd: Command; msgId: string }> = [];
   const removed: string[] = [];
@@ -13,6 +13,7 @@ function setup(state: string, processedOn?: number) {
     queues: { findJob: async () => (state === 'missing' ? undefined : { getState: async () => state, processedOn }) } as never,
     publish: async (cmd, msgId) => void published.push({ cmd, msgId }),
     watchMs: 1000,
+    ...(waitingMaxMs !== undefined ? { waitingMaxMs } : {}),
     logger: { debug: () => undefined, warn: () => undefined },
     now: () => 100_000,
     queue: { add: (async (_n: string, data: TimerJob, o: { jobId: string; delay: number }) => void added.push({ id: o.jobId, delay: o.delay, data })) as never, close: async () => undefined, remove: async (id: string) => (removed.push(id), 1) },
@@ -55,6 +56,26 @@ test('a waiting or delayed job is watched again; a completed one ends the watch'
   const done = setup('completed');
   await done.timers.fire({ data: watch });
   assert.deepEqual([done.added.length, done.published.length], [0, 0]);
+});
+
+test('a job waiting for a worker is looked at less and less often (2^n periods, up to waitingMaxMs); a running or leased one every period', async () => {
+  const gaps = (state: string, data: TimerJob) => {
+    const { timers, added } = setup(state, 100_000, 12_000);
+    return timers.fire({ data }).then(() => added.map((a) => a.delay));
+  };
+  for (const [n, gap] of [[1, 2000], [2, 4000], [3, 8000], [4, 12_000], [40, 12_000]] as const) {
+    assert.deepEqual(await gaps('waiting', { ...watch, n }), [gap], `waiting, watch ${n}`);
+    assert.deepEqual(await gaps('prioritized', { ...watch, n }), [gap], `prioritized, watch ${n}`);
+    assert.deepEqual(await gaps('active', { ...watch, n }), [1000], `active, watch ${n}`);
+    assert.deepEqual(await gaps('waiting', { ...watch, n, leased: true }), [1000], `leased, watch ${n}`);
+  }
+  // A cap at or below the period means no back-off; so does leaving it out.
+  const off = setup('waiting', undefined, 500);
+  await off.timers.fire({ data: watch });
+  assert.deepEqual(off.added.map((a) => a.delay), [1000]);
+  const unset = setup('waiting');
+  await unset.timers.fire({ data: watch });
+  assert.deepEqual(unset.added.map((a) => a.delay), [1000]);
 });
 
 test('run deadlines fire a run-timeout command and are set relative to the run creation', async () => {

@@ -3,8 +3,10 @@
  * by every replica (so a timer outlives the replica that set it: a killed
  * replica's timer job stalls and another replica's worker takes it):
  *
- * - `watch-step`: every `watchMs` while an attempt is open, look at its step
- *   job. A job its worker lost (BullMQ moved it to failed after its lock
+ * - `watch-step`: every `watchMs` while an attempt's job runs, look at it (a
+ *   job still waiting for a worker cannot be lost: its checks back off from
+ *   `watchMs`, doubling up to `waitingMaxMs`, so queued backlogs cost little;
+ *   a leased step's watch renews its leases, so it keeps `watchMs`). A job its worker lost (BullMQ moved it to failed after its lock
  *   lapsed; step workers never re-run a stalled job under the same attempt),
  *   a missing job, or one active past its `timeoutMs` by more than `watchMs`
  *   fails the attempt: a `step-report` from `coordinator`, with a message id,
@@ -39,6 +41,8 @@ export interface StepTimersDeps {
   publish: (cmd: Command, msgId: string) => Promise<unknown>;
   /** Period of step watches, in ms. */
   watchMs: number;
+  /** The longest gap between watches of a job still waiting for a worker, in ms. @default watchMs (no back-off) */
+  waitingMaxMs?: number;
   logger: Pick<Logger, 'debug' | 'warn'>;
   now?: () => number;
   /** Renews the leases of a step whose job is alive (steps with `locks:`). */
@@ -135,7 +139,17 @@ export class StepTimers {
     }
     // Still waiting, delayed (backoff) or running within its time: its leases live on (the heartbeat), and look again later.
     if (t.leased) await this.deps.leases?.renew(t.project, { runId: t.runId, stepId: t.stepId });
-    await this.add({ ...t, n: t.n + 1 }, `${t.jobId}.w${t.n + 1}`, this.deps.watchMs);
+    await this.add({ ...t, n: t.n + 1 }, `${t.jobId}.w${t.n + 1}`, this.nextWatchMs(t, state));
+  }
+
+  /**
+   * When to look again: a running job (or a leased step, whose leases this watch renews) after one period; a job
+   * that waits for a worker after 2^n periods (the n-th watch found it waiting), up to `waitingMaxMs`.
+   */
+  private nextWatchMs(t: Extract<TimerJob, { kind: 'watch-step' }>, state: string): number {
+    const { watchMs } = this.deps;
+    if (state === 'active' || t.leased) return watchMs;
+    return Math.max(watchMs, Math.min(this.deps.waitingMaxMs ?? watchMs, watchMs * 2 ** Math.min(t.n, 30)));
   }
 
   private async report(t: Extract<TimerJob, { kind: 'watch-step' }>, code: 'MUSE_ERR_STEP_LOST' | 'MUSE_ERR_STEP_TIMEOUT', message: string, tag: string): Promise<void> {

@@ -102,6 +102,13 @@ export const CoordinatorConfigSchema = z.object({
    * timeout by more than this, fails that attempt.
    */
   MUSE_STEP_WATCH_MS: ms(5_000),
+  /**
+   * The longest gap between two checks of a step job still waiting for a worker, in ms: a waiting job
+   * cannot be lost, so its checks back off (one watch period, twice that, four times, … up to this; a value
+   * at or below MUSE_STEP_WATCH_MS turns the back-off off) and a backlog of queued steps costs little. A
+   * running job is checked every MUSE_STEP_WATCH_MS from the check that finds it running.
+   */
+  MUSE_STEP_WATCH_WAITING_MAX_MS: ms(60_000),
   /** A command a coordinator took but did not ack within this is redelivered to a replica, in ms (handlers signal progress while working). */
   MUSE_COMMAND_ACK_WAIT_MS: ms(5_000),
   /** Deepest nesting of sub-workflows (`workflow:` steps); a child of a top-level run is depth 1. */
