@@ -21,7 +21,9 @@ export interface OpenRedisOptions {
   /**
    * `blocking` waits out a Redis outage (BullMQ workers, background loops);
    * `request` fails a command within about two seconds, so an HTTP request
-   * answers 503 instead of hanging. @default 'blocking'
+   * answers 503 instead of hanging, and sends the commands that concurrent
+   * requests issue in the same tick as one write (ioredis auto-pipelining).
+   * @default 'blocking'
    */
   mode?: 'blocking' | 'request';
 }
@@ -37,7 +39,7 @@ const ERROR_LOG_INTERVAL_MS = 30_000;
 export function openRedis(host: ConnectionHost, url: string, opts: OpenRedisOptions): Redis {
   const redis = createRedis(url, {
     connectionName: opts.connectionName,
-    ...(opts.mode === 'request' ? { maxRetriesPerRequest: 2, retryStrategy: (times: number) => Math.min(times * 100, 1_000) } : {}),
+    ...(opts.mode === 'request' ? { maxRetriesPerRequest: 2, retryStrategy: (times: number) => Math.min(times * 100, 1_000), enableAutoPipelining: true } : {}),
   });
   let lastError = 0;
   redis.on('error', (err: Error) => {

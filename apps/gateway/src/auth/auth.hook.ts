@@ -24,8 +24,14 @@ export function registerAuthHooks(fastify: FastifyInstance, auth: Authenticator,
   fastify.addHook('onRequest', async (req: Tagged, reply: FastifyReply) => {
     if (isPublicPath(req.url)) return;
     try {
-      await limits.admitAddress(req.ip);
-      const caller = await auth.resolve(bearerToken(headerValue(req.headers.authorization)), headerValue(req.headers[PROJECT_HEADER]));
+      // The address check and the credential lookup at once; a refused address wins over whatever the credential was.
+      const [admitted, resolved] = await Promise.allSettled([
+        limits.admitAddress(req.ip),
+        auth.resolve(bearerToken(headerValue(req.headers.authorization)), headerValue(req.headers[PROJECT_HEADER])),
+      ]);
+      if (admitted.status === 'rejected') throw admitted.reason;
+      if (resolved.status === 'rejected') throw resolved.reason;
+      const caller = resolved.value;
       req[CALLER_KEY] = caller;
       await limits.consume(caller);
     } catch (err) {
