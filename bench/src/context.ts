@@ -1,10 +1,12 @@
 /** A cluster to measure, started the way `npm start` starts one, and the means to talk to it. */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, ensureInfra, purgeNamespace, type InfraHandle } from '@muse/cluster';
 import { museNames, type MuseNames, type RunEvent } from '@muse/contracts';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 
 export interface BenchContext {
   quick: boolean;
@@ -82,6 +84,49 @@ export async function startBench(opts: { quick: boolean; log: (l: string) => voi
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Waits until the coordinators have taken every command a scenario left behind (their consumer has none pending
+ * or unacked, three looks in a row), so the next scenario does not pay for the last one's backlog.
+ * @returns how long it waited, in ms (it gives up after `maxMs` and says so)
+ */
+export async function settleCluster(ctx: BenchContext, maxMs = 120_000): Promise<number> {
+  const nc = await connect({ servers: ctx.natsUrl });
+  const t0 = performance.now();
+  try {
+    const jsm = await jetstreamManager(nc);
+    for (let quiet = 0; quiet < 3; ) {
+      const info = await jsm.consumers.info(ctx.names.commandStream, ctx.names.coordinatorConsumer);
+      quiet = info.num_pending + info.num_ack_pending === 0 ? quiet + 1 : 0;
+      if (performance.now() - t0 > maxMs) {
+        ctx.log(`the coordinators still have ${info.num_pending + info.num_ack_pending} commands after ${maxMs / 1000} s; going on`);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    await nc.close();
+  }
+  return performance.now() - t0;
+}
+
+/** CPU time (user + system, from /proc) process `pid` has used so far, in ms; 0 once it has exited. */
+export function processCpuMs(pid: number): number {
+  try {
+    // Fields after the `(comm)`: state is 1st, utime the 12th, stime the 13th.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10; // USER_HZ = 100 on Linux
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU time the cluster's processes have used so far, in ms; `only` picks the instances counted (e.g. `['gateway']`). */
+export function clusterCpuMs(ctx: BenchContext, only?: readonly string[]): number {
+  let ms = 0;
+  for (const p of ctx.cluster.processes) if (p.pid && (!only || only.includes(p.instance))) ms += processCpuMs(p.pid);
+  return ms;
 }
 
 /** Registers a definition; throws with the gateway's error when it is refused. */

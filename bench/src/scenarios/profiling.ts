@@ -27,11 +27,10 @@
  * that workload (`sessionCostPct`). The paired figures stay beside it as the
  * check that nothing load-dependent was missed.
  */
-import { readFileSync } from 'node:fs';
 import { setImmediate as tick } from 'node:timers/promises';
 import { RunEventSchema } from '@muse/contracts';
 import { ServiceProfiler } from '@muse/telemetry';
-import { register, RunWatcher, submit, type BenchContext } from '../context.js';
+import { clusterCpuMs, register, RunWatcher, submit, type BenchContext } from '../context.js';
 import type { Row } from '../report.js';
 import { summarize } from '../stats.js';
 
@@ -43,22 +42,6 @@ const dag = {
     { id: 'z', agent: 'orchestrator', prompt: 'z', needs: Array.from({ length: 8 }, (_, i) => `b${i}`) },
   ],
 };
-
-/** CPU time (user + system) of every process of the cluster so far, in ms. */
-function clusterCpuMs(ctx: BenchContext): number {
-  let ticks = 0;
-  for (const p of ctx.cluster.processes) {
-    if (!p.pid) continue;
-    try {
-      // Fields after the `(comm)`: state is 1st, utime the 12th, stime the 13th.
-      const fields = readFileSync(`/proc/${p.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // a process that exited counts no more
-    }
-  }
-  return ticks * 10; // USER_HZ = 100 on Linux
-}
 
 /** Steps per second, and cluster CPU ms per step, over `runs` concurrent runs of the DAG. */
 async function measure(ctx: BenchContext, runs: number): Promise<{ rate: number; cpuMsPerStep: number }> {
