@@ -31,8 +31,8 @@
  * which only the script knows; that avoids cjson (its number formatting and
  * its escaping of `/`).
  */
-import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { evalCached } from '@muse/queues/redis';
 
 export const ARTIFACT_COMMIT_LUA = `
 local token = tonumber(ARGV[1])
@@ -91,20 +91,6 @@ for i = 0, n - 1 do
 end
 return out
 `;
-
-const SHAS = new Map<string, string>();
-
-/** Runs a script by SHA, loading it on the first NOSCRIPT (a fresh or flushed Redis). */
-export async function evalCached(redis: Redis, script: string, keys: string[], args: Array<string | number>): Promise<unknown> {
-  let sha = SHAS.get(script);
-  if (!sha) SHAS.set(script, (sha = createHash('sha1').update(script).digest('hex')));
-  try {
-    return await redis.evalsha(sha, keys.length, ...keys, ...args);
-  } catch (err) {
-    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-    return redis.eval(script, keys.length, ...keys, ...args);
-  }
-}
 
 export function evalArtifactCommit(redis: Redis, keys: string[], args: Array<string | number>): Promise<unknown> {
   return evalCached(redis, ARTIFACT_COMMIT_LUA, keys, args);

@@ -5,7 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { ArtifactMetaSchema, type ArtifactMeta, type MuseNames } from '@muse/contracts';
-import { evalArtifactCommit, evalCached } from './artifact-commit.script.js';
+import { evalCached } from '@muse/queues/redis';
+import { evalArtifactCommit } from './artifact-commit.script.js';
 
 /** `art_` and 20 characters of [a-z0-9] (about 103 bits). */
 export const ARTIFACT_ID_PATTERN = /^art_[a-z0-9]{1,64}$/;

@@ -28,7 +28,7 @@
 import type { Redis } from 'ioredis';
 import { MuseError, type MuseNames } from '@muse/contracts';
 import type { Logger } from '@muse/telemetry';
-import { evalCached } from './artifact-commit.script.js';
+import { evalCached } from '@muse/queues/redis';
 import { GC_CLAIM_HOLD_MS, type ArtifactRepository } from './artifact.repository.js';
 import type { BlobBackend } from './blob.backend.js';
 import type { ArtifactStoreMetrics } from './artifact-store.metrics.js';

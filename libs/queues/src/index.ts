@@ -10,3 +10,4 @@ export { readWorkflowVersion, resolveWorkflow, parseWorkflowMeta, parseWorkflowD
 export type { WorkflowVersionMeta } from './workflow-store.js';
 export { HeartbeatService } from './agent-heartbeat.js';
 export type { HeartbeatDeps, HeartbeatIdentity, WorkerCounts } from './agent-heartbeat.js';
+export { evalCached } from './redis-script.js';

@@ -23,6 +23,10 @@ export interface OpenRedisOptions {
    * `request` fails a command within about two seconds, so an HTTP request
    * answers 503 instead of hanging, and sends the commands that concurrent
    * requests issue in the same tick as one write (ioredis auto-pipelining).
+   * On such a connection run scripts with `evalCached`, or `defineCommand`
+   * only before any command is sent: ioredis's pending auto-pipeline lacks a
+   * command defined after it opened, and the reply handling then throws.
+   * BullMQ gets a duplicate without auto-pipelining.
    * @default 'blocking'
    */
   mode?: 'blocking' | 'request';

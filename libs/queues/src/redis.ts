@@ -5,3 +5,4 @@
  */
 export { createRedis, openRedis } from './redis-connection.js';
 export type { ConnectionHost, OpenRedisOptions } from './redis-connection.js';
+export { evalCached } from './redis-script.js';

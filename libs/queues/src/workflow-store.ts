@@ -3,6 +3,7 @@
  * sub-workflow children). Per (project, name) one hash: `latest`, `meta:<v>` (JSON {digest, createdAt}), `def:<v>`.
  */
 import type { Redis } from 'ioredis';
+import { evalCached } from './redis-script.js';
 import { z } from 'zod';
 import { WORKFLOW_NAME_PATTERN, WorkflowDefinitionSchema, type MuseNames, type StoredWorkflow, type WorkflowDefinition } from '@muse/contracts';
 
@@ -14,8 +15,18 @@ export function parseWorkflowMeta(raw: string): WorkflowVersionMeta {
   return VersionMetaSchema.parse(JSON.parse(raw));
 }
 
+/** Definitions parsed lately, by their stored JSON: a version never changes, and a busy workflow is submitted again and again. */
+const parsedDefinitions = new Map<string, WorkflowDefinition>();
+/** How many parsed definitions are kept (the oldest goes first). */
+const PARSED_DEFINITIONS_MAX = 256;
+
 export function parseWorkflowDefinition(raw: string): WorkflowDefinition {
-  return WorkflowDefinitionSchema.parse(JSON.parse(raw));
+  const known = parsedDefinitions.get(raw);
+  if (known) return structuredClone(known);
+  const def = WorkflowDefinitionSchema.parse(JSON.parse(raw));
+  if (parsedDefinitions.size >= PARSED_DEFINITIONS_MAX) parsedDefinitions.delete(parsedDefinitions.keys().next().value!);
+  parsedDefinitions.set(raw, def);
+  return structuredClone(def);
 }
 
 export function storedWorkflow(project: string, name: string, meta: WorkflowVersionMeta & { version: number }, definition: WorkflowDefinition): StoredWorkflow {
@@ -30,12 +41,20 @@ export async function readWorkflowVersion(redis: Redis, names: MuseNames, projec
   return storedWorkflow(project, name, { version, ...parseWorkflowMeta(meta) }, parseWorkflowDefinition(def));
 }
 
+// The latest version, its meta and its definition in one round trip.
+const READ_LATEST = `
+local v = redis.call('HGET', KEYS[1], 'latest')
+if not v then return nil end
+return {v, redis.call('HGET', KEYS[1], 'meta:' .. v), redis.call('HGET', KEYS[1], 'def:' .. v)}
+`;
+
 /** The version asked for, or the latest; null when there is none. */
 export async function resolveWorkflow(redis: Redis, names: MuseNames, project: string, name: string, version?: number): Promise<StoredWorkflow | null> {
-  let v = version;
-  if (v === undefined && WORKFLOW_NAME_PATTERN.test(name)) {
-    const latest = await redis.hget(names.workflowKey(project, name), 'latest');
-    v = latest === null ? undefined : Number(latest);
-  }
-  return v === undefined ? null : readWorkflowVersion(redis, names, project, name, v);
+  if (version !== undefined) return readWorkflowVersion(redis, names, project, name, version);
+  if (!WORKFLOW_NAME_PATTERN.test(name)) return null;
+  const found = (await evalCached(redis, READ_LATEST, [names.workflowKey(project, name)], [])) as [string, string | null, string | null] | null;
+  if (!found) return null;
+  const [v, meta, def] = found;
+  if (meta == null || def == null) return null;
+  return storedWorkflow(project, name, { version: Number(v), ...parseWorkflowMeta(meta) }, parseWorkflowDefinition(def));
 }

@@ -35,7 +35,7 @@ export class SchedulesService implements OnModuleInit, OnModuleDestroy {
     @Inject(WorkflowRegistry) private readonly registry: WorkflowRegistry,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {
-    this.queue = new Queue<FireJob>(names.scheduleQueue, { connection: redis.duplicate(), prefix: names.bullPrefix });
+    this.queue = new Queue<FireJob>(names.scheduleQueue, { connection: redis.duplicate({ enableAutoPipelining: false }), prefix: names.bullPrefix });
   }
 
   onModuleInit(): void {
