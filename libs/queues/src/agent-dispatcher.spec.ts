@@ -1,10 +1,9 @@
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { museNames, parseDispatchTable, type AgentHeartbeat, type StepJob } from '@muse/contracts';
+import { parseDispatchTable, type AgentHeartbeat, type StepJob } from '@muse/contracts';
 import { AgentDispatcher, chooseAgent, dispatchCandidates } from './agent-dispatcher.js';
 import { StepQueues } from './step-queues.js';
+import { specRedis } from './spec-redis.js';
 
 const c = (agentId: string, inFlight = 0, queued = 0) => ({ agentId, inFlight, queued });
 
@@ -42,14 +41,7 @@ test('MUSE_DISPATCH: role=strategy pairs and a default; a bad pair names itself'
 });
 
 // Real Redis: the choice is stored once per job, and an agent's queue is forgotten only while it holds nothing.
-const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1 });
-const ns = `t-${randomBytes(4).toString('hex')}`;
-const names = museNames(ns);
-after(async () => {
-  const keys = await redis.keys(`${ns}:*`);
-  if (keys.length) await redis.del(...keys);
-  redis.disconnect();
-});
+const { redis, names } = specRedis();
 
 test('a targeted job goes to the chosen agent\'s own queue, and again there when enqueued twice (no copy elsewhere)', async () => {
   const beat = (agentId: string): AgentHeartbeat => ({ agentId, roles: ['executor'], pid: 1, host: 'h', concurrency: 1, inFlight: 0, completed: 0, failed: 0, startedAt: new Date().toISOString(), at: new Date().toISOString(), version: '0' });

@@ -1,20 +1,10 @@
 /** Reading registered workflows against the real Redis (own namespace, removed after). */
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { museNames } from '@muse/contracts';
+import { specRedis } from './spec-redis.js';
 import { parseWorkflowDefinition, resolveWorkflow } from './workflow-store.js';
 
-const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-const ns = `t-${randomBytes(4).toString('hex')}`;
-const names = museNames(ns);
-
-after(async () => {
-  const keys = await redis.keys(`${ns}:*`);
-  if (keys.length) await redis.del(...keys);
-  await redis.quit();
-});
+const { redis, names } = specRedis();
 
 const def = (prompt: string) => ({ name: 'wf', steps: [{ id: 'a', agent: 'executor', prompt }] });
 const meta = (n: number) => JSON.stringify({ digest: `sha256:${n}`, createdAt: `2026-01-0${n}T00:00:00.000Z` });
@@ -35,7 +25,7 @@ test('the latest version, a named one, and none: the latest in one round trip, a
   await assert.rejects(resolveWorkflow(redis, names, 'p', 'wf'), 'a bad stored definition is an error, never an answer');
 });
 
-test('a definition parsed before is answered from memory, as a copy its caller may change', () => {
+test('a definition parsed again is a copy of its own: one caller\'s change never reaches the next', () => {
   const raw = JSON.stringify(def('memo'));
   const a = parseWorkflowDefinition(raw);
   a.steps[0]!.prompt = 'changed';
