@@ -264,8 +264,23 @@ describe('foundation: a multi-agent workflow end to end', { timeout: 240_000 }, 
     for (const d of documented) {
       const e = exported.get(d.name)!;
       assert.equal(e.type, d.type, `${d.name} type`);
-      assert.deepEqual([...e.services], [d.service], `${d.name} service`);
+      const services = d.service === 'all' ? [...new Set(t.cluster.processes.map((p) => p.opts.service))] : [d.service];
+      assert.deepEqual([...e.services].sort(), services.sort(), `${d.name} service`);
     }
+
+    // Left quiet, every service gives back its startup heap once (MUSE_MEMORY_TRIM_PERIOD_MS, 2 s by default).
+    const trims = async () => {
+      const n: Record<string, number> = {};
+      for (const p of t.cluster.processes) n[p.instance] = Number(/^muse_memory_trim_duration_seconds_count\{[^}]*\} (\d+)$/m.exec((await http(p.url, 'GET', '/metrics')).text)?.[1] ?? 0);
+      return n;
+    };
+    const deadline = Date.now() + 20_000;
+    let seen = await trims();
+    while (Object.values(seen).some((n) => n < 1) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 1_000));
+      seen = await trims();
+    }
+    for (const [instance, n] of Object.entries(seen)) assert.ok(n >= 1, `${instance} never trimmed its memory within 20 s of quiet: ${JSON.stringify(seen)}`);
   });
 
   test('the muse CLI registers, runs with --watch, lists, shows and refuses to cancel a finished run', async () => {

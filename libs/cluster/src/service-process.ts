@@ -12,9 +12,10 @@ import { REPO_ROOT } from './repo-root.js';
 /**
  * V8 flags every service runs with. A young generation of 2 MB semi-spaces (V8's default grows them to 16 MB) keeps
  * an idle service about 20 to 45 MB smaller; services allocate little per request, so scavenges stay cheap.
+ * `--expose-gc` lets a service that went idle compact its heap once (libs/telemetry's MemoryTrimmer).
  * The Dockerfile's entrypoint passes the same.
  */
-export const SERVICE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];
+export const SERVICE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--expose-gc'];
 
 /**
  * V8 flags a service adds to SERVICE_NODE_FLAGS, given the environment it starts with.

@@ -18,6 +18,7 @@ import { ServiceKitModule } from './service-kit.module.js';
 import { startTracing } from './tracing.js';
 import { PinoNestLogger } from './nest-logger.js';
 import { ServiceProfiler } from './service-profiler.js';
+import { MemoryTrimmer } from './memory-trim.js';
 
 export interface ServiceKit<C> {
   service: string;
@@ -59,7 +60,7 @@ export async function runService<S extends z.ZodType>(spec: ServiceSpec<S>): Pro
     process.stderr.write(`muse-${spec.service}: ${(err as Error).message}\n`);
     process.exit(78); // EX_CONFIG
   }
-  const c = config as unknown as { LOG_LEVEL: string; OTEL_EXPORTER_OTLP_ENDPOINT?: string; HOST: string; MUSE_SHUTDOWN_GRACE_MS: number };
+  const c = config as unknown as { LOG_LEVEL: string; OTEL_EXPORTER_OTLP_ENDPOINT?: string; HOST: string; MUSE_SHUTDOWN_GRACE_MS: number; MUSE_MEMORY_TRIM_PERIOD_MS: number };
   const logger = createLogger(spec.service, c.LOG_LEVEL);
   const stopTracing = await startTracing(spec.service, c.OTEL_EXPORTER_OTLP_ENDPOINT);
   const metrics = new MuseMetrics(spec.service);
@@ -95,6 +96,8 @@ export async function runService<S extends z.ZodType>(spec: ServiceSpec<S>): Pro
   const url = `http://${c.HOST}:${actualPort}`;
   // Always printed, whatever LOG_LEVEL says: launchers and tests learn the URL from this line.
   logger.child({}, { level: 'info' }).info({ url }, `muse-${spec.service} listening`);
+  const trimmer = new MemoryTrimmer({ periodMs: c.MUSE_MEMORY_TRIM_PERIOD_MS, logger, metrics }).start();
+  closers.push(() => trimmer.stop());
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
