@@ -12,7 +12,7 @@ import type { RunLocks } from '@muse/locks';
 import { CommandHandler } from './command.handler.js';
 import type { RunViewStore } from './run-view.store.js';
 
-function harness(commitAnswer: unknown) {
+function harness(commitAnswer: unknown | ((req: { stepId: string; fencingToken: number }) => Promise<unknown>)) {
   const log: RunEvent[] = [];
   const enqueued: StepJob[] = [];
   const bus = {
@@ -22,13 +22,13 @@ function harness(commitAnswer: unknown) {
     },
     lastRunMessage: async () => (log.length ? { seq: log.length, event: log.at(-1)! } : null),
     readRunEvents: async () => ({ events: [...log], lastStreamSeq: log.length }),
-    request: async () => commitAnswer,
+    request: async (_subject: string, req: { stepId: string; fencingToken: number }) => (typeof commitAnswer === 'function' ? commitAnswer(req) : commitAnswer),
     publish: () => undefined,
     publishCommand: async () => ({ seq: 1, duplicate: false }),
     sendAudit: () => undefined,
   } as unknown as JetStreamBus;
   const queues = { enqueue: async (job: StepJob) => void enqueued.push(job), remove: async () => undefined } as unknown as StepQueues;
-  const locks = { withRunLock: async <T>(_id: string, fn: (token: number) => Promise<T>) => fn(1) } as unknown as RunLocks;
+  const locks = { withRunLock: async <T>(_id: string, fn: (token: number, signal: AbortSignal) => Promise<T>) => fn(1, new AbortController().signal) } as unknown as RunLocks;
   const views = { write: async () => true } as unknown as RunViewStore;
   const logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
   const handler = new CommandHandler({ bus, queues, locks, views, names: museNames('t-spec'), defaults: { maxAttempts: 2, timeoutMs: 1000 }, logger: logger as never, metrics: new MuseMetrics('coordinator-spec') });
@@ -78,4 +78,23 @@ test('a refusal that can change (a stale fencing token) still throws, so the rep
   await h.handle(submit);
   await assert.rejects(h.handle(completed(1)), /stale/);
   assert.equal(h.log.some((e) => e.type === 'step.failed' || e.type === 'step.completed'), false);
+});
+
+test('completions queued for one run commit their outputs at once, each folded with its own artifacts', async () => {
+  let inFlight = 0;
+  let most = 0;
+  const h = harness(async (req: { stepId: string; fencingToken: number }) => {
+    most = Math.max(most, ++inFlight);
+    await new Promise((r) => setTimeout(r, 20));
+    inFlight--;
+    return { ok: true, artifacts: [{ id: `art_${req.stepId}`, name: 'output', version: 1, digest: 'sha256:00', size: 1, mediaType: 'application/json' }] };
+  });
+  const steps = ['a', 'b', 'c'].map((id) => ({ id, tool: 'shell', command: `echo ${id}` }));
+  await h.handle({ ...submit, definition: { name: 'w', steps } } as Command);
+  const done = (stepId: string) => ({ ...completed(1), stepId }) as Command;
+  await Promise.all(['a', 'b', 'c'].map((id) => h.handle(done(id))));
+  assert.equal(most, 3, 'the three commits overlapped');
+  const byStep = Object.fromEntries(h.log.flatMap((e) => (e.type === 'step.completed' ? [[e.data.stepId, (e.data as { artifacts?: Array<{ id: string }> }).artifacts?.map((a) => a.id)]] : [])));
+  assert.deepEqual(byStep, { a: ['art_a'], b: ['art_b'], c: ['art_c'] });
+  assert.equal(h.log.at(-1)!.type, 'run.completed');
 });

@@ -74,7 +74,10 @@ export interface CommandHandlerDeps {
 
 export class CommandHandler {
   private readonly cache = new RunCache();
-  private readonly serial = new KeyedSerial();
+  /** Commands of one run, one at a time; those that queued up share one hold of the run's lock. */
+  private readonly serial: KeyedSerial<{ token: number; signal: AbortSignal }, Command>;
+  /** Artifact commits started early for a waiting report, under the hold (fencing token) that started them. */
+  private readonly precommits = new WeakMap<StepReport, { token: number; result: Promise<ArtifactRef[]> }>();
   private readonly now: () => string;
   private readonly handled;
   private readonly appended;
@@ -82,6 +85,10 @@ export class CommandHandler {
   private readonly runsFinished;
 
   constructor(private readonly deps: CommandHandlerDeps) {
+    this.serial = new KeyedSerial(
+      (runId, body) => deps.locks.withRunLock(runId, (token, signal) => body({ token, signal })),
+      { lost: (held) => held.signal.aborted },
+    );
     this.now = deps.now ?? (() => new Date().toISOString());
     const m = deps.metrics;
     this.handled = m.counter('muse_coordinator_commands_total', 'Commands handled, by kind and outcome', ['kind', 'outcome']);
@@ -100,9 +107,7 @@ export class CommandHandler {
     const progress = setInterval(() => ctx.working(), this.deps.progressMs ?? 2_000);
     progress.unref();
     try {
-      await this.serial.run(cmd.runId, () =>
-        this.deps.locks.withRunLock(cmd.runId, (token) => this.handleLocked(cmd, ctx, token)),
-      );
+      await this.serial.run(cmd.runId, ({ token }) => this.handleLocked(cmd, ctx, token), cmd);
       this.handled.inc({ kind: cmd.kind, outcome: 'ok' });
     } catch (err) {
       this.handled.inc({ kind: cmd.kind, outcome: 'error' });
@@ -111,6 +116,36 @@ export class CommandHandler {
       clearInterval(progress);
       end();
     }
+  }
+
+  /**
+   * Starts the artifact commits of the completed reports this hold of the run's lock will handle (this command's
+   * and those queued behind it), under the hold's fencing token, so that their commits (each an fsync'd write in the
+   * artifact store) overlap instead of running one after another inside the run's critical section. A report then
+   * folds with its commit already done.
+   * Only for attempts still open in the current state; should an earlier command of the queue close one (a failed
+   * run cancels its open steps), that commit stays unused, as when a crash falls between a commit and its append.
+   */
+  private precommit(runId: string, state: RunState | undefined, token: number): void {
+    if (!state) return;
+    let started = 0;
+    for (const c of this.serial.upcoming(runId)) {
+      if (started >= PRECOMMIT_MAX) break;
+      if (c.kind !== 'step-report' || c.outcome !== 'completed' || !c.artifacts?.length) continue;
+      if (this.precommits.get(c)?.token === token || !openAttempt(state, c)) continue;
+      const result = this.commitArtifacts(state, c, token);
+      result.catch(() => undefined); // seen (and handled) when the report folds; dropped if it never does
+      this.precommits.set(c, { token, result });
+      started++;
+    }
+  }
+
+  /** The artifacts of a completed report, committed under `token`: by its early commit when one was started under it. */
+  private committed(state: RunState | undefined, r: StepReport, token: number): Promise<ArtifactRef[]> {
+    const pre = this.precommits.get(r);
+    this.precommits.delete(r);
+    if (pre && pre.token === token) return pre.result;
+    return this.commitArtifacts(state, r, token);
   }
 
   private async handleLocked(cmd: Command, ctx: CommandContext, token: number): Promise<void> {
@@ -123,6 +158,7 @@ export class CommandHandler {
       reloaded = true;
       foundLog = entry.lastStreamSeq > 0;
     }
+    this.precommit(cmd.runId, entry.state, token);
     for (let attempt = 0; ; attempt++) {
       const tx = new RunTransition(entry.state, this.now);
       await this.decide(tx, cmd, token);
@@ -202,7 +238,7 @@ export class CommandHandler {
       case 'step-report': {
         let artifacts: ArtifactRef[];
         try {
-          artifacts = await this.commitArtifacts(tx.state, cmd, token);
+          artifacts = await this.committed(tx.state, cmd, token);
         } catch (err) {
           // A commit the artifact store will refuse however often the report comes back (the blob is gone, or was
           // uploaded longer ago than the GC grace period; sizes that disagree; a version conflict) fails the attempt
@@ -246,10 +282,7 @@ export class CommandHandler {
 
   /** Binds the blobs a worker uploaded to the run, under this hold's fencing token. */
   private async commitArtifacts(state: RunState | undefined, r: StepReport, token: number): Promise<ArtifactRef[]> {
-    if (r.outcome !== 'completed' || !r.artifacts?.length || !state) return [];
-    const st = state.steps[r.stepId];
-    const open = r.index === undefined ? st : st?.status === 'running' ? st.items?.[r.index] : undefined;
-    if (!open || open.attempts !== r.attempt || (open.status !== 'queued' && open.status !== 'running')) return [];
+    if (r.outcome !== 'completed' || !r.artifacts?.length || !state || !openAttempt(state, r)) return [];
     const raw = await this.deps.bus.request(this.deps.names.artifactCommitSubject, {
       runId: r.runId,
       project: r.project,
@@ -270,16 +303,30 @@ export class CommandHandler {
   private async effects(events: RunEvent[], state: RunState): Promise<void> {
     const { queues, defaults } = this.deps;
     let settle = false;
+    // Jobs of steps queued together (a step's dependents, a forEach's next elements) and their watches go out at once:
+    // they are independent of each other. Any other effect waits until they are in.
+    let queued: Array<Promise<unknown>> = [];
+    const flush = async () => {
+      if (queued.length === 0) return;
+      const batch = queued;
+      queued = [];
+      await Promise.all(batch);
+    };
     for (const ev of events) {
-      if (ev.type === 'step.queued' && state.steps[ev.data.stepId]!.role === WORKFLOW_ROLE) {
-        await this.startChild(state, ev.data.stepId, ev.data.attempt);
-      } else if (ev.type === 'step.queued') {
+      if (ev.type === 'step.queued' && state.steps[ev.data.stepId]!.role !== WORKFLOW_ROLE) {
         const built = buildStepJob(state, ev.data.stepId, ev.data.attempt, defaults, ev.data.index);
         // The engine only queues a step whose job it could build.
         if (built.ok) {
-          await queues.enqueue(built.job, { ...this.placement(state), ...(ev.data.delayMs !== undefined ? { delayMs: ev.data.delayMs } : {}) });
-          await this.watch(state, ev.data.stepId, ev.data.attempt, built.job.timeoutMs, ev.data.index);
+          queued.push(
+            queues.enqueue(built.job, { ...this.placement(state), ...(ev.data.delayMs !== undefined ? { delayMs: ev.data.delayMs } : {}) }),
+            this.watch(state, ev.data.stepId, ev.data.attempt, built.job.timeoutMs, ev.data.index),
+          );
         }
+        continue;
+      }
+      await flush();
+      if (ev.type === 'step.queued') {
+        await this.startChild(state, ev.data.stepId, ev.data.attempt);
       } else if (ev.type === 'run.started') {
         await this.deadline(state);
       } else if (ev.type === 'step.waiting' && ev.data.timeoutMs !== undefined) {
@@ -308,6 +355,7 @@ export class CommandHandler {
         if (ev.type !== 'step.skipped' && st && st.role !== WORKFLOW_ROLE) this.deps.timers?.forgetWatch?.(stepJobId(state.runId, ev.data.stepId, ev.data.attempt, ev.data.index));
       }
     }
+    await flush();
     if (settle) await this.releaseSettled(state, false);
     await this.deps.deadLetters?.apply(events, state);
     await this.deps.views.write(toRunView(state));
@@ -573,4 +621,14 @@ function wantsLease(state: RunState, stepId: string): boolean {
   if (isFinished(state)) return false;
   const st = state.steps[stepId];
   return st?.lease !== undefined && !isTerminalStepStatus(st.status);
+}
+
+/** Early artifact commits one hold starts at most (each is a request to the artifact store). */
+const PRECOMMIT_MAX = 32;
+
+/** Whether the report's attempt (of a step, or of one forEach element) is still queued or running in `state`. */
+function openAttempt(state: RunState, r: StepReport): boolean {
+  const st = state.steps[r.stepId];
+  const open = r.index === undefined ? st : st?.status === 'running' ? st.items?.[r.index] : undefined;
+  return !!open && open.attempts === r.attempt && (open.status === 'queued' || open.status === 'running');
 }
