@@ -8,8 +8,6 @@ export type { ReadinessCheck } from './health.js';
 export { ServiceKitModule, LOGGER } from './service-kit.module.js';
 export { PinoNestLogger } from './nest-logger.js';
 export { runService } from './run-service.js';
-export { MemoryTrimmer, TRIM_BUSY_SHARE, TRIM_IDLE_SHARE } from './memory-trim.js';
-export type { GcFunction, MemoryTrimOptions } from './memory-trim.js';
 export type { ServiceKit, ServiceSpec, RunningService } from './run-service.js';
 export {
   SpanKind,

@@ -15,9 +15,9 @@ import type { Logger } from './logger.js';
 import type { MuseMetrics } from './metrics.js';
 
 /** A period whose event loop was busy more than this share is work: the next quiet period trims. */
-export const TRIM_BUSY_SHARE = 0.05;
+const TRIM_BUSY_SHARE = 0.05;
 /** A period whose event loop was busy less than this share is quiet. */
-export const TRIM_IDLE_SHARE = 0.02;
+const TRIM_IDLE_SHARE = 0.02;
 
 /** The shape of V8's `gc` function under `--expose-gc` (Node 24). */
 export type GcFunction = (options: { type: 'major'; flavor: 'last-resort'; execution: 'sync' }) => void;
