@@ -5,6 +5,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { MuseNames, RunView } from '@muse/contracts';
+import { evalCached } from '@muse/queues/redis';
 
 // Views are written with `seq` as their first member, so the stored one's is read off the front of the string
 // instead of decoding the whole view (large for a big fan-out); a view written without it is decoded.
@@ -23,30 +24,23 @@ redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 return 1
 `;
 
-/** The script as an ioredis command: sent by its SHA (EVALSHA), loaded on first use. */
-const COMMAND = 'museRunViewSetIfNewer';
-type WithCommand = Redis & { [COMMAND](runKey: string, indexKey: string, json: string, seq: string, score: string, id: string): Promise<number> };
-
+/**
+ * The script goes by its SHA (EVALSHA, loaded on first use) with `evalCached`, which works on the coordinator's
+ * auto-pipelined connection (a `defineCommand` script may not).
+ */
 export class RunViewStore {
-  private readonly redis: WithCommand;
-
   constructor(
-    redis: Redis,
+    private readonly redis: Redis,
     private readonly names: MuseNames,
-  ) {
-    if (!(COMMAND in redis)) redis.defineCommand(COMMAND, { numberOfKeys: 2, lua: SET_IF_NEWER });
-    this.redis = redis as WithCommand;
-  }
+  ) {}
 
   /** @returns whether the view was written (false when a newer one is there). */
   async write(view: RunView): Promise<boolean> {
-    const res = await this.redis[COMMAND](
-      this.names.runKey(view.id),
-      this.names.runIndexKey(view.project),
-      seqFirst(view),
-      String(view.seq),
-      String(Date.parse(view.createdAt)),
-      view.id,
+    const res = await evalCached(
+      this.redis,
+      SET_IF_NEWER,
+      [this.names.runKey(view.id), this.names.runIndexKey(view.project)],
+      [seqFirst(view), String(view.seq), String(Date.parse(view.createdAt)), view.id],
     );
     return res === 1;
   }

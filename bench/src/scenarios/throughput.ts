@@ -1,8 +1,23 @@
 /** Throughput scenarios: a 10-step DAG at scale, a 1,000-item fan-out. */
 import { bullThroughput } from '../baselines.js';
-import { register, RunWatcher, submit, type BenchContext } from '../context.js';
+import { execFileSync } from 'node:child_process';
+import { clusterCpuMs, processCpuMs, register, RunWatcher, submit, type BenchContext } from '../context.js';
 import type { Row } from '../report.js';
 import { summarize } from '../stats.js';
+
+/** Pids of the local Redis and NATS servers, when they run on this machine (their CPU per step is part of the picture). */
+function serverPids(): Record<string, number> {
+  const pids: Record<string, number> = {};
+  for (const name of ['redis-server', 'nats-server']) {
+    try {
+      const pid = Number(execFileSync('pgrep', ['-o', '-x', name], { encoding: 'utf8' }).trim());
+      if (pid > 0) pids[name] = pid;
+    } catch {
+      // not running here (a remote server): left out of the breakdown
+    }
+  }
+  return pids;
+}
 
 /** 10 steps: a, then b1..b8 in parallel, then z. */
 const dag = {
@@ -25,14 +40,23 @@ export async function dagThroughput(ctx: BenchContext): Promise<Row> {
   await register(ctx, dag);
   const runs = ctx.quick ? 40 : 500;
   const rates: number[] = [];
+  // Where the CPU goes: ms of CPU per step by service, over the measured reps (not the warm-up).
+  const servers = serverPids();
+  const instances = [...ctx.cluster.processes.map((p) => p.instance), ...Object.keys(servers)];
+  const cpuOf = (i: string) => (servers[i] ? processCpuMs(servers[i]) : clusterCpuMs(ctx, [i]));
+  const cpuMs = Object.fromEntries(instances.map((i) => [i, 0]));
   for (let rep = 0; rep <= ctx.reps; rep++) {
     const watcher = await RunWatcher.open(ctx);
     try {
+      const cpu0 = instances.map(cpuOf);
       const t0 = performance.now();
       const ids: string[] = [];
       await pool(Array.from({ length: runs }, (_, i) => i), 50, async () => void ids.push(await submit(ctx, 'bench-dag')));
       await Promise.all(ids.map((id) => watcher.finished(id, 300_000)));
-      if (rep > 0) rates.push((runs * 10) / ((performance.now() - t0) / 1000));
+      if (rep > 0) {
+        rates.push((runs * 10) / ((performance.now() - t0) / 1000));
+        instances.forEach((i, k) => (cpuMs[i]! += cpuOf(i) - cpu0[k]!));
+      }
     } finally {
       watcher.close();
     }
@@ -48,6 +72,7 @@ export async function dagThroughput(ctx: BenchContext): Promise<Row> {
     baseline,
     baselineLabel: 'BullMQ no-op jobs/s',
     ratio: muse.median / baseline.median,
+    extra: Object.fromEntries(instances.map((i) => [`cpuMsPerStep.${i}`, cpuMs[i]! / (runs * 10 * ctx.reps)])),
     target: '≥ 2000',
     met: muse.median >= 2000,
   };
