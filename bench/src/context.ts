@@ -122,6 +122,15 @@ export function processCpuMs(pid: number): number {
   }
 }
 
+/** Write system calls (sockets and files) a process has made so far, from `/proc/<pid>/io`; 0 when unreadable. */
+export function processWrites(pid: number): number {
+  try {
+    return Number(/^syscw: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
 /** CPU time the cluster's processes have used so far, in ms; `only` picks the instances counted (e.g. `['gateway']`). */
 export function clusterCpuMs(ctx: BenchContext, only?: readonly string[]): number {
   let ms = 0;

@@ -66,7 +66,9 @@ try {
     if (only && !only.includes(name)) continue;
     const t0 = Date.now();
     try {
-      rows.push(await fn(ctx));
+      const row = await fn(ctx);
+      rows.push(row);
+      if (row.detail) log(`${name}: ${Object.entries(row.detail).map(([k, v]) => `${k}=${v.toFixed(2)}`).join(' ')}`);
     } catch (err) {
       rows.push({ scenario: name, unit: '', baselineLabel: '', target: '', note: `failed: ${(err as Error).message}` });
     }

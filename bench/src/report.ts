@@ -16,6 +16,8 @@ export interface Row {
   met?: boolean;
   /** Secondary figures (p99 beside a p50, …). */
   extra?: Record<string, number>;
+  /** Figures saved in the JSON but not printed (a breakdown by service, …). */
+  detail?: Record<string, number>;
   /** Why a row has no figure (a feature the build does not have yet, an error). */
   note?: string;
 }

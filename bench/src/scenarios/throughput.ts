@@ -1,7 +1,7 @@
 /** Throughput scenarios: a 10-step DAG at scale, a 1,000-item fan-out. */
 import { bullThroughput } from '../baselines.js';
 import { execFileSync } from 'node:child_process';
-import { clusterCpuMs, processCpuMs, register, RunWatcher, submit, type BenchContext } from '../context.js';
+import { processCpuMs, processWrites, register, RunWatcher, submit, type BenchContext } from '../context.js';
 import type { Row } from '../report.js';
 import { summarize } from '../stats.js';
 
@@ -40,22 +40,27 @@ export async function dagThroughput(ctx: BenchContext): Promise<Row> {
   await register(ctx, dag);
   const runs = ctx.quick ? 40 : 500;
   const rates: number[] = [];
-  // Where the CPU goes: ms of CPU per step by service, over the measured reps (not the warm-up).
-  const servers = serverPids();
-  const instances = [...ctx.cluster.processes.map((p) => p.instance), ...Object.keys(servers)];
-  const cpuOf = (i: string) => (servers[i] ? processCpuMs(servers[i]) : clusterCpuMs(ctx, [i]));
-  const cpuMs = Object.fromEntries(instances.map((i) => [i, 0]));
+  // Where the CPU goes, and how many writes (each wakes a peer: a context switch on 2 cores) a step costs: by
+  // process, over the measured reps (not the warm-up).
+  const pids: Record<string, number> = { ...Object.fromEntries(ctx.cluster.processes.flatMap((p) => (p.pid ? [[p.instance, p.pid]] : []))), ...serverPids() };
+  const names = Object.keys(pids);
+  const usage = () => names.map((n) => [processCpuMs(pids[n]!), processWrites(pids[n]!)] as const);
+  const cpuMs = new Map(names.map((n) => [n, 0]));
+  const writes = new Map(names.map((n) => [n, 0]));
   for (let rep = 0; rep <= ctx.reps; rep++) {
     const watcher = await RunWatcher.open(ctx);
     try {
-      const cpu0 = instances.map(cpuOf);
+      const u0 = usage();
       const t0 = performance.now();
       const ids: string[] = [];
       await pool(Array.from({ length: runs }, (_, i) => i), 50, async () => void ids.push(await submit(ctx, 'bench-dag')));
       await Promise.all(ids.map((id) => watcher.finished(id, 300_000)));
       if (rep > 0) {
         rates.push((runs * 10) / ((performance.now() - t0) / 1000));
-        instances.forEach((i, k) => (cpuMs[i]! += cpuOf(i) - cpu0[k]!));
+        usage().forEach(([cpu, w], k) => {
+          cpuMs.set(names[k]!, cpuMs.get(names[k]!)! + cpu - u0[k]![0]);
+          writes.set(names[k]!, writes.get(names[k]!)! + w - u0[k]![1]);
+        });
       }
     } finally {
       watcher.close();
@@ -65,6 +70,8 @@ export async function dagThroughput(ctx: BenchContext): Promise<Row> {
   for (let rep = 0; rep < ctx.reps; rep++) base.push(await bullThroughput(ctx, ctx.quick ? 2_000 : 20_000));
   const muse = summarize(rates);
   const baseline = summarize(base);
+  const steps = runs * 10 * ctx.reps;
+  const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
   return {
     scenario: `throughput: steps/s over ${runs} concurrent runs of a 10-step DAG`,
     unit: 'steps/s',
@@ -72,7 +79,8 @@ export async function dagThroughput(ctx: BenchContext): Promise<Row> {
     baseline,
     baselineLabel: 'BullMQ no-op jobs/s',
     ratio: muse.median / baseline.median,
-    extra: Object.fromEntries(instances.map((i) => [`cpuMsPerStep.${i}`, cpuMs[i]! / (runs * 10 * ctx.reps)])),
+    extra: { cpuMsPerStep: sum(cpuMs) / steps, writesPerStep: sum(writes) / steps },
+    detail: Object.fromEntries(names.flatMap((n) => [[`cpuMsPerStep.${n}`, cpuMs.get(n)! / steps], [`writesPerStep.${n}`, writes.get(n)! / steps]])),
     target: '≥ 2000',
     met: muse.median >= 2000,
   };
