@@ -87,6 +87,18 @@ describe('ArtifactCommitHandler', () => {
     assert.equal((await metrics.staleTokenRejections.get()).values[0]?.value, 1);
   });
 
+  test('a stale writer whose inline content is also bad hears MUSE_ERR_ARTIFACT_STALE_TOKEN, not the content error', async () => {
+    assert.ok((await handler.handle(req({ runId: 'run_stale_inline', fencingToken: 3 }))).ok);
+    const before = await redis.zcard(names.runArtifactsKey('run_stale_inline'));
+    const bytes = Buffer.from('late and wrong\n');
+    const res = await handler.handle(
+      req({ runId: 'run_stale_inline', fencingToken: 2, attempt: 2, artifacts: [{ name: 'x', digest: `sha256:${'1'.repeat(64)}`, size: bytes.length, mediaType: 'text/plain', content: bytes.toString('base64') }] }),
+    );
+    assert.ok(!res.ok);
+    assert.equal(res.error.code, 'MUSE_ERR_ARTIFACT_STALE_TOKEN');
+    assert.equal(await redis.zcard(names.runArtifactsKey('run_stale_inline')), before, 'nothing committed');
+  });
+
   test('a small artifact inside the request (content, base64) is written, marked pending for GC, and committed', async () => {
     const inlineHandler = new ArtifactCommitHandler({ blobs, repo: new ArtifactRepository(redis, names), metrics, markPending: (d) => redis.zadd(names.artifactBlobPendingKey, Date.now(), d).then(() => undefined) });
     const bytes = Buffer.from(`inline ${randomBytes(8).toString('hex')}\n`);

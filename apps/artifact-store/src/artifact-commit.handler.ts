@@ -61,12 +61,19 @@ export class ArtifactCommitHandler {
   private async commit(payload: unknown): Promise<{ outcome: CommitOutcome; response: ArtifactCommitResponse }> {
     const req = parseRequest(payload);
 
-    // Checked before the blobs so that a stale writer hears "stale" rather
-    // than anything else; the script checks again, atomically with its writes.
-    if ((await this.deps.repo.highestToken(req.runId)) > req.fencingToken) return this.stale(req);
+    // The token is read while the blobs that came inside the request are written (side by side, so their GC marks
+    // and the read go to Redis as one write, a round trip saved), and judged first, so that a stale writer hears
+    // "stale" rather than anything else; the script checks it again, atomically with its writes. A stale writer's
+    // inline blob is left to GC like any uncommitted upload.
+    const [highest, inline] = await Promise.allSettled([
+      this.deps.repo.highestToken(req.runId),
+      Promise.all(req.artifacts.flatMap((a) => (a.content !== undefined ? [this.writeInline(a.name, a.digest, a.size, a.content)] : []))),
+    ]);
+    if (highest.status === 'rejected') throw highest.reason;
+    if (highest.value > req.fencingToken) return this.stale(req);
+    if (inline.status === 'rejected') throw inline.reason;
 
-    // Blobs that came inside the request are written side by side; the others must be stored already.
-    await Promise.all(req.artifacts.flatMap((a) => (a.content !== undefined ? [this.writeInline(a.name, a.digest, a.size, a.content)] : [])));
+    // The others must be stored already.
     for (const a of req.artifacts) {
       if (a.content !== undefined) continue;
       const size = await this.deps.blobs.size(a.digest);
