@@ -3,6 +3,7 @@
  * (model provider or shell), uploads outputs to the artifact store and
  * reports to the coordinator over the JetStream command stream.
  */
+import '@muse/telemetry/boot'; // first, before Nest loads: see libs/telemetry/src/boot.ts
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';

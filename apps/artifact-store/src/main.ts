@@ -3,6 +3,7 @@
  * Object Store or S3), artifact metadata in Redis, fenced commits over NATS
  * request/reply and named writes over HTTP, lineage, retention and GC.
  */
+import '@muse/telemetry/boot'; // first, before Nest loads: see libs/telemetry/src/boot.ts
 import { MuseError, museNames, ArtifactStoreConfigSchema, type ArtifactCommitResponse } from '@muse/contracts';
 import { JetStreamBus, natsAuthFromConfig } from '@muse/messaging';
 import { openRedis } from '@muse/queues/redis';

@@ -1,3 +1,4 @@
+import '@muse/telemetry/boot'; // first, before Nest loads: see libs/telemetry/src/boot.ts
 import { Module } from '@nestjs/common';
 import { CoordinatorConfigSchema, museNames } from '@muse/contracts';
 import { JetStreamBus, natsAuthFromConfig } from '@muse/messaging';

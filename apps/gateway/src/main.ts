@@ -3,6 +3,7 @@
  * document. It validates and authorizes requests, publishes commands to
  * JetStream and reads the run read models from Redis; it never runs a step.
  */
+import '@muse/telemetry/boot'; // first, before Nest loads: see libs/telemetry/src/boot.ts
 import type { FastifyInstance } from 'fastify';
 import { GatewayConfigSchema, REMOTE_AGENT_PATH, museNames } from '@muse/contracts';
 import { JetStreamBus, natsAuthFromConfig } from '@muse/messaging';

@@ -3,6 +3,7 @@
  * a JSON snapshot (`GET /v1/snapshot`), a web dashboard (`GET /`) fed live
  * over a WebSocket (`/v1/live`) and Prometheus metrics (`GET /metrics`).
  */
+import '@muse/telemetry/boot'; // first, before Nest loads: see libs/telemetry/src/boot.ts
 import { museNames, ObservabilityConfigSchema } from '@muse/contracts';
 import { JetStreamBus, natsAuthFromConfig } from '@muse/messaging';
 import { openRedis, StepQueues } from '@muse/queues';

@@ -5,6 +5,7 @@
  * Deployments, or metrics only), publishes each change as `scaler.decision`
  * on JetStream and writes the pools to Redis for `GET /v1/pools`.
  */
+import '@muse/telemetry/boot'; // first, before Nest loads: see libs/telemetry/src/boot.ts
 import { museNames, ScalerConfigSchema } from '@muse/contracts';
 import { JetStreamBus, natsAuthFromConfig } from '@muse/messaging';
 import { openRedis, StepQueues } from '@muse/queues';

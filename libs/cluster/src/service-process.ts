@@ -22,8 +22,8 @@ export const SERVICE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2',
  *
  * The artifact store on its default `local` backend runs its JavaScript in V8's interpreter and baseline compiler
  * only: no optimizing compilers (`--no-opt --no-maglev`) and V8's smaller-heap heuristics (`--optimize-for-size`).
- * Its work there is I/O (file writes, hashing in OpenSSL, sockets), and it stays about 11 MB smaller (idle ~90
- * instead of ~101 MB after its idle trim, so a 1 GiB transfer stays under 100 MiB): no optimizing-compiler code
+ * Its work there is I/O (file writes, hashing in OpenSSL, sockets), and it stays about 11 MB smaller (idle ~84
+ * instead of ~95 MB after its idle trim, so a 1 GiB transfer stays under 100 MiB): no optimizing-compiler code
  * paged in from the node binary, no optimized code or compiler zones. Sparkplug, the baseline compiler, costs no
  * measurable memory and about 20% less CPU per step than the interpreter alone (1.58 against 1.94 cpu-ms per DAG
  * step, 6 reps each; with every compiler on it is ~0.95, at ~101 MB). Not on `nats` or `s3`: their client

@@ -19,6 +19,7 @@ import { startTracing } from './tracing.js';
 import { PinoNestLogger } from './nest-logger.js';
 import { ServiceProfiler } from './service-profiler.js';
 import { MemoryTrimmer } from './memory-trim.js';
+import { restoreIntl } from './defer-intl.js';
 
 export interface ServiceKit<C> {
   service: string;
@@ -53,6 +54,7 @@ export interface RunningService {
 }
 
 export async function runService<S extends z.ZodType>(spec: ServiceSpec<S>): Promise<RunningService> {
+  restoreIntl(); // modules have loaded; formatters built from here on are the real ones (see boot.ts)
   let config: z.infer<S>;
   try {
     config = parseConfig(spec.configSchema, process.env);
