@@ -49,7 +49,10 @@ RUN --mount=type=cache,target=/root/.npm \
 # --- runtime: one service, non-root.
 FROM ${NODE_IMAGE} AS runtime
 ARG SERVICE
+# MALLOC_ARENA_MAX=1: one glibc malloc arena instead of one per thread, ~3 MB less idle RSS per service at no CPU
+# cost measured (libs/cluster/src/service-process.ts, SERVICE_ENV_DEFAULTS, which `npm start` uses).
 ENV NODE_ENV=production \
+    MALLOC_ARENA_MAX=1 \
     HOST=0.0.0.0 \
     SERVICE=${SERVICE}
 WORKDIR /app

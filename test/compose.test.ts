@@ -17,6 +17,7 @@ import { documentedMetrics } from './support/docs.js';
 import { promqlMetricNames } from './support/promql.js';
 import { SERVICE_CONFIG_SCHEMAS, SERVICE_NAMES, SERVICE_PORT_VARS, museNames, type ServiceName } from '@muse/contracts';
 import { NATS_SERVICE_ROLES, natsServerConfig } from '@muse/messaging';
+import { SERVICE_ENV_DEFAULTS, SERVICE_NODE_FLAGS } from '@muse/cluster';
 
 const ROOT = process.cwd();
 const COMPOSE_FILE = 'docker-compose.yml';
@@ -649,6 +650,16 @@ describe('Dockerfile', () => {
     assert.ok(user, 'Dockerfile: the runtime stage sets no USER, so the service runs as root');
     assert.doesNotMatch(user, /^USER\s+(root|0)(:|\s|$)/i, `Dockerfile: runtime stage runs as root (${user})`);
     assert.ok(finalStage.some((l) => /^ENV\s.*\bHOST=0\.0\.0\.0\b/i.test(l)), 'Dockerfile: runtime stage does not set HOST=0.0.0.0');
+  });
+
+  test('the runtime stage starts services the way the launcher does: its environment defaults and V8 flags', () => {
+    const finalStage = lines.slice(lines.findLastIndex((l) => /^FROM\s/i.test(l)));
+    const env = finalStage.filter((l) => /^ENV\s/i.test(l)).join(' ');
+    for (const [name, value] of Object.entries(SERVICE_ENV_DEFAULTS)) {
+      assert.match(env, new RegExp(`(^|\\s)${name}=${value}(\\s|$)`), `Dockerfile: the runtime stage does not set ${name}=${value}`);
+    }
+    const entrypoint = finalStage.find((l) => /^ENTRYPOINT\s/i.test(l)) ?? '';
+    for (const flag of SERVICE_NODE_FLAGS) assert.ok(entrypoint.includes(flag), `Dockerfile: the entrypoint does not pass ${flag}`);
   });
 
   test('.dockerignore keeps host builds out and test/ in (npm run build compiles it)', () => {

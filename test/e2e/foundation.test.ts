@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { REPO_ROOT } from '@muse/cluster';
+import { REPO_ROOT, SERVICE_ENV_DEFAULTS } from '@muse/cluster';
 import type { RunEvent, RunView } from '@muse/contracts';
 import { documentedMetrics } from '../support/docs.js';
 import { http, startTestCluster, StreamRecorder, waitForEvent, waitForRun, type TestCluster } from '../support/harness.js';
@@ -246,6 +246,19 @@ describe('foundation: a multi-agent workflow end to end', { timeout: 240_000 }, 
     assert.deepEqual(ws.events.map((e) => e.id), log.map((e) => e.id), 'the WebSocket subscriber saw every event once, in order');
 
     await t.cluster.restart(victim);
+  });
+
+  test('every service process runs with the launcher\'s V8 flags and environment defaults', () => {
+    assert.ok(t.cluster.processes.length >= 6, `only ${t.cluster.processes.length} service processes`);
+    for (const p of t.cluster.processes) {
+      assert.ok(p.pid, `${p.instance}: no pid`);
+      const argv = readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0');
+      for (const flag of p.nodeFlags) assert.ok(argv.includes(flag), `${p.instance}: started without ${flag} (argv ${JSON.stringify(argv)})`);
+      const environ = new Map(readFileSync(`/proc/${p.pid}/environ`, 'utf8').split('\0').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+      for (const [name, value] of Object.entries(SERVICE_ENV_DEFAULTS)) {
+        assert.equal(environ.get(name), process.env[name] ?? value, `${p.instance}: ${name} is ${JSON.stringify(environ.get(name))}`);
+      }
+    }
   });
 
   test('every service exports exactly the metrics the README documents', async () => {

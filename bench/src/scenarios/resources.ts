@@ -12,8 +12,19 @@ function rssMb(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
 }
 
+/** Seconds since `pid` started (/proc/<pid>/stat's start time, in clock ticks of 1/100 s on Linux, against /proc/uptime). */
+function ageSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  return Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) - Number(fields[19]) / 100;
+}
+
 export async function idleRss(ctx: BenchContext): Promise<Row> {
+  // Idle means after start-up: every process has been up this long (a replaced or late worker too), so each one's
+  // start-up work and its first memory trim (MUSE_MEMORY_TRIM_PERIOD_MS) are behind it.
+  const settledS = ctx.quick ? 1 : 8;
   await new Promise((r) => setTimeout(r, ctx.quick ? 1_000 : 5_000));
+  const youngest = Math.min(...ctx.cluster.processes.filter((p) => p.pid).map((p) => ageSeconds(p.pid!)));
+  if (youngest < settledS) await new Promise((r) => setTimeout(r, (settledS - youngest) * 1_000));
   const per: Record<string, number> = {};
   for (const p of ctx.cluster.processes) if (p.pid) per[p.instance] = rssMb(p.pid);
   // The floor: a bare Node process of the same version serving HTTP.

@@ -35,6 +35,16 @@ export const SERVICE_EXTRA_NODE_FLAGS: Readonly<Partial<Record<ServiceName, (env
   'artifact-store': (env) => ((env.MUSE_ARTIFACT_BACKEND || 'local') === 'local' ? ['--no-opt', '--no-maglev', '--optimize-for-size'] : []),
 };
 
+/**
+ * Environment every service starts with unless the caller's environment sets the variable itself. `MALLOC_ARENA_MAX=1`
+ * keeps glibc's allocator to one arena: by default each thread that mallocs (V8's 4 platform workers, for concurrent
+ * marking and compiling, and libuv's pool) gets its own, each holding a few hundred kB to 1.6 MB it does not give back.
+ * Measured with `npm run bench -- --only idle-rss,dag-throughput`: idle RSS ~3 MB lower per service (coordinator
+ * 99.8 -> 96.8 MB, gateway 107.7 -> 105.7), and no more CPU per DAG step (5.76 against 6.22 cpu-ms, whole cluster).
+ * The services' own work happens on the main thread, so the arena lock is not contended. The Dockerfile sets the same.
+ */
+export const SERVICE_ENV_DEFAULTS: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '1' };
+
 /** Every V8 flag `service` runs with in `env`: the shared ones, then its own. */
 export function serviceNodeFlags(service: ServiceName, env: Readonly<Record<string, string | undefined>>): string[] {
   return [...SERVICE_NODE_FLAGS, ...(SERVICE_EXTRA_NODE_FLAGS[service]?.(env) ?? [])];
@@ -67,9 +77,9 @@ export class ServiceProcess {
     return this._url;
   }
 
-  /** The process's environment: this one's, with `env` over it. */
+  /** The process's environment: SERVICE_ENV_DEFAULTS, this process's over them, `env` over both. */
   get env(): Record<string, string | undefined> {
-    return { ...process.env, ...this.opts.env };
+    return { ...SERVICE_ENV_DEFAULTS, ...process.env, ...this.opts.env };
   }
 
   /** The V8 flags the process runs with (serviceNodeFlags). */
