@@ -629,6 +629,7 @@ describe('Dockerfile', () => {
     if (m[2]) stages.push(m[2]);
   }
   const runs = lines.filter((l) => /^RUN\s/i.test(l)).join('\n');
+  const finalStage = lines.slice(lines.findLastIndex((l) => /^FROM\s/i.test(l)));
 
   test('builds on Node 24', () => {
     assert.ok(bases.length > 0, 'Dockerfile: no FROM');
@@ -644,8 +645,6 @@ describe('Dockerfile', () => {
   test('runs apps/$SERVICE/dist/main.js as a non-root user listening on 0.0.0.0', () => {
     assert.ok(lines.some((l) => /^ARG\s+SERVICE\b/i.test(l)), 'Dockerfile: no ARG SERVICE');
     assert.match(text, /apps\/\$\{?SERVICE\}?\/dist\/main\.js/, 'Dockerfile: does not run apps/$SERVICE/dist/main.js');
-    const lastFrom = lines.findLastIndex((l) => /^FROM\s/i.test(l));
-    const finalStage = lines.slice(lastFrom);
     const user = finalStage.filter((l) => /^USER\s/i.test(l)).at(-1);
     assert.ok(user, 'Dockerfile: the runtime stage sets no USER, so the service runs as root');
     assert.doesNotMatch(user, /^USER\s+(root|0)(:|\s|$)/i, `Dockerfile: runtime stage runs as root (${user})`);
@@ -653,7 +652,6 @@ describe('Dockerfile', () => {
   });
 
   test('the runtime stage starts services the way the launcher does: its environment defaults and V8 flags', () => {
-    const finalStage = lines.slice(lines.findLastIndex((l) => /^FROM\s/i.test(l)));
     const env = finalStage.filter((l) => /^ENV\s/i.test(l)).join(' ');
     for (const [name, value] of Object.entries(SERVICE_ENV_DEFAULTS)) {
       assert.match(env, new RegExp(`(^|\\s)${name}=${value}(\\s|$)`), `Dockerfile: the runtime stage does not set ${name}=${value}`);
