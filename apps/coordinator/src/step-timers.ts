@@ -19,10 +19,9 @@
  * The next watch is added before the current one completes, so a crash in
  * between only means the same check runs again (ids make adds idempotent).
  */
-import { Queue, Worker, type Job } from 'bullmq';
+import { Queue, Worker, type Job, type StepQueues } from '@muse/queues';
 import type { Redis } from 'ioredis';
 import { stepKey, type Command, type MuseNames } from '@muse/contracts';
-import type { StepQueues } from '@muse/queues';
 import type { Logger } from '@muse/telemetry';
 import type { LeaseTable } from '@muse/locks';
 

@@ -11,3 +11,5 @@ export type { WorkflowVersionMeta } from './workflow-store.js';
 export { HeartbeatService } from './agent-heartbeat.js';
 export type { HeartbeatDeps, HeartbeatIdentity, WorkerCounts } from './agent-heartbeat.js';
 export { evalCached } from './redis-script.js';
+export { Queue, Worker, DelayedError } from './bullmq.js';
+export type { Processor } from './bullmq.js';

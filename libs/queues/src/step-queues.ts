@@ -3,7 +3,7 @@
  * enqueueing the same attempt twice is a no-op: the coordinator may re-run a
  * handler after a crash without starting a step twice.
  */
-import { Queue, Worker, type Job, type Processor } from 'bullmq';
+import { Queue, Worker, type Job, type Processor } from './bullmq.js';
 import type { Redis } from 'ioredis';
 import { ROOT_CONTEXT, SpanKind, context, propagation, trace } from '@opentelemetry/api';
 import { AGENT_QUEUE_SEPARATOR, queueRole, stepJobId, type MuseNames, type StepJob } from '@muse/contracts';

@@ -20,6 +20,7 @@ import { PinoNestLogger } from './nest-logger.js';
 import { ServiceProfiler } from './service-profiler.js';
 import { MemoryTrimmer } from './memory-trim.js';
 import { restoreIntl } from './defer-intl.js';
+import { lazySchemaController } from './fastify-compilers.js';
 
 export interface ServiceKit<C> {
   service: string;
@@ -87,7 +88,7 @@ export async function runService<S extends z.ZodType>(spec: ServiceSpec<S>): Pro
 
   const app = await NestFactory.create<NestFastifyApplication>(
     RootModule,
-    new FastifyAdapter({ ...(spec.fastify?.(config) ?? {}) }),
+    new FastifyAdapter({ schemaController: lazySchemaController(), ...(spec.fastify?.(config) ?? {}) }),
     { logger: new PinoNestLogger(logger), abortOnError: false },
   );
   await spec.configure?.(app, kit);

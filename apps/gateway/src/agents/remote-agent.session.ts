@@ -19,7 +19,6 @@
  * the queue untouched (delayed a little, `DelayedError`: no attempt counted),
  * for an agent of its own project or a local worker.
  */
-import { DelayedError, type Processor, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
 import {
@@ -37,7 +36,7 @@ import {
   type StepReport,
 } from '@muse/contracts';
 import type { BlobRef } from '@muse/messaging';
-import { createStepWorker, type Job } from '@muse/queues';
+import { DelayedError, createStepWorker, type Job, type Processor, type Worker } from '@muse/queues';
 import type { Logger } from '@muse/telemetry';
 import { remoteFailure, remoteOutputArtifact, remoteStepOutput, type RemoteError, type RemoteOutput } from './remote-agent.output.js';
 

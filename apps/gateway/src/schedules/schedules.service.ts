@@ -5,7 +5,7 @@
  * starts one run. The schedule itself (workflow, input, who made it) is a Redis hash entry per project.
  */
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { Queue, Worker, type Job } from 'bullmq';
+import { Queue, Worker, type Job } from '@muse/queues';
 import type { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { CreateScheduleBodySchema, MuseError, ScheduleSchema, zodIssues, type MuseNames, type Schedule } from '@muse/contracts';
