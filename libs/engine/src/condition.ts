@@ -4,12 +4,22 @@
  * `eval`). Expressions see two variables, `input` (the run's input) and
  * `steps` (`steps.<id>.status`, and `steps.<id>.output` once it succeeded).
  */
-import { Environment } from '@marcbachmann/cel-js';
+import { createRequire } from 'node:module';
+import type { Environment } from '@marcbachmann/cel-js';
 
-/** One environment for all expressions: parsing caches nothing per run. */
-const env = new Environment({ unlistedVariablesAreDyn: false })
-  .registerVariable('input', 'map')
-  .registerVariable('steps', 'map');
+const require = createRequire(import.meta.url);
+let shared: Environment | undefined;
+
+/**
+ * One environment for all expressions (parsing caches nothing per run), made at the first expression: cel-js
+ * loads then (~1 MB of heap), so a gateway or coordinator whose workflows have no `when:` or `forEach:` never
+ * loads it.
+ */
+function env(): Environment {
+  if (shared) return shared;
+  const { Environment: Env } = require('@marcbachmann/cel-js') as typeof import('@marcbachmann/cel-js');
+  return (shared = new Env({ unlistedVariablesAreDyn: false }).registerVariable('input', 'map').registerVariable('steps', 'map'));
+}
 
 export class ConditionError extends Error {
   constructor(message: string) {
@@ -32,7 +42,7 @@ function firstLine(err: unknown): string {
 export function checkExpression(expr: string, want: 'bool' | 'list' | 'key'): string | null {
   let res: { valid: boolean; type?: string; error?: unknown };
   try {
-    res = env.check(expr) as typeof res;
+    res = env().check(expr) as typeof res;
   } catch (err) {
     return `not a valid CEL expression: ${firstLine(err)}`;
   }
@@ -50,7 +60,7 @@ export function checkExpression(expr: string, want: 'bool' | 'list' | 'key'): st
 /** Evaluates an expression; a CEL error becomes a ConditionError with its first line. */
 function evaluate(expr: string, ctx: { input: unknown; steps: unknown }): unknown {
   try {
-    return env.evaluate(expr, ctx as Record<string, unknown>);
+    return env().evaluate(expr, ctx as Record<string, unknown>);
   } catch (err) {
     throw new ConditionError(firstLine(err));
   }

@@ -4,9 +4,14 @@
  * are checked when configured; two claims give the projects and the scopes.
  */
 import { readFileSync } from 'node:fs';
-import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createRequire } from 'node:module';
+import type { JWTPayload, JWTVerifyGetKey, createLocalJWKSet } from 'jose';
 import { PROJECT_NAME_PATTERN, SCOPES, type GatewayConfig, type Scope } from '@muse/contracts';
 import type { Principal } from '../caller/caller.js';
+
+const require = createRequire(import.meta.url);
+/** jose, loaded once JWTs are configured: a gateway that takes API keys only does without it (~0.8 MB of heap). */
+const jose = (): typeof import('jose') => require('jose') as typeof import('jose');
 
 export interface JwtPolicy {
   issuer?: string;
@@ -16,6 +21,8 @@ export interface JwtPolicy {
 }
 
 export class JwtVerifier {
+  private readonly jwtVerify = jose().jwtVerify;
+
   constructor(
     private readonly keys: JWTVerifyGetKey,
     private readonly policy: JwtPolicy,
@@ -24,8 +31,8 @@ export class JwtVerifier {
   /** null when neither a JWKS URL nor a JWKS file is configured: JWTs are then refused. */
   static fromConfig(c: GatewayConfig): JwtVerifier | null {
     let keys: JWTVerifyGetKey;
-    if (c.MUSE_JWT_JWKS_URL) keys = createRemoteJWKSet(new URL(c.MUSE_JWT_JWKS_URL));
-    else if (c.MUSE_JWT_JWKS_FILE) keys = createLocalJWKSet(JSON.parse(readFileSync(c.MUSE_JWT_JWKS_FILE, 'utf8')) as Parameters<typeof createLocalJWKSet>[0]);
+    if (c.MUSE_JWT_JWKS_URL) keys = jose().createRemoteJWKSet(new URL(c.MUSE_JWT_JWKS_URL));
+    else if (c.MUSE_JWT_JWKS_FILE) keys = jose().createLocalJWKSet(JSON.parse(readFileSync(c.MUSE_JWT_JWKS_FILE, 'utf8')) as Parameters<typeof createLocalJWKSet>[0]);
     else return null;
     return new JwtVerifier(keys, {
       ...(c.MUSE_JWT_ISSUER !== undefined ? { issuer: c.MUSE_JWT_ISSUER } : {}),
@@ -39,7 +46,7 @@ export class JwtVerifier {
   async verify(token: string): Promise<Principal | null> {
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, this.keys, {
+      ({ payload } = await this.jwtVerify(token, this.keys, {
         ...(this.policy.issuer !== undefined ? { issuer: this.policy.issuer } : {}),
         ...(this.policy.audience !== undefined ? { audience: this.policy.audience } : {}),
       }));

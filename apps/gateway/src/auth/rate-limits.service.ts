@@ -5,7 +5,7 @@
  */
 import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterRedis, RateLimiterRes } from './rate-limiter.js';
 import { MuseError, type GatewayConfig, type MuseNames } from '@muse/contracts';
 import type { Caller } from '../caller/caller.js';
 import { GATEWAY_CONFIG, NAMES, REDIS } from '../gateway.tokens.js';

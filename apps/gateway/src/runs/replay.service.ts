@@ -11,7 +11,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { isTerminalRunStatus, MuseError, type RunStatus } from '@muse/contracts';
 import type { JetStreamBus } from '@muse/messaging';
-import { LLM_CALL_ARTIFACT } from '@muse/providers';
+import { LLM_CALL_ARTIFACT } from '@muse/providers/recording';
 import { ArtifactsService } from '../artifacts/artifacts.service.js';
 import type { Caller } from '../caller/caller.js';
 import { BUS } from '../gateway.tokens.js';
