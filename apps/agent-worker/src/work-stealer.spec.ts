@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { stealTargets, type VictimQueue } from './work-stealer.js';
+import type { AgentHeartbeat } from '@muse/contracts';
+import { WorkStealer, stealTargets, type VictimQueue } from './work-stealer.js';
 
 const now = 1_000_000;
 const alive = { at: new Date(now - 1000).toISOString(), concurrency: 2 };
@@ -25,4 +26,28 @@ test('no stealing without a free slot, or while work waits on the agent\'s own q
   const queues = [q('busy', 3, 2, alive), q('dead', 1, 0, silent)];
   assert.deepEqual(stealTargets({ ...base, freeSlots: 0, queues }).steal, []);
   assert.deepEqual(stealTargets({ ...base, ownWaiting: 1, queues }).steal, []);
+});
+
+test('a tick reads heartbeats only when a role has other agents\' queues to judge (never under shared dispatch)', async () => {
+  const reads = { heartbeats: 0, depth: 0 };
+  const queuesOf: Record<string, string[]> = { planner: [], executor: [] };
+  const stealer = new WorkStealer({
+    agentId: 'me',
+    roles: ['planner', 'executor'],
+    intervalMs: 0,
+    agentTtlMs: 6000,
+    freeSlots: () => 1,
+    agentQueues: async (role) => queuesOf[role]!,
+    forgetQueue: async () => undefined,
+    depth: async () => (reads.depth++, { waiting: 0, active: 0 }),
+    heartbeats: async () => (reads.heartbeats++, [{ agentId: 'other', at: new Date().toISOString(), concurrency: 1 } as AgentHeartbeat]),
+    startWorker: () => assert.fail('nothing to steal'),
+    logger: { info: () => undefined, warn: (o: unknown) => assert.fail(JSON.stringify(o)), debug: () => undefined },
+  });
+  await stealer.tick();
+  assert.deepEqual(reads, { heartbeats: 0, depth: 0 });
+  queuesOf.planner = ['planner@other'];
+  queuesOf.executor = ['executor@other'];
+  await stealer.tick();
+  assert.deepEqual(reads, { heartbeats: 1, depth: 4 }, 'one heartbeat read per tick, however many roles; own and victim depth per role');
 });

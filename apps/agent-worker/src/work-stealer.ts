@@ -113,18 +113,22 @@ export class WorkStealer {
     if (this.ticking || this.stopped) return;
     this.ticking = true;
     try {
-      const heartbeats = new Map((await this.deps.heartbeats()).map((hb) => [hb.agentId, hb]));
+      // Read once a role has other agents' queues to judge: under `shared` dispatch (the default) none has, and an
+      // idle agent then reads one set per role each tick, not every agent's heartbeat.
+      let heartbeats: Map<string, AgentHeartbeat> | undefined;
       const wanted = new Set<string>();
       for (const role of this.deps.roles) {
         const names = (await this.deps.agentQueues(role)).filter((q) => ownerOf(q) !== this.deps.agentId);
         // Under `shared` dispatch no agent has a queue of its own: nothing more to read for this role.
         if (names.length === 0) continue;
+        heartbeats ??= new Map((await this.deps.heartbeats()).map((hb) => [hb.agentId, hb]));
+        const known = heartbeats;
         const own = await this.deps.depth(`${role}${AGENT_QUEUE_SEPARATOR}${this.deps.agentId}`);
         const queues: VictimQueue[] = await Promise.all(
           names.map(async (queueRole) => {
             const owner = ownerOf(queueRole);
             const d = await this.deps.depth(queueRole);
-            const hb = heartbeats.get(owner);
+            const hb = known.get(owner);
             return { queueRole, owner, waiting: d.waiting, active: d.active, ...(hb ? { heartbeat: hb } : {}) };
           }),
         );

@@ -18,28 +18,50 @@ function ageSeconds(pid: number): number {
   return Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) - Number(fields[19]) / 100;
 }
 
+/** How many idle trims (muse_memory_trim_duration_seconds_count) a service has run, from its /metrics; 0 when unreadable. */
+async function trimsOf(url: string): Promise<number> {
+  try {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    return Number(/^muse_memory_trim_duration_seconds_count\{[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
 export async function idleRss(ctx: BenchContext): Promise<Row> {
-  // Idle means after start-up: every process has been up this long (a replaced or late worker too), so each one's
-  // start-up work and its first memory trim (MUSE_MEMORY_TRIM_PERIOD_MS) are behind it.
+  // Idle means after start-up: every process has been up this long (a replaced or late worker too), and has run
+  // the memory trim a service runs once it goes quiet (MUSE_MEMORY_TRIM_PERIOD_MS), so neither its start-up work
+  // nor the garbage it left is counted. Then each process's RSS is sampled once a second and its median taken:
+  // one sample would land anywhere between two of V8's collections (an idle service's heap creeps by 1-2 MB
+  // between them).
   const settledS = ctx.quick ? 1 : 8;
+  const samples = ctx.quick ? 3 : 15;
   await new Promise((r) => setTimeout(r, ctx.quick ? 1_000 : 5_000));
   const youngest = Math.min(...ctx.cluster.processes.filter((p) => p.pid).map((p) => ageSeconds(p.pid!)));
   if (youngest < settledS) await new Promise((r) => setTimeout(r, (settledS - youngest) * 1_000));
-  const per: Record<string, number> = {};
-  for (const p of ctx.cluster.processes) if (p.pid) per[p.instance] = rssMb(p.pid);
+  const untrimmed = async () => (await Promise.all(ctx.cluster.processes.filter((p) => p.pid).map(async (p) => ((await trimsOf(p.url)) > 0 ? [] : [p.instance])))).flat();
+  for (const t0 = Date.now(); (await untrimmed()).length > 0 && Date.now() - t0 < 30_000; ) await new Promise((r) => setTimeout(r, 500));
+  const still = await untrimmed();
+  if (still.length > 0) ctx.log(`idle RSS: no idle trim within 30 s in ${still.join(', ')} (sampled as it is)`);
+  const series: Record<string, number[]> = {};
+  for (let i = 0; i < samples; i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, 1_000));
+    for (const p of ctx.cluster.processes) if (p.pid) (series[p.instance] ??= []).push(rssMb(p.pid));
+  }
+  const per = Object.fromEntries(Object.entries(series).map(([k, v]) => [k, summarize(v)]));
   // The floor: a bare Node process of the same version serving HTTP.
   const bare = spawn(process.execPath, ['-e', "require('node:http').createServer((q,s)=>s.end()).listen(0);setInterval(()=>{},1000)"], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 1_000));
   const bareMb = rssMb(bare.pid!);
   bare.kill();
-  const values = Object.values(per);
-  const muse = summarize(values);
-  ctx.log(`idle RSS by process (MB): ${Object.entries(per).map(([k, v]) => `${k}=${v.toFixed(1)}`).join(' ')}`);
+  const muse = summarize(Object.values(per).map((s) => s.median));
+  ctx.log(`idle RSS by process, median of ${samples} samples 1 s apart (min-max) in MB: ${Object.entries(per).map(([k, v]) => `${k}=${v.median.toFixed(1)} (${v.min.toFixed(1)}-${v.max.toFixed(1)})`).join(' ')}`);
   return {
     scenario: 'idle RSS of each service (median over services; max shown)',
     unit: 'MB',
     muse,
     extra: { maxMb: muse.max },
+    detail: Object.fromEntries(Object.entries(per).map(([k, v]) => [`rssMb.${k}`, v.median])),
     baseline: summarize([bareMb]),
     baselineLabel: 'bare Node HTTP server',
     ratio: muse.median / bareMb,

@@ -1,7 +1,8 @@
 import { Controller, Get, Inject } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import type { LeaseList, MuseNames } from '@muse/contracts';
-import { LeaseTable } from '@muse/locks';
+// The lease table alone: the package root also loads the run locks and redis-semaphore, which the gateway never takes.
+import { LeaseTable } from '@muse/locks/lease-table';
 import { RequireScope } from '../auth/scope.decorator.js';
 import { CurrentCaller } from '../caller/caller.guard.js';
 import type { Caller } from '../caller/caller.js';
