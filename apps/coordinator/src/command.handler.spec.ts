@@ -15,8 +15,10 @@ import type { RunViewStore } from './run-view.store.js';
 function harness(commitAnswer: unknown | ((req: { stepId: string; fencingToken: number }) => Promise<unknown>)) {
   const log: RunEvent[] = [];
   const enqueued: StepJob[] = [];
+  const counts = { appends: 0, viewWrites: 0 };
   const bus = {
     appendRunEvents: async (_runId: string, events: RunEvent[]) => {
+      counts.appends++;
       log.push(...events);
       return log.length;
     },
@@ -29,11 +31,11 @@ function harness(commitAnswer: unknown | ((req: { stepId: string; fencingToken: 
   } as unknown as JetStreamBus;
   const queues = { enqueue: async (job: StepJob) => void enqueued.push(job), remove: async () => undefined } as unknown as StepQueues;
   const locks = { withRunLock: async <T>(_id: string, fn: (token: number, signal: AbortSignal) => Promise<T>) => fn(1, new AbortController().signal) } as unknown as RunLocks;
-  const views = { write: async () => true } as unknown as RunViewStore;
+  const views = { write: async () => (counts.viewWrites++, true) } as unknown as RunViewStore;
   const logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
   const handler = new CommandHandler({ bus, queues, locks, views, names: museNames('t-spec'), defaults: { maxAttempts: 2, timeoutMs: 1000 }, logger: logger as never, metrics: new MuseMetrics('coordinator-spec') });
   const ctx = { deliveryCount: 1, streamSeq: 1, working: () => undefined };
-  return { log, enqueued, handle: (cmd: Command) => handler.handle(cmd, ctx) };
+  return { log, enqueued, counts, handle: (cmd: Command) => handler.handle(cmd, ctx) };
 }
 
 const submit: Command = {
@@ -96,5 +98,32 @@ test('completions queued for one run commit their outputs at once, each folded w
   assert.equal(most, 3, 'the three commits overlapped');
   const byStep = Object.fromEntries(h.log.flatMap((e) => (e.type === 'step.completed' ? [[e.data.stepId, (e.data as { artifacts?: Array<{ id: string }> }).artifacts?.map((a) => a.id)]] : [])));
   assert.deepEqual(byStep, { a: ['art_a'], b: ['art_b'], c: ['art_c'] });
+  assert.equal(h.log.at(-1)!.type, 'run.completed');
+});
+
+test('reports queued behind one another are decided in turn and appended together; one that cannot be decided waits for its own turn', async () => {
+  let cFailed = false;
+  const h = harness(async (req: { stepId: string }) => {
+    await new Promise((r) => setTimeout(r, 5));
+    // c's first commit fails the way a store that is restarting would: not a refusal, so the report is tried again.
+    if (req.stepId === 'c' && !cFailed) {
+      cFailed = true;
+      throw new Error('artifact store unavailable');
+    }
+    return { ok: true, artifacts: [{ id: `art_${req.stepId}`, name: 'output', version: 1, digest: 'sha256:00', size: 1, mediaType: 'application/json' }] };
+  });
+  const steps = ['a', 'b', 'c', 'd'].map((id) => ({ id, tool: 'shell', command: `echo ${id}` }));
+  await h.handle({ ...submit, definition: { name: 'w', steps } } as Command);
+  const before = { ...h.counts };
+  const done = (stepId: string) => ({ ...completed(1), stepId }) as Command;
+  // a takes the run's lock first; b, c and d queue behind it and are in its hold.
+  const outcomes = await Promise.allSettled(['a', 'b', 'c', 'd'].map((id) => h.handle(done(id))));
+  assert.deepEqual(outcomes.map((o) => o.status), ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled']);
+  const appended = h.log.filter((e) => e.seq > 6).map((e) => `${e.type}${'stepId' in e.data ? `:${e.data.stepId}` : ''}`);
+  assert.deepEqual(appended, ['step.completed:a', 'step.completed:b', 'step.completed:c', 'step.completed:d', 'run.completed']);
+  // a's fold takes b and stops at c, whose commit failed; c's own turn then takes d.
+  assert.equal(h.counts.appends - before.appends, 2, 'a and b in one append, c and d in the next');
+  assert.equal(h.counts.viewWrites - before.viewWrites, 2, 'one view write per append');
+  assert.deepEqual(h.log.map((e) => e.seq), h.log.map((_, i) => i + 1), 'each decision saw the state the one before it left');
   assert.equal(h.log.at(-1)!.type, 'run.completed');
 });

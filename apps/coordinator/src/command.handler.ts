@@ -78,6 +78,10 @@ export class CommandHandler {
   private readonly serial: KeyedSerial<{ token: number; signal: AbortSignal }, Command>;
   /** Artifact commits started early for a waiting report, under the hold (fencing token) that started them. */
   private readonly precommits = new WeakMap<StepReport, { token: number; result: Promise<ArtifactRef[]> }>();
+  /** Reports an earlier command of the same hold folded into its own append and effects: their turn has nothing left to do. */
+  private readonly folded = new WeakSet<Command>();
+  /** Each command's delivery, while it waits or runs. */
+  private readonly contexts = new WeakMap<Command, CommandContext>();
   private readonly now: () => string;
   private readonly handled;
   private readonly appended;
@@ -106,6 +110,7 @@ export class CommandHandler {
     // A slow command (a reload, an artifact commit) must not be redelivered to another replica while this one works on it.
     const progress = setInterval(() => ctx.working(), this.deps.progressMs ?? 2_000);
     progress.unref();
+    this.contexts.set(cmd, ctx);
     try {
       await this.serial.run(cmd.runId, ({ token }) => this.handleLocked(cmd, ctx, token), cmd);
       this.handled.inc({ kind: cmd.kind, outcome: 'ok' });
@@ -148,7 +153,26 @@ export class CommandHandler {
     return this.commitArtifacts(state, r, token);
   }
 
+  /**
+   * The commands one fold takes: `cmd`, and when it is a step report, the step reports queued right behind it in
+   * this hold (at most FOLD_MAX). Reports of a run's parallel steps or forEach elements then cost one append to the
+   * run log, one round of effects and one view write together, instead of one each, one after another.
+   */
+  private foldable(cmd: Command): Command[] {
+    if (cmd.kind !== 'step-report') return [cmd];
+    const upcoming = this.serial.upcoming(cmd.runId);
+    if (upcoming[0] !== cmd) return [cmd];
+    const batch: Command[] = [cmd];
+    for (const c of upcoming.slice(1)) {
+      if (c.kind !== 'step-report' || batch.length >= FOLD_MAX) break;
+      batch.push(c);
+    }
+    return batch;
+  }
+
   private async handleLocked(cmd: Command, ctx: CommandContext, token: number): Promise<void> {
+    // Folded into an earlier command's append, effects included, under this run's lock: done.
+    if (this.folded.delete(cmd)) return;
     let entry = this.cache.get(cmd.runId);
     let reloaded = false;
     /** Whether the state came from a log with events in it: only then can an earlier handler have left effects undone. */
@@ -159,10 +183,27 @@ export class CommandHandler {
       foundLog = entry.lastStreamSeq > 0;
     }
     this.precommit(cmd.runId, entry.state, token);
+    /** The commands whose decisions the last append carried (`cmd` first). */
+    let taken: Command[] = [cmd];
     for (let attempt = 0; ; attempt++) {
-      const tx = new RunTransition(entry.state, this.now);
-      await this.decide(tx, cmd, token);
-      if (tx.events.length === 0) {
+      // Each command decides on the state the one before it left, exactly as if each had its own turn; only the
+      // append and the effects are shared. One that fails to decide (behind `cmd`) is left for its own turn.
+      let state = entry.state;
+      const events: RunEvent[] = [];
+      taken = [];
+      for (const c of this.foldable(cmd)) {
+        const tx = new RunTransition(state, this.now);
+        try {
+          await this.decide(tx, c, token);
+        } catch (err) {
+          if (c === cmd) throw err;
+          break;
+        }
+        events.push(...tx.events);
+        state = tx.state;
+        taken.push(c);
+      }
+      if (events.length === 0) {
         // Nothing to do, by the state this replica has. With several replicas a
         // cached state can be behind the log (another replica appended since),
         // and a report about a step queued there would look stale here and be
@@ -176,8 +217,8 @@ export class CommandHandler {
         break;
       }
       try {
-        const last = await this.deps.bus.appendRunEvents(cmd.runId, tx.events, entry.lastStreamSeq);
-        entry = { state: tx.state, lastStreamSeq: last };
+        const last = await this.deps.bus.appendRunEvents(cmd.runId, events, entry.lastStreamSeq);
+        entry = { state, lastStreamSeq: last };
         this.cache.set(cmd.runId, entry);
       } catch (err) {
         if (!isWrongLastSequence(err) || attempt >= MAX_APPEND_RETRIES) throw err;
@@ -187,18 +228,22 @@ export class CommandHandler {
         foundLog = true;
         continue;
       }
-      for (const ev of tx.events) {
+      for (const ev of events) {
         this.appended.inc({ type: ev.type });
         this.auditTransition(ev);
       }
-      await this.effects(tx.events, entry.state!);
+      // The reports queued behind this fold start their commits now, while its effects go out.
+      this.precommit(cmd.runId, entry.state, token);
+      await this.effects(events, entry.state!);
+      for (const c of taken) if (c !== cmd) this.folded.add(c);
       break;
     }
     // After a crash between append and effects, the redelivered command (or a
     // replica that had to read the log) finds nothing new to append: make sure
     // the effects of the state it found happened anyway.
     // A brand-new run (its log was empty) has no earlier effects: the ones just carried out are all there are.
-    if ((foundLog || ctx.deliveryCount > 1) && entry.state) await this.ensureEffects(entry.state);
+    const redelivered = ctx.deliveryCount > 1 || taken.some((c) => (this.contexts.get(c)?.deliveryCount ?? 1) > 1);
+    if ((foundLog || redelivered) && entry.state) await this.ensureEffects(entry.state);
     // A slot granted to a run that no longer wants it (it finished, or the step was settled meanwhile) goes to the next.
     if (cmd.kind === 'concurrency-grant' && entry.state && !wantsSlot(entry.state, cmd)) {
       const gate = gateOf(entry.state, cmd);
@@ -624,7 +669,9 @@ function wantsLease(state: RunState, stepId: string): boolean {
 }
 
 /** Early artifact commits one hold starts at most (each is a request to the artifact store). */
-const PRECOMMIT_MAX = 32;
+const PRECOMMIT_MAX = 64;
+/** Most step reports one append carries (see `foldable`). */
+const FOLD_MAX = 64;
 
 /** Whether the report's attempt (of a step, or of one forEach element) is still queued or running in `state`. */
 function openAttempt(state: RunState, r: StepReport): boolean {
