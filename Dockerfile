@@ -74,8 +74,8 @@ RUN if [ -z "${SERVICE}" ]; then echo "build with --build-arg SERVICE=<app folde
 USER node
 # `exec` makes node PID 1's direct replacement, so SIGTERM reaches it and the
 # service drains in-flight work (run compose with `init: true` to reap zombies).
-# The same V8 flags as libs/cluster's service-process.ts: --max-semi-space-size=2 --expose-gc for every service (a smaller young
-# generation, and the idle memory trim; SERVICE_NODE_FLAGS), and a service's own after it (SERVICE_EXTRA_NODE_FLAGS: the artifact store on the
+# The same V8 flags as libs/cluster's service-process.ts: --max-semi-space-size=2 --expose-gc --no-maglev for every service (a
+# smaller young generation, the idle memory trim, no mid-tier compiler; SERVICE_NODE_FLAGS), and a service's own after it (SERVICE_EXTRA_NODE_FLAGS: the artifact store on the
 # local backend runs its JavaScript without the optimizing compilers, about 11 MB smaller). test/e2e/artifacts.test.ts runs
 # this line to check.
-ENTRYPOINT ["/bin/sh", "-c", "case \"$SERVICE:${MUSE_ARTIFACT_BACKEND:-local}\" in artifact-store:local) flags='--no-opt --no-maglev --optimize-for-size' ;; *) flags='' ;; esac; exec node --enable-source-maps --max-semi-space-size=2 --expose-gc $flags \"apps/${SERVICE}/dist/main.js\" \"$@\"", "muse"]
+ENTRYPOINT ["/bin/sh", "-c", "case \"$SERVICE:${MUSE_ARTIFACT_BACKEND:-local}\" in artifact-store:local) flags='--no-opt --optimize-for-size' ;; *) flags='' ;; esac; exec node --enable-source-maps --max-semi-space-size=2 --expose-gc --no-maglev $flags \"apps/${SERVICE}/dist/main.js\" \"$@\"", "muse"]

@@ -6,8 +6,10 @@ import { createLogger } from './logger.js';
 import { MuseMetrics } from './metrics.js';
 import { MemoryTrimmer, type GcFunction } from './memory-trim.js';
 
-/** A trimmer whose event-loop shares come from `shares`, one per period, counting its GCs. */
-function scripted(shares: number[]) {
+const MB = 1024 * 1024;
+
+/** A trimmer whose event-loop shares come from `shares`, one per period, counting its GCs; `heap.used` is its heap in use. */
+function scripted(shares: number[], heap = { used: 30 * MB }) {
   const gcs: unknown[] = [];
   const queue = [0, ...shares]; // start() reads once to open the first period
   let afterGc = false; // the trimmer reads once more right after its GC, to start the next period there
@@ -17,6 +19,7 @@ function scripted(shares: number[]) {
     metrics: new MuseMetrics('spec'),
     gc: ((o) => (gcs.push(o), (afterGc = true))) as GcFunction,
     utilization: () => (afterGc ? ((afterGc = false), 0) : (queue.shift() ?? 0)),
+    heapUsed: () => heap.used,
   });
   trimmer.start();
   trimmer.stop(); // periods are driven by hand below
@@ -34,6 +37,20 @@ describe('MemoryTrimmer', () => {
     // 0.03 is above the quiet share and below the busy one: after the startup trim, it never makes the loop trim again.
     const { periods } = scripted([0.03, 0.01, 0.03, 0.01, 0.03]);
     assert.deepEqual(periods(), [false, true, false, false, false]);
+  });
+
+  test('trims again, without any busy period, once the heap grew by 4 MB since the last trim', () => {
+    const heap = { used: 30 * MB };
+    const { trimmer, gcs } = scripted([], heap);
+    assert.equal(trimmer.check(), true, 'the startup trim');
+    heap.used += 3 * MB;
+    assert.equal(trimmer.check(), false, '3 MB of growth is not enough');
+    heap.used += 1 * MB;
+    assert.equal(trimmer.check(), true, '4 MB is');
+    assert.equal(trimmer.check(), false, 'and the next one needs 4 MB more');
+    heap.used += 4 * MB;
+    assert.equal(trimmer.check(), true);
+    assert.equal(gcs.length, 3);
   });
 
   test('off at period 0, and without an exposed gc', () => {

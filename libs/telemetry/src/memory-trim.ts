@@ -2,14 +2,16 @@
  * Gives memory back once a service goes idle. V8 keeps the heap a process grew to (startup's module loading, a
  * burst of work) and the bytecode of every function that ran once, and its memory reducer does not compact it:
  * measured here, a service at rest after start holds ~10-18 MB more than it needs, for as long as it stays idle.
- * After each stretch of work (startup counts as one) followed by one whole quiet period, the trimmer runs one
- * memory-reducing full GC, the same V8 runs on a low-memory notification: it compacts the heap, flushes bytecode
+ * After each stretch of work (startup counts as one) followed by one whole quiet period, and after the heap grew
+ * by TRIM_GROWTH_BYTES since the last trim without any busy period (start-up work that finished after the first
+ * trim, or what a long idle stretch allocates), the trimmer runs one memory-reducing full GC, the same V8 runs on a low-memory notification: it compacts the heap, flushes bytecode
  * of functions that have not run lately (they are compiled again if they run), and releases the freed pages.
  *
  * It needs V8's `gc` function (`--expose-gc`, which the cluster launcher and the Dockerfile pass); without it the
  * trimmer does nothing. The GC blocks the event loop for ~0.1-0.3 s, only ever while the process is idle.
  */
 import { performance } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
 import type { Histogram } from 'prom-client';
 import type { Logger } from './logger.js';
 import type { MuseMetrics } from './metrics.js';
@@ -18,6 +20,12 @@ import type { MuseMetrics } from './metrics.js';
 const TRIM_BUSY_SHARE = 0.05;
 /** A period whose event loop was busy less than this share is quiet. */
 const TRIM_IDLE_SHARE = 0.02;
+/**
+ * Heap growth since the last trim that calls for another even without a busy period, in bytes. An idle service
+ * allocates a little (heartbeats, metrics, queue polls) and V8 collects old space only now and then: measured here
+ * its heap creeps by 1-2 MB between two of V8's own collections, so at this size idle services trim rarely.
+ */
+const TRIM_GROWTH_BYTES = 4 * 1024 * 1024;
 
 /** The shape of V8's `gc` function under `--expose-gc` (Node 24). */
 export type GcFunction = (options: { type: 'major'; flavor: 'last-resort'; execution: 'sync' }) => void;
@@ -31,11 +39,16 @@ export interface MemoryTrimOptions {
   gc?: GcFunction;
   /** Share of the time the event loop was busy since the last call. @default from `performance.eventLoopUtilization` */
   utilization?: () => number;
+  /** Bytes of heap in use now. @default V8's `used_heap_size` */
+  heapUsed?: () => number;
 }
 
 export class MemoryTrimmer {
   private readonly gc?: GcFunction;
   private readonly utilization: () => number;
+  private readonly heapUsed: () => number;
+  /** The heap in use right after the last trim (before the first: none, startup marks work anyway). */
+  private heapAfterTrim = Infinity;
   private readonly duration: Histogram;
   private timer?: NodeJS.Timeout;
   /** Work happened since the last trim; startup is work. */
@@ -44,6 +57,7 @@ export class MemoryTrimmer {
   constructor(private readonly opts: MemoryTrimOptions) {
     this.gc = opts.gc ?? (globalThis as { gc?: GcFunction }).gc;
     this.utilization = opts.utilization ?? eventLoopShare();
+    this.heapUsed = opts.heapUsed ?? (() => getHeapStatistics().used_heap_size);
     this.duration = opts.metrics.histogram('muse_memory_trim_duration_seconds', 'Memory-reducing GCs run after the service went idle, and how long each blocked it', [], [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
   }
 
@@ -64,13 +78,15 @@ export class MemoryTrimmer {
   check(): boolean {
     const share = this.utilization();
     if (share > TRIM_BUSY_SHARE) this.dirty = true;
-    if (!this.dirty || share >= TRIM_IDLE_SHARE || !this.gc) return false;
+    if (share >= TRIM_IDLE_SHARE || !this.gc) return false;
+    if (!this.dirty && this.heapUsed() - this.heapAfterTrim < TRIM_GROWTH_BYTES) return false;
     const before = process.memoryUsage();
     const started = performance.now();
     this.gc({ type: 'major', flavor: 'last-resort', execution: 'sync' });
     const ms = performance.now() - started;
     this.utilization(); // the GC's own time does not count as work
     this.dirty = false;
+    this.heapAfterTrim = this.heapUsed();
     this.duration.observe(ms / 1000);
     const after = process.memoryUsage();
     this.opts.logger.debug({ ms: Math.round(ms), heapUsedMb: mb(after.heapUsed), heapFreedMb: mb(before.heapUsed - after.heapUsed), rssMb: mb(after.rss) }, 'idle: memory trimmed');
