@@ -184,7 +184,7 @@ export class CommandHandler {
     }
     this.precommit(cmd.runId, entry.state, token);
     /** The commands whose decisions the last append carried (`cmd` first). */
-    let taken: Command[] = [cmd];
+    let taken: Command[] = [];
     for (let attempt = 0; ; attempt++) {
       // Each command decides on the state the one before it left, exactly as if each had its own turn; only the
       // append and the effects are shared. One that fails to decide (behind `cmd`) is left for its own turn.

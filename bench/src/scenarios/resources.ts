@@ -39,10 +39,14 @@ export async function idleRss(ctx: BenchContext): Promise<Row> {
   await new Promise((r) => setTimeout(r, ctx.quick ? 1_000 : 5_000));
   const youngest = Math.min(...ctx.cluster.processes.filter((p) => p.pid).map((p) => ageSeconds(p.pid!)));
   if (youngest < settledS) await new Promise((r) => setTimeout(r, (settledS - youngest) * 1_000));
-  const untrimmed = async () => (await Promise.all(ctx.cluster.processes.filter((p) => p.pid).map(async (p) => ((await trimsOf(p.url)) > 0 ? [] : [p.instance])))).flat();
-  for (const t0 = Date.now(); (await untrimmed()).length > 0 && Date.now() - t0 < 30_000; ) await new Promise((r) => setTimeout(r, 500));
-  const still = await untrimmed();
-  if (still.length > 0) ctx.log(`idle RSS: no idle trim within 30 s in ${still.join(', ')} (sampled as it is)`);
+  // Only the processes not yet seen trimming are asked again.
+  let untrimmed = ctx.cluster.processes.filter((p) => p.pid);
+  for (const t0 = Date.now(); ; await new Promise((r) => setTimeout(r, 500))) {
+    const trims = await Promise.all(untrimmed.map((p) => trimsOf(p.url)));
+    untrimmed = untrimmed.filter((_, i) => trims[i] === 0);
+    if (untrimmed.length === 0 || Date.now() - t0 >= 30_000) break;
+  }
+  if (untrimmed.length > 0) ctx.log(`idle RSS: no idle trim within 30 s in ${untrimmed.map((p) => p.instance).join(', ')} (sampled as it is)`);
   const series: Record<string, number[]> = {};
   for (let i = 0; i < samples; i++) {
     if (i > 0) await new Promise((r) => setTimeout(r, 1_000));
