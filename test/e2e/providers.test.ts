@@ -168,6 +168,10 @@ describe('providers: failover chain and circuit breaker end to end', { timeout: 
       const ws = await StreamRecorder.open(t.gateway);
       ws.send({ op: 'subscribe', runId: res.body.id });
       await ws.until((r) => r.events.some((e) => e.type === 'run.completed' || e.type === 'run.failed'));
+      // Progress (core NATS, worker -> gateway) and run events (run log -> gateway) reach the socket by different
+      // paths, so the last delta may land just after run.completed: wait (bounded) until the deltas cover the text.
+      const streamed = (r: StreamRecorder) => r.messages.filter((m) => m.type === 'progress').reduce((n, m) => n + (m as unknown as { progress: StepProgress }).progress.text.length, 0);
+      await ws.until((r) => streamed(r) >= long.length, 5_000).catch(() => undefined); // the assertions below say what is missing
       ws.close();
       const run = await waitForRun(t.gateway, res.body.id);
       const out = run.steps[0]!.output as AskOutput;
