@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { museNames, type Command, type RunEvent, type StepJob } from '@muse/contracts';
 import { MuseMetrics } from '@muse/telemetry';
-import type { JetStreamBus } from '@muse/messaging';
+import { WrongLastSequenceError, type JetStreamBus } from '@muse/messaging';
 import type { StepQueues } from '@muse/queues';
 import type { RunLocks } from '@muse/locks';
 import { CommandHandler } from './command.handler.js';
@@ -15,17 +15,22 @@ import type { RunViewStore } from './run-view.store.js';
 function harness(commitAnswer: unknown | ((req: { stepId: string; fencingToken: number }) => Promise<unknown>)) {
   const log: RunEvent[] = [];
   const enqueued: StepJob[] = [];
-  const counts = { appends: 0, viewWrites: 0 };
+  const published: string[] = [];
+  const counts = { appends: 0, viewWrites: 0, reads: 0 };
+  // As on JetStream, one message per append and the expected last sequence checked; `seqs` holds each append's last event's seq.
+  const seqs: number[] = [];
   const bus = {
-    appendRunEvents: async (_runId: string, events: RunEvent[]) => {
+    appendRunEvents: async (runId: string, events: RunEvent[], expected: number) => {
+      if (expected !== seqs.length) throw new WrongLastSequenceError(runId, expected);
       counts.appends++;
       log.push(...events);
-      return log.length;
+      seqs.push(log.length);
+      return seqs.length;
     },
-    lastRunMessage: async () => (log.length ? { seq: log.length, event: log.at(-1)! } : null),
-    readRunEvents: async () => ({ events: [...log], lastStreamSeq: log.length }),
+    lastRunMessage: async () => (counts.reads++, seqs.length ? { seq: seqs.length, event: log.at(-1)! } : null),
+    readRunEvents: async () => (counts.reads++, { events: [...log], lastStreamSeq: seqs.length }),
     request: async (_subject: string, req: { stepId: string; fencingToken: number }) => (typeof commitAnswer === 'function' ? commitAnswer(req) : commitAnswer),
-    publish: () => undefined,
+    publish: (subject: string) => void published.push(subject),
     publishCommand: async () => ({ seq: 1, duplicate: false }),
     sendAudit: () => undefined,
   } as unknown as JetStreamBus;
@@ -33,9 +38,21 @@ function harness(commitAnswer: unknown | ((req: { stepId: string; fencingToken: 
   const locks = { withRunLock: async <T>(_id: string, fn: (token: number, signal: AbortSignal) => Promise<T>) => fn(1, new AbortController().signal) } as unknown as RunLocks;
   const views = { write: async () => (counts.viewWrites++, true) } as unknown as RunViewStore;
   const logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
-  const handler = new CommandHandler({ bus, queues, locks, views, names: museNames('t-spec'), defaults: { maxAttempts: 2, timeoutMs: 1000 }, logger: logger as never, metrics: new MuseMetrics('coordinator-spec') });
+  const deps = { bus, queues, locks, views, names: museNames('t-spec'), defaults: { maxAttempts: 2, timeoutMs: 1000 }, logger: logger as never, metrics: new MuseMetrics('coordinator-spec') };
+  const handler = new CommandHandler(deps);
   const ctx = { deliveryCount: 1, streamSeq: 1, working: () => undefined };
-  return { log, enqueued, counts, handle: (cmd: Command) => handler.handle(cmd, ctx) };
+  return {
+    log,
+    enqueued,
+    counts,
+    published,
+    handle: (cmd: Command) => handler.handle(cmd, ctx),
+    /** The same log and stand-ins, seen by another replica (an empty cache of run states). */
+    replica: () => {
+      const other = new CommandHandler({ ...deps, metrics: new MuseMetrics('coordinator-spec-2') });
+      return (cmd: Command) => other.handle(cmd, ctx);
+    },
+  };
 }
 
 const submit: Command = {
@@ -126,4 +143,33 @@ test('reports queued behind one another are decided in turn and appended togethe
   assert.equal(h.counts.viewWrites - before.viewWrites, 2, 'one view write per append');
   assert.deepEqual(h.log.map((e) => e.seq), h.log.map((_, i) => i + 1), 'each decision saw the state the one before it left');
   assert.equal(h.log.at(-1)!.type, 'run.completed');
+});
+
+test('a first submission appends without reading the log; one repeated once the run began is read, changes nothing and redoes the effects', async () => {
+  const h = harness({ ok: true, artifacts: [] });
+  await h.handle(submit);
+  assert.equal(h.counts.reads, 0, 'a new run: nothing to read');
+  assert.deepEqual(h.log.map((e) => e.type), ['run.created', 'run.started', 'step.queued']);
+  const before = { appends: h.counts.appends, enqueued: h.enqueued.length };
+  // The same submission again (past JetStream's dedupe window, a first delivery) at a replica that never saw the run.
+  await h.replica()(submit);
+  assert.equal(h.counts.appends, before.appends, 'nothing appended: the run had started');
+  assert.deepEqual(h.log.map((e) => e.type), ['run.created', 'run.started', 'step.queued']);
+  assert.ok(h.counts.reads >= 1, 'the log was read once the append found it begun');
+  assert.equal(h.enqueued.length, before.enqueued + 1, 'its queued step is enqueued again (a no-op by job id)');
+});
+
+test('a run that completes without retries sends no run-stop notice; one whose step was retried does (the superseded attempt may still run)', async () => {
+  const plain = harness({ ok: true, artifacts: [] });
+  await plain.handle(submit);
+  await plain.handle(completed(1));
+  assert.equal(plain.log.at(-1)!.type, 'run.completed');
+  assert.deepEqual(plain.published, []);
+
+  const retriedRun = harness({ ok: true, artifacts: [] });
+  await retriedRun.handle(submit);
+  await retriedRun.handle({ ...completed(1), outcome: 'failed', error: { code: 'MUSE_ERR_STEP_LOST', message: 'lost', retryable: true } } as unknown as Command);
+  await retriedRun.handle(completed(2));
+  assert.equal(retriedRun.log.at(-1)!.type, 'run.completed');
+  assert.deepEqual(retriedRun.published, [museNames('t-spec').runStopSubject('r1')]);
 });

@@ -177,7 +177,12 @@ export class CommandHandler {
     let reloaded = false;
     /** Whether the state came from a log with events in it: only then can an earlier handler have left effects undone. */
     let foundLog = false;
-    if (!entry) {
+    if (!entry && cmd.kind === 'run-submit' && ctx.deliveryCount === 1) {
+      // A submission seen for the first time starts a run whose log is empty: no read. The append expects the run's
+      // subject to be empty, so should it not be (a submission repeated after the dedupe window), the append fails
+      // and the log is read then, as for any log that moved on.
+      entry = { state: undefined, lastStreamSeq: 0 };
+    } else if (!entry) {
       entry = await this.load(cmd.runId);
       reloaded = true;
       foundLog = entry.lastStreamSeq > 0;
@@ -347,6 +352,10 @@ export class CommandHandler {
 
   private async effects(events: RunEvent[], state: RunState): Promise<void> {
     const { queues, defaults } = this.deps;
+    // The view goes out beside the other effects (it keeps the newest seq, so its order among them does not matter);
+    // the command is acked only after all of them, the view included.
+    const view = this.deps.views.write(toRunView(state));
+    view.catch(() => undefined); // awaited below; seen there unless an effect failed first
     let settle = false;
     // Jobs of steps queued together (a step's dependents, a forEach's next elements) and their watches go out at once:
     // they are independent of each other. Any other effect waits until they are in.
@@ -389,7 +398,9 @@ export class CommandHandler {
       } else if (ev.type === 'run.completed' || ev.type === 'run.failed' || ev.type === 'run.cancelled') {
         this.runsFinished.inc({ status: state.status, project: state.project });
         await this.dropQueuedJobs(state, events);
-        this.stopRunningSteps(state);
+        // A completed run has every step finished: only an attempt superseded by a retry (lost or timed out, yet still
+        // going on its worker) can still run, so without retries no worker needs the notice.
+        if (ev.type !== 'run.completed' || retried(state)) this.stopRunningSteps(state);
         await this.cancelChildren(state);
         await this.reportToParent(state);
         settle = true;
@@ -403,7 +414,7 @@ export class CommandHandler {
     await flush();
     if (settle) await this.releaseSettled(state, false);
     await this.deps.deadLetters?.apply(events, state);
-    await this.deps.views.write(toRunView(state));
+    await view;
   }
 
   /** Re-enqueues every queued step (a no-op for jobs that exist) and rewrites the view. */
@@ -672,6 +683,11 @@ function wantsLease(state: RunState, stepId: string): boolean {
 const PRECOMMIT_MAX = 64;
 /** Most step reports one append carries (see `foldable`). */
 const FOLD_MAX = 64;
+
+/** Whether any step (or forEach element) of the run took more than one attempt. */
+function retried(state: RunState): boolean {
+  return Object.values(state.steps).some((st) => st.attempts > 1 || (st.items?.some((it) => it.attempts > 1) ?? false));
+}
 
 /** Whether the report's attempt (of a step, or of one forEach element) is still queued or running in `state`. */
 function openAttempt(state: RunState, r: StepReport): boolean {
