@@ -258,6 +258,22 @@ test('past maxTrackedRuns the oldest terminal runs are forgotten but still count
   assert.equal(snap.runs.byStatus.pending, 2);
 });
 
+test('past maxTrackedRuns with every run still going, none is forgotten; the next to finish goes first once another arrives', () => {
+  const s = createLiveState('t', new Date(T0), { maxTrackedRuns: 2 });
+  const logs = ['a', 'b', 'c', 'd'].map((id, i) => runLog(id, i * 1000));
+  for (const r of logs) applyRunEvent(s, r.created());
+  assert.deepEqual([...s.runs.keys()], ['a', 'b', 'c', 'd'], 'active runs are all kept');
+  assert.equal(s.terminal.size, 0);
+  // c then a finish; a's later update makes it the newer of the two terminal runs.
+  for (const ev of [logs[2]!.started(), logs[2]!.runCompleted(), logs[0]!.started(), logs[0]!.runCompleted()]) applyRunEvent(s, ev);
+  assert.deepEqual([...s.runs.keys()], ['b', 'd'], 'both finished runs were over the cap: forgotten, oldest first');
+  assert.equal(s.terminal.size, 0);
+  const e = runLog('e', 9000);
+  for (const ev of [e.created(), e.started(), e.runCompleted()]) applyRunEvent(s, ev);
+  assert.deepEqual([...s.runs.keys()], ['b', 'd'], 'a run finishing over the cap is the one forgotten');
+  assert.equal(buildSnapshot(s, new Date(T0)).runs.byStatus.succeeded, 3, 'all still counted');
+});
+
 test('seeding from the read model: counts, no regression, live events continue from the view', () => {
   const s = createLiveState('t', new Date(T0));
   const view: RunView = {

@@ -89,6 +89,8 @@ export interface LiveState {
   readonly since: string;
   /** In least-recently-updated order: an update moves a run to the end. */
   readonly runs: Map<string, RunEntry>;
+  /** The ids of the terminal runs in `runs`, in the same order: the ones eviction may forget, oldest first. */
+  readonly terminal: Set<string>;
   readonly byStatus: Record<RunStatus, number>;
   /** Oldest first; capped at `opts.recentEvents`. */
   readonly events: SnapshotEvent[];
@@ -109,6 +111,7 @@ export function createLiveState(namespace: string, now: Date, opts: Partial<Live
     namespace,
     since: now.toISOString(),
     runs: new Map(),
+    terminal: new Set(),
     byStatus,
     events: [],
     seenIds: new Set(),
@@ -478,13 +481,15 @@ function placeholder(ev: RunEvent): RunEntry {
 function addRun(state: LiveState, entry: RunEntry): RunEntry {
   state.runs.set(entry.id, entry);
   state.byStatus[entry.status]++;
+  if (isTerminal(entry.status)) state.terminal.add(entry.id);
   return entry;
 }
 
-/** Moves a run to the most-recently-updated end of the map. */
+/** Moves a run to the most-recently-updated end of the map (and of the terminal runs, when it is one). */
 function touch(state: LiveState, run: RunEntry): void {
   state.runs.delete(run.id);
   state.runs.set(run.id, run);
+  if (state.terminal.delete(run.id)) state.terminal.add(run.id);
 }
 
 function setStatus(state: LiveState, run: RunEntry, status: RunStatus): void {
@@ -492,6 +497,13 @@ function setStatus(state: LiveState, run: RunEntry, status: RunStatus): void {
   state.byStatus[run.status]--;
   state.byStatus[status]++;
   run.status = status;
+  // Just updated: the newest of the terminal runs, or none of them.
+  state.terminal.delete(run.id);
+  if (isTerminal(status)) state.terminal.add(run.id);
+}
+
+function isTerminal(status: RunStatus): boolean {
+  return TERMINAL_RUN_STATUSES.includes(status);
 }
 
 function step(run: RunEntry, id: string): SnapshotStep {
@@ -556,13 +568,13 @@ function summarize(ev: RunEvent): SnapshotEvent {
  */
 function evictRuns(state: LiveState): void {
   let excess = state.runs.size - state.opts.maxTrackedRuns;
-  if (excess <= 0) return;
-  for (const [id, run] of state.runs) {
+  // From the terminal runs only, oldest first: with every tracked run still going there is nothing to look through
+  // (a scan of all of them on every event cost O(runs) once more than `maxTrackedRuns` were active).
+  for (const id of state.terminal) {
     if (excess <= 0) break;
-    if (TERMINAL_RUN_STATUSES.includes(run.status)) {
-      state.runs.delete(id);
-      excess--;
-    }
+    state.terminal.delete(id);
+    state.runs.delete(id);
+    excess--;
   }
 }
 
