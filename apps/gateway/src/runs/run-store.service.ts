@@ -7,6 +7,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { RunViewSchema, type MuseNames, type RunStatus, type RunView } from '@muse/contracts';
+import { evalCached } from '@muse/queues/redis';
 import { LOGGER, type Logger } from '@muse/telemetry';
 import { NAMES, REDIS } from '../gateway.tokens.js';
 import { IDEMPOTENCY_TTL_SECONDS, IdempotencyRecordSchema, type IdempotencyRecord } from './idempotency.js';
@@ -21,6 +22,16 @@ export interface RunListFilter {
   limit: number;
   cursor?: RunCursor;
 }
+
+/**
+ * The first view (unless the coordinator wrote one already) and its index entry, atomically. A script rather than
+ * MULTI/EXEC: one command, which joins the other requests' commands in one write on the auto-pipelined connection.
+ */
+const WRITE_INITIAL = `
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[3])
+return 1
+`;
 
 /** Index entries read per Redis round trip while listing. */
 const LIST_BATCH = 200;
@@ -56,12 +67,7 @@ export class RunStore {
 
   /** Writes the first view of a run unless one is there already, and indexes it. */
   async writeInitial(view: RunView): Promise<void> {
-    const res = await this.redis
-      .multi()
-      .set(this.names.runKey(view.id), JSON.stringify(view), 'NX')
-      .zadd(this.names.runIndexKey(view.project), 'NX', Date.parse(view.createdAt), view.id)
-      .exec();
-    for (const [err] of res ?? []) if (err) throw err;
+    await evalCached(this.redis, WRITE_INITIAL, [this.names.runKey(view.id), this.names.runIndexKey(view.project)], [JSON.stringify(view), Date.parse(view.createdAt), view.id]);
   }
 
   async list(project: string, filter: RunListFilter): Promise<{ items: RunSummary[]; nextCursor?: string }> {
