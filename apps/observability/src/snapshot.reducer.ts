@@ -20,6 +20,7 @@ import {
   ROLE_PATTERN,
   RUN_STATUSES,
   TERMINAL_RUN_STATUSES,
+  isTerminalRunStatus,
   stepNeeds,
   stepRole,
   type AgentHeartbeat,
@@ -481,7 +482,7 @@ function placeholder(ev: RunEvent): RunEntry {
 function addRun(state: LiveState, entry: RunEntry): RunEntry {
   state.runs.set(entry.id, entry);
   state.byStatus[entry.status]++;
-  if (isTerminal(entry.status)) state.terminal.add(entry.id);
+  if (isTerminalRunStatus(entry.status)) state.terminal.add(entry.id);
   return entry;
 }
 
@@ -499,12 +500,9 @@ function setStatus(state: LiveState, run: RunEntry, status: RunStatus): void {
   run.status = status;
   // Just updated: the newest of the terminal runs, or none of them.
   state.terminal.delete(run.id);
-  if (isTerminal(status)) state.terminal.add(run.id);
+  if (isTerminalRunStatus(status)) state.terminal.add(run.id);
 }
 
-function isTerminal(status: RunStatus): boolean {
-  return TERMINAL_RUN_STATUSES.includes(status);
-}
 
 function step(run: RunEntry, id: string): SnapshotStep {
   let s = run.steps.get(id);

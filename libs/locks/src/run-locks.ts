@@ -50,29 +50,24 @@ export class RunLocks {
     const fence = this.names.runFenceKey(runId);
     // One attempt only; `tryAcquire` sends its SET before its first await, so the INCR below joins it.
     let mutex = new Mutex(this.redis, key, { ...options, acquireAttemptsLimit: 1, retryInterval: 0 });
-    const first = mutex.tryAcquire();
-    const drawn = this.redis.incr(fence);
-    const [won, token] = await Promise.allSettled([first, drawn]);
-    let fencingToken: number;
-    if (won.status === 'fulfilled' && won.value && token.status === 'fulfilled') {
-      fencingToken = token.value;
-    } else {
-      if (won.status === 'fulfilled' && won.value) await mutex.release().catch(() => undefined);
-      if (won.status === 'rejected') throw won.reason;
-      if (token.status === 'rejected') throw token.reason;
+    const [won, drawn] = await Promise.allSettled([mutex.tryAcquire(), this.redis.incr(fence)]);
+    if (won.status === 'rejected') throw won.reason;
+    if (!won.value) {
+      if (drawn.status === 'rejected') throw drawn.reason;
       mutex = new Mutex(this.redis, key, { ...options, acquireTimeout: this.opts.acquireTimeoutMs ?? 30_000, retryInterval: 5 });
       await mutex.acquire();
-      try {
-        fencingToken = await this.redis.incr(fence);
-      } catch (err) {
-        await mutex.release().catch(() => undefined);
-        throw err;
-      }
     }
     try {
-      return await fn(fencingToken, lost.signal);
+      // A try that won uses its own draw (a failed draw fails the hold); one that waited draws now.
+      const token = won.value ? settled(drawn) : await this.redis.incr(fence);
+      return await fn(token, lost.signal);
     } finally {
       await mutex.release().catch(() => undefined);
     }
   }
+}
+
+function settled<T>(r: PromiseSettledResult<T>): T {
+  if (r.status === 'rejected') throw r.reason;
+  return r.value;
 }
