@@ -72,7 +72,7 @@ export class ArtifactContentService {
 
   /**
    * The plan and, unless it sends nothing, the bytes: a file to send with
-   * sendFile when the backend keeps blobs as local files, else a stream.
+   * sendFile when the backend keeps the blob as a local file, else a stream.
    */
   async open(meta: ArtifactMeta, req: ContentRequest): Promise<{ plan: ContentPlan; stream?: Readable; file?: FileBody }> {
     const size = await this.blobs.size(meta.digest);
@@ -82,8 +82,8 @@ export class ArtifactContentService {
     const plan = planContent(meta, size, req);
     const body = plan.body;
     if (body.kind === 'none') return { plan };
-    if (this.blobs.openFile) {
-      const handle = await this.blobs.openFile(meta.digest);
+    const handle = await this.blobs.openFile?.(meta.digest);
+    if (handle) {
       return body.kind === 'whole'
         ? { plan, file: { handle, start: 0, end: meta.size - 1, verify: { digest: meta.digest, size: meta.size } } }
         : { plan, file: { handle, start: body.start, end: body.end } };

@@ -1,21 +1,25 @@
 /**
- * Builds the blob backend MUSE_ARTIFACT_BACKEND names, wrapped in metrics.
+ * Builds the blob backend MUSE_ARTIFACT_BACKEND names, wrapped in metrics, behind
+ * the Redis tier for small blobs (MUSE_ARTIFACT_REDIS_BLOB_BYTES; see redis-blob-tier.ts).
  * The NATS and S3 backends are imported only when chosen, so a store on the
  * local disk never loads the AWS SDK.
  */
 import { join, resolve } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { Redis } from 'ioredis';
 import { MuseError, type ArtifactStoreConfig, type MuseNames } from '@muse/contracts';
 import type { BlobBackend } from './blob.backend.js';
 import { BlobSpool } from './blob-spool.js';
 import { BlobStore } from './blob.store.js';
 import { MeteredBackend } from './metered.backend.js';
+import { RedisBlobTier } from './redis-blob-tier.js';
 import type { ArtifactStoreMetrics } from './artifact-store.metrics.js';
 
 export async function openBlobBackend(
   c: ArtifactStoreConfig,
   names: MuseNames,
   nc: NatsConnection,
+  redis: Redis,
   metrics: Pick<ArtifactStoreMetrics, 'backendSeconds'>,
 ): Promise<{ backend: BlobBackend; where: string }> {
   // Every backend stages uploads under MUSE_ARTIFACT_DIR/tmp (see blob-spool.ts).
@@ -52,5 +56,8 @@ export async function openBlobBackend(
       break;
     }
   }
-  return { backend: new MeteredBackend(backend, metrics.backendSeconds), where };
+  const metered = new MeteredBackend(backend, metrics.backendSeconds);
+  // Never past the size limit of every blob.
+  const redisMax = Math.min(c.MUSE_ARTIFACT_REDIS_BLOB_BYTES, c.MUSE_ARTIFACT_MAX_BYTES);
+  return redisMax > 0 ? { backend: new RedisBlobTier(metered, redis, names, redisMax), where: `${where}; blobs up to ${redisMax} bytes in Redis` } : { backend: metered, where };
 }

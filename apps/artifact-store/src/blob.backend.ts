@@ -61,8 +61,10 @@ export interface BlobBackend {
    * The blob's file opened for reading, when the backend keeps blobs as local
    * files (`local`): a reader then reads it into buffers of its own instead of
    * a stream's fresh chunks (see file-sender.ts). The caller closes it.
+   * Undefined when this blob is not a file (redis-blob-tier.ts keeps small
+   * ones in Redis): the caller then streams it.
    */
-  openFile?(digest: string): Promise<FileHandle>;
+  openFile?(digest: string): Promise<FileHandle | undefined>;
   /** `put` of bytes already in memory, in fewer steps, where the backend has such a path (`local`); else `put` them. */
   putBytes?(bytes: Uint8Array, hooks?: PutHooks): Promise<PutResult>;
   /** Removes the blob; a missing blob is not an error. */

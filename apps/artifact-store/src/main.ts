@@ -39,7 +39,7 @@ await runService({
     const redis = openRedis(kit, c.REDIS_URL, { connectionName: 'muse-artifact-store', mode: 'request' });
     const bus = await JetStreamBus.open(kit, { url: c.NATS_URL, names, name: 'muse-artifact-store', auth: natsAuthFromConfig(c) });
 
-    const { backend: blobs, where } = await openBlobBackend(c, names, bus.nc, metrics);
+    const { backend: blobs, where } = await openBlobBackend(c, names, bus.nc, redis, metrics);
     const removed = await blobs.init();
     log.info({ backend: blobs.kind, where, removedTemps: removed }, 'blob store ready');
     const sweeper = setInterval(() => {

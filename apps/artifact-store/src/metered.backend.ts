@@ -6,7 +6,7 @@ import type { BlobBackend, BlobInfo, PutHooks, PutResult } from './blob.backend.
 
 export class MeteredBackend implements BlobBackend {
   readonly kind: BlobBackend['kind'];
-  readonly openFile?: (digest: string) => Promise<FileHandle>;
+  readonly openFile?: (digest: string) => Promise<FileHandle | undefined>;
   readonly putBytes?: (bytes: Uint8Array, hooks?: PutHooks) => Promise<PutResult>;
 
   constructor(

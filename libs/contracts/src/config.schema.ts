@@ -243,6 +243,12 @@ export const ArtifactStoreConfigSchema = z.object({
   MUSE_ARTIFACT_GC_INTERVAL_MS: ms(600_000),
   /** An uploaded blob no artifact references yet is kept this long (its commit may still come), in ms. @default 3_600_000 */
   MUSE_ARTIFACT_GC_GRACE_MS: ms(3_600_000),
+  /**
+   * Blobs of 1 to this many bytes are kept in Redis beside their artifacts' metadata instead of on the backend: no
+   * file, no fsync (step outputs and model-call recordings are mostly this small). 0 = every blob on the backend.
+   * @default 2048
+   */
+  MUSE_ARTIFACT_REDIS_BLOB_BYTES: z.coerce.number().int().min(0).max(64 * 1024).default(2048),
   /** A temp file untouched this long belongs to a dead upload and is removed (at start and on each sweep), in ms. @default 600_000 */
   MUSE_ARTIFACT_STALE_TEMP_MS: ms(600_000),
 });

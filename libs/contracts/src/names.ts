@@ -86,6 +86,10 @@ export interface MuseNames {
   readonly artifactBlobPendingKey: string;
   /** ZSET of digests GC is deleting right now, scored by when it claimed them (ms): an upload or commit of one must not rely on the stored copy. */
   readonly artifactBlobDeletingKey: string;
+  /** HASH digest -> bytes: blobs small enough to be kept in Redis beside their metadata (MUSE_ARTIFACT_REDIS_BLOB_BYTES). */
+  readonly artifactRedisBlobsKey: string;
+  /** ZSET digest scored by when it was stored (ms): the blobs of `artifactRedisBlobsKey`, listed for GC. */
+  readonly artifactRedisBlobTimesKey: string;
   /** ZSET artifact id scored by its expiry time (ms), for retention. */
   readonly artifactExpiryKey: string;
   /** JetStream Object Store bucket of the `nats` artifact backend (its stream is `OBJ_<bucket>`). */
@@ -181,6 +185,8 @@ export function museNames(namespace: string): MuseNames {
     artifactBlobRefsKey: `${ns}:artifact-blob-refs`,
     artifactBlobPendingKey: `${ns}:artifact-blob-pending`,
     artifactBlobDeletingKey: `${ns}:artifact-blob-deleting`,
+    artifactRedisBlobsKey: `${ns}:artifact-redis-blobs`,
+    artifactRedisBlobTimesKey: `${ns}:artifact-redis-blob-times`,
     artifactExpiryKey: `${ns}:artifact-expiry`,
     artifactBucket: `${ns}-artifacts`,
     idempotencyKey: (project, key) => `${ns}:idem:${project}:${key}`,

@@ -8,7 +8,7 @@ const SHAS = new Map<string, string>();
  * ioredis's `defineCommand`, it works on a connection with auto-pipelining whatever was queued before its first
  * use (a command defined after a pipeline was opened is missing from that pipeline).
  */
-export async function evalCached(redis: Redis, script: string, keys: string[], args: Array<string | number>): Promise<unknown> {
+export async function evalCached(redis: Redis, script: string, keys: string[], args: Array<string | number | Buffer>): Promise<unknown> {
   let sha = SHAS.get(script);
   if (!sha) SHAS.set(script, (sha = createHash('sha1').update(script).digest('hex')));
   try {
