@@ -2,13 +2,14 @@ import '@muse/telemetry/boot'; // first, before Nest loads: see libs/telemetry/s
 import { Module } from '@nestjs/common';
 import { CoordinatorConfigSchema, museNames } from '@muse/contracts';
 import { JetStreamBus, natsAuthFromConfig } from '@muse/messaging';
-import { AgentDispatcher, StepQueues, openRedis, resolveWorkflow } from '@muse/queues';
+import { AgentDispatcher, StepQueues, StepWatchList, openRedis, resolveWorkflow } from '@muse/queues';
 import { LeaseTable, RunLocks } from '@muse/locks';
 import { runService } from '@muse/telemetry';
 import { CommandHandler } from './command.handler.js';
 import { CoordinatorController } from './coordinator.controller.js';
 import { RunViewStore } from './run-view.store.js';
-import { StepTimers } from './step-timers.js';
+import { StepTimers, type WatchStep } from './step-timers.js';
+
 import { DeadLetters } from './dead-letters.js';
 import { ConcurrencyGates } from './concurrency-gates.js';
 
@@ -36,6 +37,13 @@ await runService({
       waitingMaxMs: c.MUSE_STEP_WATCH_WAITING_MAX_MS,
       leases,
       logger: kit.logger,
+      // On the state connection: a step's watch goes out in the same write as its fold's view and lock commands.
+      // A dead replica's claimed watches are looked at by another once the claim runs out.
+      watches: new StepWatchList<WatchStep>(state, names, {
+        claimMs: Math.max(2_000, c.MUSE_STEP_WATCH_MS),
+        tickMs: Math.min(1_000, Math.max(50, Math.floor(c.MUSE_STEP_WATCH_MS / 4))),
+        logger: kit.logger,
+      }),
     });
     const handler = new CommandHandler({
       bus,

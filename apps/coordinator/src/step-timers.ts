@@ -1,32 +1,37 @@
 /**
- * The coordinators' durable timers, as delayed BullMQ jobs on one queue shared
- * by every replica (so a timer outlives the replica that set it: a killed
- * replica's timer job stalls and another replica's worker takes it):
+ * The coordinators' durable timers, shared by every replica (so a timer
+ * outlives the replica that set it):
  *
- * - `watch-step`: every `watchMs` while an attempt's job runs, look at it (a
- *   job still waiting for a worker cannot be lost: its checks back off from
- *   `watchMs`, doubling up to `waitingMaxMs`, so queued backlogs cost little;
- *   a leased step's watch renews its leases, so it keeps `watchMs`). A job its worker lost (BullMQ moved it to failed after its lock
- *   lapsed; step workers never re-run a stalled job under the same attempt),
- *   a missing job, or one active past its `timeoutMs` by more than `watchMs`
- *   fails the attempt: a `step-report` from `coordinator`, with a message id,
- *   so the engine retries it under the step's policy. A report about an
- *   attempt that already ended is stale and changes nothing.
- * - `run-deadline`: when a run's `timeoutMs` passes, a `run-timeout` command.
- * - `approval-timeout`: when an approval gate's `timeoutMs` passes, its
- *   `onTimeout` decision, by `timeout` (a person's earlier decision wins).
- *
- * The next watch is added before the current one completes, so a crash in
- * between only means the same check runs again (ids make adds idempotent).
+ * - step watches, on a sorted set in Redis that every replica sweeps
+ *   (libs/queues/src/step-watch-list.ts): every `watchMs` while an attempt's job runs, look at
+ *   it (a job still waiting for a worker cannot be lost: its checks back off
+ *   from `watchMs`, doubling up to `waitingMaxMs`, so queued backlogs cost
+ *   little; a leased step's watch renews its leases, so it keeps `watchMs`). A
+ *   job its worker lost (BullMQ moved it to failed after its lock lapsed; step
+ *   workers never re-run a stalled job under the same attempt), a missing job,
+ *   or one active past its `timeoutMs` by more than `watchMs` fails the
+ *   attempt: a `step-report` from `coordinator`, with a message id, so the
+ *   engine retries it under the step's policy. A report about an attempt that
+ *   already ended is stale and changes nothing. A finished attempt's watch is
+ *   dropped.
+ * - delayed BullMQ jobs on one queue, which a killed replica's worker leaves
+ *   to another replica's: `run-deadline` (when a run's `timeoutMs` passes, a
+ *   `run-timeout` command) and `approval-timeout` (when an approval gate's
+ *   `timeoutMs` passes, its `onTimeout` decision, by `timeout`: a person's
+ *   earlier decision wins). A `watch-step` job left by an older version is
+ *   looked at once and goes on in the sorted set.
  */
 import { Queue, Worker, type Job, type StepQueues } from '@muse/queues';
 import type { Redis } from 'ioredis';
 import { stepKey, type Command, type MuseNames } from '@muse/contracts';
 import type { Logger } from '@muse/telemetry';
 import type { LeaseTable } from '@muse/locks';
+import type { StepWatchList, WatchOutcome } from '@muse/queues';
+
+export type WatchStep = { kind: 'watch-step'; runId: string; project: string; stepId: string; attempt: number; role: string; jobId: string; timeoutMs: number; n: number; index?: number; leased?: boolean };
 
 export type TimerJob =
-  | { kind: 'watch-step'; runId: string; project: string; stepId: string; attempt: number; role: string; jobId: string; timeoutMs: number; n: number; index?: number; leased?: boolean }
+  | WatchStep
   | { kind: 'run-deadline'; runId: string; project: string; timeoutMs: number }
   | { kind: 'approval-timeout'; runId: string; project: string; stepId: string; decision: 'approve' | 'reject' };
 
@@ -46,12 +51,14 @@ export interface StepTimersDeps {
   now?: () => number;
   /** Renews the leases of a step whose job is alive (steps with `locks:`). */
   leases?: Pick<LeaseTable, 'renew'>;
+  /** The step watches' sorted set. */
+  watches: Pick<StepWatchList<WatchStep>, 'add' | 'remove' | 'start' | 'close'>;
   /** The timer queue (tests pass a fake); made from `connection` by default. */
-  queue?: Pick<Queue<TimerJob>, 'add' | 'close' | 'remove'>;
+  queue?: Pick<Queue<TimerJob>, 'add' | 'close'>;
 }
 
 export class StepTimers {
-  private readonly queue: Pick<Queue<TimerJob>, 'add' | 'close' | 'remove'>;
+  private readonly queue: Pick<Queue<TimerJob>, 'add' | 'close'>;
   private worker: Worker<TimerJob> | undefined;
   private readonly now: () => number;
 
@@ -60,18 +67,17 @@ export class StepTimers {
     this.now = deps.now ?? Date.now;
   }
 
-  /** Starts the first watch of an attempt (a no-op when it exists). */
-  async watchStep(t: Omit<Extract<TimerJob, { kind: 'watch-step' }>, 'kind' | 'n'>): Promise<void> {
-    await this.add({ kind: 'watch-step', ...t, n: 1 }, `${t.jobId}.w1`, this.deps.watchMs);
+  /** Starts the watch of an attempt (a no-op when it has one). */
+  async watchStep(t: Omit<WatchStep, 'kind' | 'n'>): Promise<void> {
+    await this.deps.watches.add(t.jobId, { kind: 'watch-step', ...t, n: 1 }, this.deps.watchMs);
   }
 
   /**
-   * Drops the first watch of a finished attempt before it fires (it would only find the job completed). A step that
-   * ran past one watch period has a later watch queued, which fires and stops as before. Best effort: a watch that
-   * stays (it was being checked, or Redis did not answer) fires and finds the step finished.
+   * Drops the watch of a finished attempt (it would only find the job completed). Best effort: a watch that stays
+   * (Redis did not answer) fires and finds the step finished.
    */
   forgetWatch(jobId: string): void {
-    void this.queue.remove(`${jobId}.w1`).catch((err: unknown) => this.deps.logger.debug({ err, jobId }, 'step watch not dropped; it will fire and stop'));
+    void this.deps.watches.remove(jobId).catch((err: unknown) => this.deps.logger.debug({ err, jobId }, 'step watch not dropped; it will fire and stop'));
   }
 
   /** Sets the run's deadline at `createdAtMs + timeoutMs` (a no-op when it exists). */
@@ -98,8 +104,9 @@ export class StepTimers {
     });
   }
 
-  /** Starts taking timer jobs; `lockMs` is how soon another replica takes over a dead one's timers. */
+  /** Starts taking timer jobs and sweeping the watches; `lockMs` is how soon another replica takes over a dead one's timers. */
   start(opts: { concurrency: number; lockMs: number }): void {
+    this.deps.watches.start((t) => this.look(t));
     this.worker = new Worker<TimerJob>(this.deps.names.timerQueue, (job) => this.fire(job), {
       connection: this.deps.connection,
       prefix: this.deps.names.bullPrefix,
@@ -125,33 +132,39 @@ export class StepTimers {
       );
       return;
     }
+    const next = await this.look(t);
+    if (next) await this.deps.watches.add(t.jobId, next.data, next.delayMs);
+  }
+
+  /** One look at a watched attempt: it goes on (when, with what), or it is over (the job completed, or was reported). */
+  async look(t: WatchStep): Promise<WatchOutcome<WatchStep>> {
     const stepJob = await this.deps.queues.findJob(t.role, t.jobId);
     const state = stepJob ? await stepJob.getState() : 'missing';
-    if (state === 'completed') return; // its final report is stored before a step job completes
+    if (state === 'completed') return undefined; // its final report is stored before a step job completes
     if (state === 'failed' || state === 'missing' || state === 'unknown') {
       await this.report(t, 'MUSE_ERR_STEP_LOST', `the worker lost attempt ${t.attempt} of step "${t.stepId}" (job ${state})`, 'lost');
-      return;
+      return undefined;
     }
     if (state === 'active' && stepJob?.processedOn !== undefined && this.now() - stepJob.processedOn > t.timeoutMs + this.deps.watchMs) {
       await this.report(t, 'MUSE_ERR_STEP_TIMEOUT', `step "${t.stepId}" attempt ${t.attempt} ran past ${t.timeoutMs} ms without its worker reporting`, 'timeout');
-      return;
+      return undefined;
     }
     // Still waiting, delayed (backoff) or running within its time: its leases live on (the heartbeat), and look again later.
     if (t.leased) await this.deps.leases?.renew(t.project, { runId: t.runId, stepId: t.stepId });
-    await this.add({ ...t, n: t.n + 1 }, `${t.jobId}.w${t.n + 1}`, this.nextWatchMs(t, state));
+    return { delayMs: this.nextWatchMs(t, state), data: { ...t, n: t.n + 1 } };
   }
 
   /**
    * When to look again: a running job (or a leased step, whose leases this watch renews) after one period; a job
    * that waits for a worker after 2^n periods (the n-th watch found it waiting), up to `waitingMaxMs`.
    */
-  private nextWatchMs(t: Extract<TimerJob, { kind: 'watch-step' }>, state: string): number {
+  private nextWatchMs(t: WatchStep, state: string): number {
     const { watchMs } = this.deps;
     if (state === 'active' || t.leased) return watchMs;
     return Math.max(watchMs, Math.min(this.deps.waitingMaxMs ?? watchMs, watchMs * 2 ** Math.min(t.n, 30)));
   }
 
-  private async report(t: Extract<TimerJob, { kind: 'watch-step' }>, code: 'MUSE_ERR_STEP_LOST' | 'MUSE_ERR_STEP_TIMEOUT', message: string, tag: string): Promise<void> {
+  private async report(t: WatchStep, code: 'MUSE_ERR_STEP_LOST' | 'MUSE_ERR_STEP_TIMEOUT', message: string, tag: string): Promise<void> {
     this.deps.logger.debug({ runId: t.runId, stepId: t.stepId, attempt: t.attempt, code }, 'failing an attempt no worker will finish');
     await this.deps.publish(
       {
@@ -172,6 +185,7 @@ export class StepTimers {
   }
 
   async close(): Promise<void> {
+    await this.deps.watches.close();
     await this.worker?.close();
     await this.queue.close();
   }

@@ -1,7 +1,8 @@
 /** Resource scenarios: idle memory of each service, Redis memory per queued step. */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { StepQueues, createRedis } from '@muse/queues';
+import { StepQueues, StepWatchList, createRedis } from '@muse/queues';
+import { stepJobId } from '@muse/contracts';
 import { bullBytesPerJob, usedMemory } from '../baselines.js';
 import type { BenchContext } from '../context.js';
 import type { Row } from '../report.js';
@@ -79,34 +80,31 @@ export async function redisPerQueuedStep(ctx: BenchContext): Promise<Row> {
   const redis = createRedis(ctx.redisUrl);
   const queues = new StepQueues(redis, ctx.names);
   const role = 'bench-memory';
+  // A queued step is its job and the coordinator's watch of it, with the data the coordinator gives both.
+  const watches = new StepWatchList<object>(redis, ctx.names, { claimMs: 5_000, tickMs: 1_000, logger: { warn: () => undefined } });
   let perStep: number;
   try {
     const before = await usedMemory(redis);
     for (let i = 0; i < count; i += 500) {
-      await Promise.all(Array.from({ length: Math.min(500, count - i) }, (_, j) =>
-        queues.enqueue({
-          runId: `run_bench${String(i + j).padStart(8, '0')}`,
-          project: 'default',
-          stepId: 'step',
-          attempt: 1,
-          role,
-          kind: 'agent',
-          prompt: 'Plan a change to github.com/acme/widgets',
-          model: 'muse-local',
-          seed: 0,
-          timeoutMs: 300_000,
-        }),
-      ));
+      await Promise.all(Array.from({ length: Math.min(500, count - i) }, (_, j) => {
+        const runId = `run_bench${String(i + j).padStart(8, '0')}`;
+        const jobId = stepJobId(runId, 'step', 1);
+        return Promise.all([
+          queues.enqueue({ runId, project: 'default', stepId: 'step', attempt: 1, role, kind: 'agent', prompt: 'Plan a change to github.com/acme/widgets', model: 'muse-local', seed: 0, timeoutMs: 300_000 }),
+          watches.add(jobId, { kind: 'watch-step', runId, project: 'default', stepId: 'step', attempt: 1, role, jobId, timeoutMs: 300_000, n: 1 }, 5_000),
+        ]);
+      }));
     }
     perStep = ((await usedMemory(redis)) - before) / count;
     await queues.queue(role).obliterate({ force: true });
+    await redis.del(ctx.names.stepWatchesKey, ctx.names.stepWatchDataKey);
   } finally {
     await queues.close();
     await redis.quit();
   }
   const bare = await bullBytesPerJob(ctx, count);
   return {
-    scenario: `Redis memory per queued step (${count.toLocaleString('en')} queued)`,
+    scenario: `Redis memory per queued step, its job and watch (${count.toLocaleString('en')} queued)`,
     unit: 'bytes',
     muse: summarize([perStep]),
     baseline: summarize([bare]),

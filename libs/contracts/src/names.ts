@@ -63,6 +63,10 @@ export interface MuseNames {
   readonly runStopSubjectWildcard: string;
   /** BullMQ queue of the coordinators' durable timers (step watches, run deadlines). */
   readonly timerQueue: string;
+  /** ZSET step attempt (its job id) scored by when its coordinator watch is next due (ms); see libs/queues/src/step-watch-list.ts. */
+  readonly stepWatchesKey: string;
+  /** HASH step attempt (its job id) -> its watch's data (JSON). */
+  readonly stepWatchDataKey: string;
   /** BullMQ's Redis key prefix. */
   readonly bullPrefix: string;
   readonly runLockKey: (runId: string) => string;
@@ -162,6 +166,8 @@ export function museNames(namespace: string): MuseNames {
     stepProgressSubjectWildcard: `${ns}.${v}.progress.*`,
     stepQueue: (role) => `${ns}.${v}.agent.${role}`,
     timerQueue: `${ns}.${v}.coordinator.timers`,
+    stepWatchesKey: `${ns}:step-watches`,
+    stepWatchDataKey: `${ns}:step-watch-data`,
     dispatchKey: (jobId) => `${ns}:dispatch:${jobId}`,
     dispatchQueuesKey: (role) => `${ns}:dispatch-queues:${role}`,
     dispatchCursorKey: (role) => `${ns}:dispatch-rr:${role}`,

@@ -13,3 +13,5 @@ export type { HeartbeatDeps, HeartbeatIdentity, WorkerCounts } from './agent-hea
 export { evalCached } from './redis-script.js';
 export { Queue, Worker, DelayedError } from './bullmq.js';
 export type { Processor } from './bullmq.js';
+export { StepWatchList } from './step-watch-list.js';
+export type { StepWatchListOptions, WatchOutcome } from './step-watch-list.js';
