@@ -31,6 +31,13 @@ if redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[2], ARGV[1]) == 1 then redis.cal
 return 0
 `;
 
+/** KEYS: due ZSET, data HASH; ARGV: id. Drops the watch. */
+const REMOVE_LUA = `
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 0
+`;
+
 /** KEYS: due ZSET, data HASH; ARGV: now, claimed until, limit. Claims the due watches; returns [id, data, id, data, ...]. */
 const CLAIM_LUA = `
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
@@ -85,9 +92,9 @@ export class StepWatchList<T extends object> {
     await evalCached(this.redis, ADD_LUA, this.keys, [id, this.now() + delayMs, JSON.stringify(data)]);
   }
 
-  /** Drops the attempt's watch. */
+  /** Drops the attempt's watch (a script, not MULTI, so it joins the connection's other commands of the tick). */
   async remove(id: string): Promise<void> {
-    await this.redis.multi().zrem(this.keys[0]!, id).hdel(this.keys[1]!, id).exec();
+    await evalCached(this.redis, REMOVE_LUA, this.keys, [id]);
   }
 
   /** Starts sweeping: `look` decides each due watch's fate (a look that throws is retried once its claim runs out). */
