@@ -78,4 +78,4 @@ USER node
 # smaller young generation, the idle memory trim, no mid-tier compiler; SERVICE_NODE_FLAGS), and a service's own after it (SERVICE_EXTRA_NODE_FLAGS: the artifact store on the
 # local backend runs its JavaScript without the optimizing compilers, about 11 MB smaller). test/e2e/artifacts.test.ts runs
 # this line to check.
-ENTRYPOINT ["/bin/sh", "-c", "case \"$SERVICE:${MUSE_ARTIFACT_BACKEND:-local}\" in artifact-store:local) flags='--no-opt --optimize-for-size' ;; *) flags='' ;; esac; exec node --enable-source-maps --max-semi-space-size=2 --expose-gc --no-maglev $flags \"apps/${SERVICE}/dist/main.js\" \"$@\"", "muse"]
+ENTRYPOINT ["/bin/sh", "-c", "case \"$SERVICE:${MUSE_ARTIFACT_BACKEND:-local}\" in artifact-store:local) flags='--no-opt' ;; *) flags='' ;; esac; exec node --enable-source-maps --max-semi-space-size=2 --expose-gc --no-maglev $flags \"apps/${SERVICE}/dist/main.js\" \"$@\"", "muse"]

@@ -326,9 +326,10 @@ describe('artifact store: 1 GiB upload and download in bounded memory', { timeou
 
   test('the store stays under 100 MiB resident throughout, and throughput is reported against a plain file copy', async () => {
     const size = 1024 * MiB;
-    // The whole process, idle or not: NestJS, Fastify, ioredis, NATS and Node's own ~45 MiB come to ~90 MiB just after
-    // start and ~84 MiB once idle (on the local backend the store runs without V8's optimizing compilers, see
-    // SERVICE_EXTRA_NODE_FLAGS; no ICU date formatter is built at start, see libs/telemetry/src/boot.ts); a transfer adds a few MiB at most
+    // The whole process, idle or not: NestJS, Fastify, ioredis, NATS and Node's own ~45 MiB come to ~83 MiB after
+    // start (its start-up garbage collected before it listens, libs/telemetry's compactAfterStartup) and once idle (on
+    // the local backend the store runs without V8's optimizing compilers, see SERVICE_EXTRA_NODE_FLAGS; no ICU date
+    // formatter is built at start, see libs/telemetry/src/boot.ts); a transfer adds a few MiB at most
     // (upload chunks freed once written, downloads read into a ring of reused buffers).
     const limit = 100 * MiB;
     const baseline = s.rss();

@@ -26,21 +26,20 @@ export const SERVICE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2',
  * V8 flags a service adds to SERVICE_NODE_FLAGS, given the environment it starts with.
  *
  * The artifact store on its default `local` backend runs its JavaScript in V8's interpreter and baseline compiler
- * only: no optimizing compilers (`--no-opt`, with every service's `--no-maglev`) and V8's smaller-heap heuristics (`--optimize-for-size`).
- * Its work there is I/O (file writes, hashing in OpenSSL, sockets), and it stays about 11 MB smaller (idle ~84
- * instead of ~95 MB after its idle trim, so a 1 GiB transfer stays under 100 MiB): no optimizing-compiler code
- * paged in from the node binary, no optimized code or compiler zones. Sparkplug, the baseline compiler, costs no
- * measurable memory and about 20% less CPU per step than the interpreter alone (1.58 against 1.94 cpu-ms per DAG
- * step, 6 reps each; with every compiler on it is ~0.95, at ~101 MB). Not on `nats` or `s3`: their client
- * libraries hash every byte in JavaScript (the NATS Object Store's SHA-256), several times slower without the
- * optimizing compilers. Unlike `--lite-mode`, which implies `--jitless`, WebAssembly stays available (undici's
- * `fetch` needs it). The Dockerfile's entrypoint adds the same. Since small blobs moved to Redis (redis-blob-tier.ts)
- * the store spends ~0.6 cpu-ms per DAG step on these flags, a third of it in GC; without `--optimize-for-size` that
- * third goes (0.29-0.35 against 0.46-0.50 cpu-s per 1,000-item fan-out), but the 1 GiB transfer test then peaks at
- * 100.7 MiB (idle 93.6 just after start) against 90.8 (86.9): over its 100 MiB limit.
+ * only: no optimizing compilers (`--no-opt`, with every service's `--no-maglev`). Its work there is I/O (file
+ * writes, hashing in OpenSSL, sockets, Redis scripts), and it stays smaller: no optimizing-compiler code paged in
+ * from the node binary, no optimized code or compiler zones, so a 1 GiB transfer stays under 100 MiB (83 MiB after
+ * start, 88 at the transfer's peak; with every compiler on ~101 MB idle). Sparkplug, the baseline compiler, costs no
+ * measurable memory and about 20% less CPU than the interpreter alone. It used to add `--optimize-for-size` too,
+ * which kept the store ~7 MB smaller just after start but spent a third of its CPU in GC (0.46-0.50 against
+ * 0.29-0.35 cpu-s per 1,000-item fan-out); the GC every service now runs before it listens (telemetry's
+ * compactAfterStartup) gives the same start. Not on `nats` or `s3`: their client libraries hash every byte in
+ * JavaScript (the NATS Object Store's SHA-256), several times slower without the optimizing compilers. Unlike
+ * `--lite-mode`, which implies `--jitless`, WebAssembly stays available (undici's `fetch` needs it). The
+ * Dockerfile's entrypoint adds the same.
  */
 export const SERVICE_EXTRA_NODE_FLAGS: Readonly<Partial<Record<ServiceName, (env: Readonly<Record<string, string | undefined>>) => readonly string[]>>> = {
-  'artifact-store': (env) => ((env.MUSE_ARTIFACT_BACKEND || 'local') === 'local' ? ['--no-opt', '--optimize-for-size'] : []),
+  'artifact-store': (env) => ((env.MUSE_ARTIFACT_BACKEND || 'local') === 'local' ? ['--no-opt'] : []),
 };
 
 /**

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from './logger.js';
 import { MuseMetrics } from './metrics.js';
-import { MemoryTrimmer, type GcFunction } from './memory-trim.js';
+import { MemoryTrimmer, compactAfterStartup, type GcFunction } from './memory-trim.js';
 
 const MB = 1024 * 1024;
 
@@ -93,5 +93,14 @@ describe('MemoryTrimmer', () => {
     assert.equal(r.trimmed, true);
     assert.ok(r.freedMb > 10, `freed ${r.freedMb} MB`);
     assert.equal(r.count, '1');
+  });
+});
+
+describe('compactAfterStartup', () => {
+  test('runs one synchronous memory-reducing full GC, and nothing without V8 gc', () => {
+    const gcs: unknown[] = [];
+    assert.equal(typeof compactAfterStartup(((o) => void gcs.push(o)) as GcFunction), 'number');
+    assert.deepEqual(gcs, [{ type: 'major', flavor: 'last-resort', execution: 'sync' }]);
+    assert.equal(compactAfterStartup(undefined), 0);
   });
 });

@@ -99,6 +99,20 @@ export class MemoryTrimmer {
   }
 }
 
+/**
+ * One memory-reducing full GC at the end of startup, before the service listens: module loading and set-up leave
+ * garbage V8 would keep until its next collection, so a service starts ~7-10 MB leaner instead of holding it until
+ * its first idle trim (the artifact store starts at ~83 instead of ~94 MiB resident without `--optimize-for-size`).
+ * Bytecode of start-up functions is still fresh then and stays; the trimmer's first trim, one quiet period after
+ * start, flushes it. A no-op without V8's `gc` (`--expose-gc`). @returns how long it blocked, in ms (0 when it did not run)
+ */
+export function compactAfterStartup(gc: GcFunction | undefined = (globalThis as { gc?: GcFunction }).gc): number {
+  if (!gc) return 0;
+  const started = performance.now();
+  gc({ type: 'major', flavor: 'last-resort', execution: 'sync' });
+  return performance.now() - started;
+}
+
 function eventLoopShare(): () => number {
   let last = performance.eventLoopUtilization();
   return () => {

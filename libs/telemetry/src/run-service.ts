@@ -18,7 +18,7 @@ import { ServiceKitModule } from './service-kit.module.js';
 import { startTracing } from './tracing.js';
 import { PinoNestLogger } from './nest-logger.js';
 import { ServiceProfiler } from './service-profiler.js';
-import { MemoryTrimmer } from './memory-trim.js';
+import { MemoryTrimmer, compactAfterStartup } from './memory-trim.js';
 import { restoreIntl } from './defer-intl.js';
 import { lazySchemaController } from './fastify-compilers.js';
 
@@ -93,12 +93,14 @@ export async function runService<S extends z.ZodType>(spec: ServiceSpec<S>): Pro
   );
   await spec.configure?.(app, kit);
   const port = spec.port(config);
+  const compactMs = compactAfterStartup();
   await app.listen(port, c.HOST);
   const address = app.getHttpServer().address();
   const actualPort = typeof address === 'object' && address ? address.port : port;
   const url = `http://${c.HOST}:${actualPort}`;
   // Always printed, whatever LOG_LEVEL says: launchers and tests learn the URL from this line.
   logger.child({}, { level: 'info' }).info({ url }, `muse-${spec.service} listening`);
+  logger.debug({ ms: Math.round(compactMs), rssMb: Math.round(process.memoryUsage().rss / 104857.6) / 10 }, 'start-up garbage collected');
   const trimmer = new MemoryTrimmer({ periodMs: c.MUSE_MEMORY_TRIM_PERIOD_MS, logger, metrics }).start();
   closers.push(() => trimmer.stop());
 
