@@ -9,7 +9,6 @@ import { CommandHandler } from './command.handler.js';
 import { CoordinatorController } from './coordinator.controller.js';
 import { RunViewStore } from './run-view.store.js';
 import { StepTimers, type WatchStep } from './step-timers.js';
-
 import { DeadLetters } from './dead-letters.js';
 import { ConcurrencyGates } from './concurrency-gates.js';
 

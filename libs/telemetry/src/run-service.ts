@@ -100,7 +100,7 @@ export async function runService<S extends z.ZodType>(spec: ServiceSpec<S>): Pro
   const url = `http://${c.HOST}:${actualPort}`;
   // Always printed, whatever LOG_LEVEL says: launchers and tests learn the URL from this line.
   logger.child({}, { level: 'info' }).info({ url }, `muse-${spec.service} listening`);
-  logger.debug({ ms: Math.round(compactMs), rssMb: Math.round(process.memoryUsage().rss / 104857.6) / 10 }, 'start-up garbage collected');
+  logger.debug({ ms: Math.round(compactMs), rssMb: Math.round(process.memoryUsage().rss / 1048576) }, 'start-up garbage collected');
   const trimmer = new MemoryTrimmer({ periodMs: c.MUSE_MEMORY_TRIM_PERIOD_MS, logger, metrics }).start();
   closers.push(() => trimmer.stop());
 
