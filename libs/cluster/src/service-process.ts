@@ -32,7 +32,7 @@ export const SERVICE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2',
  * start, 88 at the transfer's peak; with every compiler on ~101 MB idle). Sparkplug, the baseline compiler, costs no
  * measurable memory and about 20% less CPU than the interpreter alone. It used to add `--optimize-for-size` too,
  * which kept the store ~7 MB smaller just after start but spent a third of its CPU in GC (0.46-0.50 against
- * 0.29-0.35 cpu-s per 1,000-item fan-out); the GC every service now runs before it listens (telemetry's
+ * 0.29-0.35 cpu-s per 1,000-item fan-out); the GC every service now runs as it starts listening (telemetry's
  * compactAfterStartup) gives the same start. Not on `nats` or `s3`: their client libraries hash every byte in
  * JavaScript (the NATS Object Store's SHA-256), several times slower without the optimizing compilers. Unlike
  * `--lite-mode`, which implies `--jitless`, WebAssembly stays available (undici's `fetch` needs it). The

@@ -100,7 +100,7 @@ export class MemoryTrimmer {
 }
 
 /**
- * One memory-reducing full GC at the end of startup, before the service listens: module loading and set-up leave
+ * One memory-reducing full GC at the end of startup, once the service listens and before it says so: module loading and set-up leave
  * garbage V8 would keep until its next collection, so a service starts ~7-10 MB leaner instead of holding it until
  * its first idle trim (the artifact store starts at ~83 instead of ~94 MiB resident without `--optimize-for-size`).
  * Bytecode of start-up functions is still fresh then and stays; the trimmer's first trim, one quiet period after

@@ -93,8 +93,9 @@ export async function runService<S extends z.ZodType>(spec: ServiceSpec<S>): Pro
   );
   await spec.configure?.(app, kit);
   const port = spec.port(config);
-  const compactMs = compactAfterStartup();
   await app.listen(port, c.HOST);
+  // After listening, so that the port a launcher chose is taken as soon as before; before the line it waits for.
+  const compactMs = compactAfterStartup();
   const address = app.getHttpServer().address();
   const actualPort = typeof address === 'object' && address ? address.port : port;
   const url = `http://${c.HOST}:${actualPort}`;
