@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -50,10 +50,11 @@ describe('security: identity, projects, scopes, limits and audit at the gateway'
     throw new Error('audit record not found');
   }
 
+  let jwks: string | undefined;
   before(async () => {
     const { publicKey, privateKey } = await generateKeyPair('ES256');
     jwtPrivate = privateKey;
-    const jwks = join(process.env.TMPDIR ?? '/tmp', `muse-jwks-${process.pid}-${Date.now()}.json`);
+    jwks = join(process.env.TMPDIR ?? '/tmp', `muse-jwks-${process.pid}-${Date.now()}.json`);
     writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] }));
     t = await startTestCluster({
       env: {
@@ -73,6 +74,7 @@ describe('security: identity, projects, scopes, limits and audit at the gateway'
 
   after(async () => {
     await t?.stop();
+    if (jwks) rmSync(jwks, { force: true });
   });
 
   test('missing, malformed, wrong, unknown, revoked and expired credentials all get the same 401', async () => {

@@ -1,6 +1,6 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MuseError } from '@muse/contracts';
@@ -190,6 +190,7 @@ describe('providers configuration', () => {
     const router = buildProviderRouter(cfg, { env: { TEST_OPENAI_KEY: 'sk' } });
     assert.equal(router.chainFor('reviewer').name, 'chain:reviewer');
     assert.equal(router.chainFor('executor').name, 'local');
+    rmSync(dir, { recursive: true, force: true });
   });
 
   test('invalid configurations are MUSE_ERR_PROVIDERS_CONFIG_INVALID with the path', () => {
