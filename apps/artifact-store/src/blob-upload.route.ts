@@ -137,7 +137,12 @@ async function writeNamed(req: FastifyRequest, reply: FastifyReply, deps: BlobUp
     const { item, ...rest } = w;
     // A named write may write a name again in the same attempt: only a retry of the same bytes is a replay.
     const res = await deps.commit({ ...rest, replay: 'content', artifacts: [{ ...item, digest: blob.digest, size: blob.size }] });
-    if (!res.ok) throw MuseError.fromWire(res.error);
+    if (!res.ok) {
+      // The blob was stored a moment ago: "not stored" at the commit means GC collected it in between (its pending
+      // mark outlived by then), which is what COLLECTING says: upload again.
+      if (res.error.code === 'MUSE_ERR_ARTIFACT_NOT_FOUND') throw new MuseError('MUSE_ERR_ARTIFACT_BLOB_COLLECTING', undefined, { details: { digest: blob.digest } });
+      throw MuseError.fromWire(res.error);
+    }
     return reply.code(201).send(res.artifacts[0]);
   } catch (err) {
     return fail(req, reply, deps, err);
