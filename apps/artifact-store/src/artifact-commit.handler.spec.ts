@@ -14,6 +14,7 @@ import { ArtifactRepository } from './artifact.repository.js';
 import { ArtifactStoreMetrics } from './artifact-store.metrics.js';
 import { BlobGc } from './blob-gc.service.js';
 import { BlobStore } from './blob.store.js';
+import { RedisBlobTier } from './redis-blob-tier.js';
 
 describe('ArtifactCommitHandler', () => {
   let redis: Redis;
@@ -125,6 +126,75 @@ describe('ArtifactCommitHandler', () => {
     }
     assert.equal(await blobs.size(`sha256:${createHash('sha256').update(bytes).digest('hex')}`), null);
     assert.equal(await redis.zcard(names.runArtifactsKey('run_bad_inline')), 0);
+  });
+
+  describe('behind the Redis blob tier', () => {
+    let tier: RedisBlobTier;
+    let gc: BlobGc;
+    let tiered: ArtifactCommitHandler;
+    const inline = (bytes: Buffer, name = 'response.md') => ({ name, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, size: bytes.length, mediaType: 'text/plain', content: bytes.toString('base64') });
+    const written = async (dedup: boolean) => (await metrics.blobsWritten.get()).values.find((v) => v.labels.dedup === String(dedup))?.value ?? 0;
+
+    before(() => {
+      tier = new RedisBlobTier(blobs, redis, names, 64);
+      gc = new BlobGc({ redis, names, backend: tier, repo: new ArtifactRepository(redis, names), graceMs: 3_600_000, claimWaitMs: 400 });
+      tiered = new ArtifactCommitHandler({ blobs: tier, repo: new ArtifactRepository(redis, names), metrics, markPending: (d) => gc.markPending(d) });
+    });
+
+    test('small blobs inside the request are written by the commit itself: in Redis, marked pending, counted once; larger ones go to the backend first', async () => {
+      const small = Buffer.from(`small ${randomBytes(8).toString('hex')}\n`);
+      const large = Buffer.from(`large ${randomBytes(64).toString('hex')}\n`);
+      const [newBefore, dedupBefore] = [await written(false), await written(true)];
+      const res = await tiered.handle(req({ runId: 'run_tier', artifacts: [inline(small), inline(large, 'llm-call.json')] }));
+      assert.ok(res.ok, JSON.stringify(res));
+      assert.deepEqual(res.artifacts.map((a) => [a.name, a.size, a.version]), [['response.md', small.length, 1], ['llm-call.json', large.length, 1]]);
+      const [s, l] = [inline(small).digest, inline(large).digest];
+      assert.deepEqual(await redis.hgetBuffer(names.artifactRedisBlobsKey, s), small, 'the small blob is in Redis');
+      assert.notEqual(await redis.zscore(names.artifactRedisBlobTimesKey, s), null, 'with its stored time, for GC');
+      assert.notEqual(await redis.zscore(names.artifactBlobPendingKey, s), null, 'and its pending mark');
+      assert.equal(await blobs.size(s), null, 'not on disk');
+      assert.equal(await redis.hexists(names.artifactRedisBlobsKey, l), 0);
+      assert.equal(await blobs.size(l), large.length, 'the large one is on disk');
+      assert.deepEqual(Buffer.concat(await (await tier.openVerified(s, small.length)).toArray()), small);
+      assert.equal(await redis.hget(names.artifactBlobRefsKey, s), '1');
+      assert.equal(await written(false), newBefore + 2);
+      // The same small bytes again, from another step: one reference more, no second copy.
+      const again = await tiered.handle(req({ runId: 'run_tier', stepId: 'again', artifacts: [inline(small)] }));
+      assert.ok(again.ok);
+      assert.equal(await redis.hget(names.artifactBlobRefsKey, s), '2');
+      assert.equal(await written(true), dedupBefore + 1);
+    });
+
+    test('a stale writer\'s small blob is not written at all', async () => {
+      assert.ok((await tiered.handle(req({ runId: 'run_tier_stale', fencingToken: 5, artifacts: [] }))).ok);
+      const bytes = Buffer.from(`stale ${randomBytes(8).toString('hex')}\n`);
+      const res = await tiered.handle(req({ runId: 'run_tier_stale', fencingToken: 4, artifacts: [inline(bytes)] }));
+      assert.ok(!res.ok);
+      assert.equal(res.error.code, 'MUSE_ERR_ARTIFACT_STALE_TOKEN');
+      assert.equal(await redis.hexists(names.artifactRedisBlobsKey, inline(bytes).digest), 0);
+      assert.equal(await redis.zcard(names.runArtifactsKey('run_tier_stale')), 0);
+    });
+
+    test('a small blob GC is deleting: the commit waits for the claim to end, then commits; a claim that outlasts the wait: MUSE_ERR_ARTIFACT_BLOB_COLLECTING', async () => {
+      const bytes = Buffer.from(`claimed ${randomBytes(8).toString('hex')}\n`);
+      const { digest } = inline(bytes);
+      await redis.zadd(names.artifactBlobDeletingKey, Date.now(), digest);
+      const pending = tiered.handle(req({ runId: 'run_tier_claim', artifacts: [inline(bytes)] }));
+      await new Promise((r) => setTimeout(r, 150));
+      assert.equal(await redis.hexists(names.artifactRedisBlobsKey, digest), 0, 'nothing written while GC holds its claim');
+      await redis.zrem(names.artifactBlobDeletingKey, digest);
+      const res = await pending;
+      assert.ok(res.ok, JSON.stringify(res));
+      assert.deepEqual(await redis.hgetBuffer(names.artifactRedisBlobsKey, digest), bytes);
+
+      const other = Buffer.from(`held ${randomBytes(8).toString('hex')}\n`);
+      await redis.zadd(names.artifactBlobDeletingKey, Date.now(), inline(other).digest);
+      const refused = await tiered.handle(req({ runId: 'run_tier_held', artifacts: [inline(other)] }));
+      assert.ok(!refused.ok);
+      assert.equal(refused.error.code, 'MUSE_ERR_ARTIFACT_BLOB_COLLECTING');
+      assert.equal(await redis.hexists(names.artifactRedisBlobsKey, inline(other).digest), 0);
+      assert.equal(await redis.zcard(names.runArtifactsKey('run_tier_held')), 0);
+    });
   });
 
   test('a blob that is not stored: MUSE_ERR_ARTIFACT_NOT_FOUND, nothing committed', async () => {

@@ -21,7 +21,7 @@ import type { ArtifactRepository } from './artifact.repository.js';
 import type { ArtifactStoreMetrics, CommitOutcome } from './artifact-store.metrics.js';
 
 export interface ArtifactCommitDeps {
-  blobs: Pick<BlobBackend, 'size' | 'put' | 'putBytes'>;
+  blobs: Pick<BlobBackend, 'size' | 'put' | 'putBytes' | 'redisBlobBytes'>;
   /** GC's pending-reference marker (blob-gc.service.ts), set for a blob written from a request's `content`; absent = no GC. */
   markPending?: (digest: string) => Promise<void>;
   repo: Pick<ArtifactRepository, 'commit' | 'highestToken'>;
@@ -60,18 +60,29 @@ export class ArtifactCommitHandler {
 
   private async commit(payload: unknown): Promise<{ outcome: CommitOutcome; response: ArtifactCommitResponse }> {
     const req = parseRequest(payload);
+    // A stale writer hears "stale" rather than anything else: its token is judged before its blobs (the commit's
+    // script checks it again, atomically with its writes).
+    const contents = new Map<string, Buffer>();
+    try {
+      for (const a of req.artifacts) if (a.content !== undefined) contents.set(a.digest, inlineBytes(a.name, a.digest, a.size, a.content));
+    } catch (err) {
+      if ((await this.deps.repo.highestToken(req.runId)) > req.fencingToken) return this.stale(req);
+      throw err;
+    }
+    // Blobs the Redis tier keeps are written by the commit's own script (one round trip in all); the others first.
+    const tierMax = this.deps.blobs.redisBlobBytes ?? 0;
+    const inRedis = (bytes: Buffer) => bytes.length > 0 && bytes.length <= tierMax;
+    const redisBlobs = [...contents].filter(([, bytes]) => inRedis(bytes)).map(([digest, bytes]) => ({ digest, bytes }));
+    const others = [...contents.values()].filter((bytes) => !inRedis(bytes));
 
-    // The token is read while the blobs that came inside the request are written (side by side, so their GC marks
-    // and the read go to Redis as one write, a round trip saved), and judged first, so that a stale writer hears
-    // "stale" rather than anything else; the script checks it again, atomically with its writes. A stale writer's
-    // inline blob is left to GC like any uncommitted upload.
-    const [highest, inline] = await Promise.allSettled([
-      this.deps.repo.highestToken(req.runId),
-      Promise.all(req.artifacts.flatMap((a) => (a.content !== undefined ? [this.writeInline(a.name, a.digest, a.size, a.content)] : []))),
-    ]);
-    if (highest.status === 'rejected') throw highest.reason;
-    if (highest.value > req.fencingToken) return this.stale(req);
-    if (inline.status === 'rejected') throw inline.reason;
+    if (others.length > 0 || req.artifacts.some((a) => a.content === undefined)) {
+      // The token is read while the other blobs are written (side by side, so their GC marks and the read go to
+      // Redis as one write, a round trip saved). A stale writer's blob is left to GC like any uncommitted upload.
+      const [highest, written] = await Promise.allSettled([this.deps.repo.highestToken(req.runId), Promise.all(others.map((bytes) => this.writeInline(bytes)))]);
+      if (highest.status === 'rejected') throw highest.reason;
+      if (highest.value > req.fencingToken) return this.stale(req);
+      if (written.status === 'rejected') throw written.reason;
+    }
 
     // The others must be stored already.
     for (const a of req.artifacts) {
@@ -90,14 +101,22 @@ export class ArtifactCommitHandler {
     }
 
     const ttlMs = req.ttlSeconds !== undefined ? req.ttlSeconds * 1000 : (this.deps.defaultTtlMs ?? 0);
-    const res = await this.deps.repo.commit({ ...req, artifacts: req.artifacts.map(({ content: _bytes, ...meta }) => meta), ttlMs });
+    const input = { ...req, artifacts: req.artifacts.map(({ content: _bytes, ...meta }) => meta), ttlMs, ...(redisBlobs.length > 0 ? { redisBlobs } : {}) };
+    let res = await this.deps.repo.commit(input);
+    // GC is deleting one of the blobs that came along: wait for its claim to end, as an upload does (or hear
+    // MUSE_ERR_ARTIFACT_BLOB_COLLECTING once the wait runs out), then commit again.
+    for (let tries = 0; !res.ok && 'claimed' in res && tries < MAX_CLAIM_WAITS; tries++) {
+      if (!this.deps.markPending) break;
+      await this.deps.markPending(res.digest);
+      res = await this.deps.repo.commit(input);
+    }
     if (!res.ok) {
       if ('conflict' in res) {
         throw new MuseError('MUSE_ERR_ARTIFACT_VERSION_CONFLICT', `artifact "${res.name}" is at version ${res.latest}`, {
           details: { runId: req.runId, name: res.name, latestVersion: res.latest },
         });
       }
-      if ('collecting' in res) {
+      if ('collecting' in res || 'claimed' in res) {
         throw new MuseError('MUSE_ERR_ARTIFACT_BLOB_COLLECTING', `blob ${res.digest} was or is being garbage-collected, or was uploaded longer ago than the GC grace period; upload it again`, { details: { digest: res.digest } });
       }
       return this.stale(req);
@@ -110,23 +129,17 @@ export class ArtifactCommitHandler {
       size: meta.size,
       mediaType: meta.mediaType,
     }));
+    res.stored.forEach((fresh, i) => {
+      this.deps.metrics?.blobsWritten?.inc({ dedup: String(!fresh) });
+      if (fresh) this.deps.metrics?.bytesWritten?.inc(redisBlobs[i]!.bytes.length);
+    });
     const created = res.artifacts.some((a) => a.created);
     this.deps.logger?.debug({ runId: req.runId, stepId: req.stepId, attempt: req.attempt, count: artifacts.length, created }, 'artifacts committed');
     return { outcome: created || artifacts.length === 0 ? 'committed' : 'replayed', response: { ok: true, artifacts } };
   }
 
-  /**
-   * Writes a blob that came inside the request (a small step output: no upload before the commit), as an upload
-   * would: checked against its digest and size, marked pending for GC once the digest is known.
-   */
-  private async writeInline(name: string, digest: string, size: number, content: string): Promise<void> {
-    const bytes = Buffer.from(content, 'base64');
-    const actual = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-    if (actual !== digest || bytes.length !== size) {
-      throw new MuseError('MUSE_ERR_REQUEST_INVALID', `artifact "${name}" says ${digest} (${size} bytes), its content is ${actual} (${bytes.length} bytes)`, {
-        details: { name, digest, size, contentDigest: actual, contentSize: bytes.length },
-      });
-    }
+  /** Writes a blob that came inside the request (checked already) as an upload would: marked pending for GC once its digest is known. */
+  private async writeInline(bytes: Buffer): Promise<void> {
     const hooks = this.deps.markPending ? { onDigest: this.deps.markPending } : {};
     const res = this.deps.blobs.putBytes ? await this.deps.blobs.putBytes(bytes, hooks) : await this.deps.blobs.put(Readable.from([bytes]), hooks);
     this.deps.metrics?.blobsWritten?.inc({ dedup: String(res.dedup) });
@@ -141,6 +154,21 @@ export class ArtifactCommitHandler {
     });
     return { outcome: 'stale', response: { ok: false, error: err.toWire() } };
   }
+}
+
+/** How often a commit waits for a GC claim on a blob that came inside it before it gives up (each wait is `markPending`'s). */
+const MAX_CLAIM_WAITS = 3;
+
+/** The bytes of a blob that came inside a request (a small step output: no upload before the commit), checked against its digest and size. */
+function inlineBytes(name: string, digest: string, size: number, content: string): Buffer {
+  const bytes = Buffer.from(content, 'base64');
+  const actual = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  if (actual !== digest || bytes.length !== size) {
+    throw new MuseError('MUSE_ERR_REQUEST_INVALID', `artifact "${name}" says ${digest} (${size} bytes), its content is ${actual} (${bytes.length} bytes)`, {
+      details: { name, digest, size, contentDigest: actual, contentSize: bytes.length },
+    });
+  }
+  return bytes;
 }
 
 function parseRequest(payload: unknown): ArtifactCommitRequest {

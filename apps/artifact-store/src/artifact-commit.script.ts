@@ -12,17 +12,25 @@
  * KEYS[5]  ZSET of artifact ids scored by expiry time (ms), for retention
  * then, per artifact i (0-based), KEYS[6+3i..8+3i]:
  *          version counter of (run, name), commit key of (run, step, attempt, name), metadata key of the new id
- * last     ZSET of digests uploaded lately (pending marks), scored by upload time (ms)
+ * then     ZSET of digests uploaded lately (pending marks), scored by upload time (ms),
+ *          HASH digest -> bytes of the blobs kept in Redis, ZSET of those digests scored by when they were stored (ms)
+ *          (redis-blob-tier.ts)
  * ARGV[1]  fencing token of the request
  * ARGV[2]  creation time, epoch ms (the ZSET score)
  * ARGV[3]  expiry time, epoch ms (0 = kept forever)
  * ARGV[4]  how long a GC claim holds, ms (an older one is from a GC that died)
  * then, per artifact i, ARGV[5+5i..9+5i]:
  *          new artifact id, metadata JSON up to the version, the rest of the JSON after it, digest, If-Match version (-1 = none)
+ * then, per small blob j that came inside the request (its digest already checked by the caller), a digest and the
+ *          bytes: written to the Redis blob tier in the same script, marked pending as an upload would be (one round
+ *          trip for the whole commit instead of a mark, a write and a commit one after another)
  *
  * Returns `{0, highestToken}` when the token is stale, `{2, i, latest}`
  * when the If-Match of artifact i (0-based) does not hold, `{3, digest}` when GC is deleting a blob,
- * else `{1, created_1, meta_1, created_2, meta_2, ...}` where `created_i` is 1
+ * `{4, digest}` when GC is deleting a blob that came inside the request (nothing was written: the caller waits for
+ * GC's claim to end, as an upload does, and commits again),
+ * else `{1, stored, created_1, meta_1, created_2, meta_2, ...}` where `stored` has a `1` for each blob of the
+ * request that was new to Redis and a `0` for one already there, and `created_i` is 1
  * for a new artifact and 0 when the same (run, step, attempt, name) was
  * committed before, in which case `meta_i` is that first artifact's metadata
  * (a replay is answered as before, without re-checking If-Match).
@@ -41,7 +49,25 @@ if token < highest then
   return {0, highest}
 end
 local now = tonumber(ARGV[2])
-local n = (#KEYS - 6) / 3
+local n = (#KEYS - 8) / 3
+local pendingKey, blobsKey, timesKey = KEYS[6 + 3 * n], KEYS[7 + 3 * n], KEYS[8 + 3 * n]
+local first = 5 + 5 * n
+for j = first, #ARGV, 2 do
+  local claimed = redis.call('ZSCORE', KEYS[4], ARGV[j])
+  if claimed and now - tonumber(claimed) < tonumber(ARGV[4]) then
+    return {4, ARGV[j]}
+  end
+end
+local stored = ''
+for j = first, #ARGV, 2 do
+  redis.call('ZADD', pendingKey, now, ARGV[j])
+  if redis.call('HSETNX', blobsKey, ARGV[j], ARGV[j + 1]) == 1 then
+    redis.call('ZADD', timesKey, now, ARGV[j])
+    stored = stored .. '1'
+  else
+    stored = stored .. '0'
+  end
+end
 for i = 0, n - 1 do
   local versionKey, commitKey = KEYS[6 + 3 * i], KEYS[7 + 3 * i]
   local digest, ifMatch = ARGV[8 + 5 * i], tonumber(ARGV[9 + 5 * i])
@@ -53,7 +79,7 @@ for i = 0, n - 1 do
     -- Live means referenced or marked pending by an upload; GC removes the
     -- pending mark when it claims a blob, so a blob it may have deleted is
     -- never live, whatever the caller saw a moment ago.
-    if tonumber(redis.call('HGET', KEYS[3], digest) or '0') <= 0 and not redis.call('ZSCORE', KEYS[6 + 3 * n], digest) then
+    if tonumber(redis.call('HGET', KEYS[3], digest) or '0') <= 0 and not redis.call('ZSCORE', pendingKey, digest) then
       return {3, digest}
     end
     if ifMatch >= 0 then
@@ -67,7 +93,7 @@ end
 if token > highest then
   redis.call('SET', KEYS[1], ARGV[1])
 end
-local out = {1}
+local out = {1, stored}
 for i = 0, n - 1 do
   local versionKey, commitKey, metaKey = KEYS[6 + 3 * i], KEYS[7 + 3 * i], KEYS[8 + 3 * i]
   local id, head, tail, digest = ARGV[5 + 5 * i], ARGV[6 + 5 * i], ARGV[7 + 5 * i], ARGV[8 + 5 * i]
@@ -92,6 +118,6 @@ end
 return out
 `;
 
-export function evalArtifactCommit(redis: Redis, keys: string[], args: Array<string | number>): Promise<unknown> {
+export function evalArtifactCommit(redis: Redis, keys: string[], args: Array<string | number | Buffer>): Promise<unknown> {
   return evalCached(redis, ARTIFACT_COMMIT_LUA, keys, args);
 }

@@ -145,7 +145,7 @@ describe('ArtifactRepository (fenced commit script, real Redis)', () => {
 
   test('an empty commit still fences', async () => {
     const res = await commit(input({ runId: 'r-empty', fencingToken: 9, artifacts: [] }));
-    assert.deepEqual(res, { ok: true, artifacts: [] });
+    assert.deepEqual(res, { ok: true, artifacts: [], stored: [] });
     assert.equal(await repo.highestToken('r-empty'), 9);
   });
 

@@ -47,13 +47,21 @@ export interface CommitInput {
   ttlMs?: number;
   /** What makes a retried commit a replay (see ArtifactCommitRequestSchema). @default 'attempt' */
   replay?: 'attempt' | 'content';
+  /**
+   * Small blobs that came inside the request, checked against their digests, for the Redis blob tier
+   * (redis-blob-tier.ts): the commit's script writes them, with their pending marks, before it commits.
+   */
+  redisBlobs?: Array<{ digest: string; bytes: Buffer }>;
 }
 
 export type CommitResult =
-  | { ok: true; artifacts: Array<{ meta: ArtifactMeta; created: boolean }> }
+  /** `stored`: per blob of `redisBlobs`, whether it was new to Redis (false: the same bytes were there already). */
+  | { ok: true; artifacts: Array<{ meta: ArtifactMeta; created: boolean }>; stored: boolean[] }
   | { ok: false; stale: true; highestToken: number }
   | { ok: false; conflict: true; name: string; latest: number }
-  | { ok: false; collecting: true; digest: string };
+  | { ok: false; collecting: true; digest: string }
+  /** GC is deleting a blob of `redisBlobs`: nothing was written; commit again once its claim ends (`BlobGc.markPending` waits for that). */
+  | { ok: false; claimed: true; digest: string };
 
 /** A GC claim older than this is from a collector that died mid-delete and no longer holds, in ms. */
 export const GC_CLAIM_HOLD_MS = 60_000;
@@ -105,7 +113,7 @@ export class ArtifactRepository {
       this.names.artifactExpiryKey,
     ];
     const expiresAt = input.ttlMs ? new Date(createdAt.getTime() + input.ttlMs) : undefined;
-    const args: Array<string | number> = [input.fencingToken, createdAt.getTime(), expiresAt?.getTime() ?? 0, GC_CLAIM_HOLD_MS];
+    const args: Array<string | number | Buffer> = [input.fencingToken, createdAt.getTime(), expiresAt?.getTime() ?? 0, GC_CLAIM_HOLD_MS];
     for (const a of input.artifacts) {
       const id = this.newId();
       const { head, tail } = splitAroundVersion({
@@ -134,16 +142,18 @@ export class ArtifactRepository {
       );
       args.push(id, head, tail, a.digest, a.ifMatch ?? -1);
     }
-    keys.push(this.names.artifactBlobPendingKey);
+    keys.push(this.names.artifactBlobPendingKey, this.names.artifactRedisBlobsKey, this.names.artifactRedisBlobTimesKey);
+    for (const b of input.redisBlobs ?? []) args.push(b.digest, b.bytes);
     const reply = (await evalArtifactCommit(this.redis, keys, args)) as Array<number | string>;
     if (reply[0] === 0) return { ok: false, stale: true, highestToken: Number(reply[1]) };
     if (reply[0] === 2) return { ok: false, conflict: true, name: input.artifacts[Number(reply[1])]!.name, latest: Number(reply[2]) };
     if (reply[0] === 3) return { ok: false, collecting: true, digest: String(reply[1]) };
+    if (reply[0] === 4) return { ok: false, claimed: true, digest: String(reply[1]) };
     const artifacts: Array<{ meta: ArtifactMeta; created: boolean }> = [];
-    for (let i = 1; i < reply.length; i += 2) {
+    for (let i = 2; i < reply.length; i += 2) {
       artifacts.push({ created: reply[i] === 1, meta: ArtifactMetaSchema.parse(JSON.parse(String(reply[i + 1]))) });
     }
-    return { ok: true, artifacts };
+    return { ok: true, artifacts, stored: [...String(reply[1])].map((c) => c === '1') };
   }
 
   async get(id: string): Promise<ArtifactMeta | null> {

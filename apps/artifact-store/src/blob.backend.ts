@@ -65,6 +65,11 @@ export interface BlobBackend {
    * ones in Redis): the caller then streams it.
    */
   openFile?(digest: string): Promise<FileHandle | undefined>;
+  /**
+   * Set when blobs of 1 to this many bytes that arrive as bytes (`putBytes`) live in Redis (redis-blob-tier.ts): a
+   * commit may then write such a blob itself, in its own script (artifact-commit.script.ts).
+   */
+  readonly redisBlobBytes?: number;
   /** `put` of bytes already in memory, in fewer steps, where the backend has such a path (`local`); else `put` them. */
   putBytes?(bytes: Uint8Array, hooks?: PutHooks): Promise<PutResult>;
   /** Removes the blob; a missing blob is not an error. */

@@ -10,8 +10,11 @@
  * (`putBytes`: the content a step report carries) goes instead into one Redis
  * hash by digest, with its time in a sorted set for GC, by one script; it is
  * then exactly as durable as the metadata that names it (Redis's own
- * persistence, `appendonly yes` in docker-compose.yml). Streamed uploads and
- * larger blobs go to the backend as before.
+ * persistence, `appendonly yes` in docker-compose.yml). A commit that carries
+ * such a blob writes it the same way inside its own script
+ * (artifact-commit.script.ts), so a step's small outputs cost the store one
+ * round trip to Redis in all. Streamed uploads and larger blobs go to the
+ * backend as before.
  *
  * Reads look in Redis first, then at the backend, so blobs stored before the
  * tier (or under a smaller limit) stay readable; `delete` removes both copies
@@ -38,6 +41,7 @@ const LIST_BATCH = 500;
 
 export class RedisBlobTier implements BlobBackend {
   readonly kind: BlobBackend['kind'];
+  readonly redisBlobBytes: number;
   readonly openFile?: (digest: string) => Promise<FileHandle | undefined>;
   private readonly blobsKey: string;
   private readonly timesKey: string;
@@ -51,6 +55,7 @@ export class RedisBlobTier implements BlobBackend {
     private readonly now: () => number = Date.now,
   ) {
     this.kind = inner.kind;
+    this.redisBlobBytes = maxBytes;
     this.blobsKey = names.artifactRedisBlobsKey;
     this.timesKey = names.artifactRedisBlobTimesKey;
     // A blob kept in Redis is no file: the reader streams it instead (undefined).
