@@ -233,10 +233,11 @@ export class CommandHandler {
         foundLog = true;
         continue;
       }
-      for (const ev of events) {
-        this.appended.inc({ type: ev.type });
-        this.auditTransition(ev);
-      }
+      for (const ev of events) this.appended.inc({ type: ev.type });
+      // Once the effects' first writes are on their way (they are sent as they are made, before this runs).
+      setImmediate(() => {
+        for (const ev of events) this.auditTransition(ev);
+      });
       // The reports queued behind this fold start their commits now, while its effects go out.
       this.precommit(cmd.runId, entry.state, token);
       await this.effects(events, entry.state!);
@@ -352,15 +353,22 @@ export class CommandHandler {
 
   private async effects(events: RunEvent[], state: RunState): Promise<void> {
     const { queues, defaults } = this.deps;
-    // The view goes out beside the other effects (it keeps the newest seq, so its order among them does not matter);
-    // the command is acked only after all of them, the view included.
-    const view = this.deps.views.write(toRunView(state));
-    view.catch(() => undefined); // awaited below; seen there unless an effect failed first
+    // The view goes out beside the other effects (it keeps the newest seq, so its order among them does not matter),
+    // once the first of them are on their way: the next steps' jobs go out first. The command is acked only after all
+    // of them, the view included.
+    let view: Promise<unknown> | undefined;
+    const startView = (): void => {
+      if (view) return;
+      const write = this.deps.views.write(toRunView(state));
+      write.catch(() => undefined); // awaited below; seen there unless an effect failed first
+      view = write;
+    };
     let settle = false;
     // Jobs of steps queued together (a step's dependents, a forEach's next elements) and their watches go out at once:
     // they are independent of each other. Any other effect waits until they are in.
     let queued: Array<Promise<unknown>> = [];
     const flush = async () => {
+      startView();
       if (queued.length === 0) return;
       const batch = queued;
       queued = [];
@@ -376,6 +384,14 @@ export class CommandHandler {
             this.watch(state, ev.data.stepId, ev.data.attempt, built.job.timeoutMs, ev.data.index),
           );
         }
+        continue;
+      }
+      if (ev.type === 'step.completed' || ev.type === 'step.failed' || ev.type === 'step.skipped') {
+        // Nothing here waits: the jobs queued so far need not be in first.
+        const st = state.steps[ev.data.stepId];
+        if (st?.gate || st?.lease) settle = true;
+        // The attempt's job is done with: its first watch need not fire.
+        if (ev.type !== 'step.skipped' && st && st.role !== WORKFLOW_ROLE) this.deps.timers?.forgetWatch?.(stepJobId(state.runId, ev.data.stepId, ev.data.attempt, ev.data.index));
         continue;
       }
       await flush();
@@ -404,11 +420,6 @@ export class CommandHandler {
         await this.cancelChildren(state);
         await this.reportToParent(state);
         settle = true;
-      } else if (ev.type === 'step.completed' || ev.type === 'step.failed' || ev.type === 'step.skipped') {
-        const st = state.steps[ev.data.stepId];
-        if (st?.gate || st?.lease) settle = true;
-        // The attempt's job is done with: its first watch need not fire.
-        if (ev.type !== 'step.skipped' && st && st.role !== WORKFLOW_ROLE) this.deps.timers?.forgetWatch?.(stepJobId(state.runId, ev.data.stepId, ev.data.attempt, ev.data.index));
       }
     }
     await flush();
