@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RunEvent } from '@muse/contracts';
 import { StreamServerMessageSchema, type StreamServerMessage } from '@muse/contracts';
-import { StreamSession, type StreamDeps, type StreamSocket } from './stream-session.js';
+import { StreamSession, sendPerTick, type StreamDeps, type StreamSocket } from './stream-session.js';
 
 class FakeSocket implements StreamSocket {
   sent: StreamServerMessage[] = [];
@@ -180,4 +180,16 @@ test('live step progress of a subscribed run is forwarded (own project only), an
   // "*" streams events only.
   await session.handle(JSON.stringify({ op: 'subscribe', runId: '*' }));
   assert.equal(progress.has('*'), false);
+});
+
+test('frames sent within one tick go out under one cork of the socket, released when the tick ends', async () => {
+  const log: string[] = [];
+  const ws: StreamSocket = { send: (data) => void log.push(data), close: () => undefined, bufferedAmount: 0 };
+  const socket = sendPerTick(ws, { cork: () => void log.push('cork'), uncork: () => void log.push('uncork') });
+  for (let i = 0; i < 3; i++) socket.send(`frame-${i}`);
+  assert.deepEqual(log, ['cork', 'frame-0', 'frame-1', 'frame-2'], 'held until the tick ends');
+  await new Promise((r) => setImmediate(r));
+  socket.send('later');
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(log, ['cork', 'frame-0', 'frame-1', 'frame-2', 'uncork', 'cork', 'later', 'uncork']);
 });

@@ -22,6 +22,32 @@ export interface StreamSocket {
   readonly bufferedAmount: number;
 }
 
+/**
+ * `ws` as a StreamSocket whose frames sent within one tick leave in one write: the connection's socket stays corked
+ * until the tick ends. A client subscribed to `*` then gets the events of a busy moment as a few packets, not one
+ * write (and one wake-up at each end) per event.
+ */
+export function sendPerTick(ws: StreamSocket, socket: { cork(): void; uncork(): void }): StreamSocket {
+  let corked = false;
+  return {
+    send(data) {
+      if (!corked) {
+        corked = true;
+        socket.cork();
+        process.nextTick(() => {
+          corked = false;
+          socket.uncork();
+        });
+      }
+      ws.send(data);
+    },
+    close: (code, reason) => ws.close(code, reason),
+    get bufferedAmount() {
+      return ws.bufferedAmount;
+    },
+  };
+}
+
 export interface StreamDeps {
   /** Whether the run exists and belongs to the project. */
   runVisible(project: string, runId: string): Promise<boolean>;

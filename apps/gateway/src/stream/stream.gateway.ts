@@ -18,7 +18,7 @@ import { PROJECT_HEADER, hasScope, type Caller } from '../caller/caller.js';
 import { BUS, GATEWAY_CONFIG } from '../gateway.tokens.js';
 import { toHttpError } from '../http/http-error.mapper.js';
 import { RunStore } from '../runs/run-store.service.js';
-import { CLOSE_CODES, DEFAULT_STREAM_LIMITS, StreamSession } from './stream-session.js';
+import { CLOSE_CODES, DEFAULT_STREAM_LIMITS, StreamSession, sendPerTick } from './stream-session.js';
 import { STREAM_PATH } from './stream-path.js';
 
 /** How often the server pings each client; one that missed the previous ping is dropped, in ms. */
@@ -108,7 +108,7 @@ export class StreamGateway {
   private onConnection(ws: WebSocket, caller: Caller, req: IncomingMessage): void {
     const { token, project } = handshakeCredentials(req);
     const session = new StreamSession(
-      ws,
+      sendPerTick(ws, req.socket),
       caller,
       {
         // Every subscription re-checks the credential: a key revoked (or expired) since the handshake ends the stream (1008).
