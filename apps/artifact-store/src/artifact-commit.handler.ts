@@ -21,7 +21,7 @@ import type { ArtifactRepository } from './artifact.repository.js';
 import type { ArtifactStoreMetrics, CommitOutcome } from './artifact-store.metrics.js';
 
 export interface ArtifactCommitDeps {
-  blobs: Pick<BlobBackend, 'size' | 'put' | 'putBytes' | 'redisBlobBytes'>;
+  blobs: Pick<BlobBackend, 'size' | 'put' | 'putBytes' | 'keepsInRedis'>;
   /** GC's pending-reference marker (blob-gc.service.ts), set for a blob written from a request's `content`; absent = no GC. */
   markPending?: (digest: string) => Promise<void>;
   repo: Pick<ArtifactRepository, 'commit' | 'highestToken'>;
@@ -70,8 +70,7 @@ export class ArtifactCommitHandler {
       throw err;
     }
     // Blobs the Redis tier keeps are written by the commit's own script (one round trip in all); the others first.
-    const tierMax = this.deps.blobs.redisBlobBytes ?? 0;
-    const inRedis = (bytes: Buffer) => bytes.length > 0 && bytes.length <= tierMax;
+    const inRedis = (bytes: Buffer) => this.deps.blobs.keepsInRedis?.(bytes.length) ?? false;
     const redisBlobs = [...contents].filter(([, bytes]) => inRedis(bytes)).map(([digest, bytes]) => ({ digest, bytes }));
     const others = [...contents.values()].filter((bytes) => !inRedis(bytes));
 

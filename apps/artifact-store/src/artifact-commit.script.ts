@@ -41,8 +41,9 @@
  */
 import type { Redis } from 'ioredis';
 import { evalCached } from '@muse/queues/redis';
+import { PUT_REDIS_BLOB_FN } from './redis-blob-tier.js';
 
-export const ARTIFACT_COMMIT_LUA = `
+export const ARTIFACT_COMMIT_LUA = `${PUT_REDIS_BLOB_FN}
 local token = tonumber(ARGV[1])
 local highest = tonumber(redis.call('GET', KEYS[1]) or '0')
 if token < highest then
@@ -61,12 +62,7 @@ end
 local stored = ''
 for j = first, #ARGV, 2 do
   redis.call('ZADD', pendingKey, now, ARGV[j])
-  if redis.call('HSETNX', blobsKey, ARGV[j], ARGV[j + 1]) == 1 then
-    redis.call('ZADD', timesKey, now, ARGV[j])
-    stored = stored .. '1'
-  else
-    stored = stored .. '0'
-  end
+  stored = stored .. putRedisBlob(blobsKey, timesKey, ARGV[j], ARGV[j + 1], now)
 end
 for i = 0, n - 1 do
   local versionKey, commitKey = KEYS[6 + 3 * i], KEYS[7 + 3 * i]

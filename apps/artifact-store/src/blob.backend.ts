@@ -66,10 +66,10 @@ export interface BlobBackend {
    */
   openFile?(digest: string): Promise<FileHandle | undefined>;
   /**
-   * Set when blobs of 1 to this many bytes that arrive as bytes (`putBytes`) live in Redis (redis-blob-tier.ts): a
-   * commit may then write such a blob itself, in its own script (artifact-commit.script.ts).
+   * Whether a blob of this size that arrives as bytes (`putBytes`) lives in Redis (redis-blob-tier.ts): a commit may
+   * then write such a blob itself, in its own script (artifact-commit.script.ts). Absent = never.
    */
-  readonly redisBlobBytes?: number;
+  keepsInRedis?(size: number): boolean;
   /** `put` of bytes already in memory, in fewer steps, where the backend has such a path (`local`); else `put` them. */
   putBytes?(bytes: Uint8Array, hooks?: PutHooks): Promise<PutResult>;
   /** Removes the blob; a missing blob is not an error. */

@@ -29,11 +29,21 @@ import { evalCached } from '@muse/queues/redis';
 import type { BlobBackend, BlobInfo, PutHooks, PutResult } from './blob.backend.js';
 import { DigestVerifier } from './blob.store.js';
 
+/**
+ * Lua: `putRedisBlob(blobsKey, timesKey, digest, bytes, now)` stores a blob in the tier unless it is there, with its
+ * time for GC; returns 1 when it was new. Shared with the commit script (artifact-commit.script.ts).
+ */
+export const PUT_REDIS_BLOB_FN = `
+local function putRedisBlob(blobsKey, timesKey, digest, bytes, now)
+  if redis.call('HSETNX', blobsKey, digest, bytes) == 0 then return 0 end
+  redis.call('ZADD', timesKey, now, digest)
+  return 1
+end
+`;
+
 /** KEYS: blobs HASH, times ZSET; ARGV: digest, bytes, now. Stores the blob unless it is there; returns 1 when it was (dedup). */
-const PUT_LUA = `
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 1 end
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-return 0
+const PUT_LUA = `${PUT_REDIS_BLOB_FN}
+return 1 - putRedisBlob(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
 `;
 
 /** How many blobs `list` asks Redis for at a time. */
@@ -41,7 +51,6 @@ const LIST_BATCH = 500;
 
 export class RedisBlobTier implements BlobBackend {
   readonly kind: BlobBackend['kind'];
-  readonly redisBlobBytes: number;
   readonly openFile?: (digest: string) => Promise<FileHandle | undefined>;
   private readonly blobsKey: string;
   private readonly timesKey: string;
@@ -55,7 +64,6 @@ export class RedisBlobTier implements BlobBackend {
     private readonly now: () => number = Date.now,
   ) {
     this.kind = inner.kind;
-    this.redisBlobBytes = maxBytes;
     this.blobsKey = names.artifactRedisBlobsKey;
     this.timesKey = names.artifactRedisBlobTimesKey;
     // A blob kept in Redis is no file: the reader streams it instead (undefined).
@@ -65,8 +73,12 @@ export class RedisBlobTier implements BlobBackend {
     }
   }
 
+  keepsInRedis(size: number): boolean {
+    return size > 0 && size <= this.maxBytes;
+  }
+
   async putBytes(bytes: Uint8Array, hooks: PutHooks = {}): Promise<PutResult> {
-    if (bytes.length === 0 || bytes.length > this.maxBytes) {
+    if (!this.keepsInRedis(bytes.length)) {
       return this.inner.putBytes ? this.inner.putBytes(bytes, hooks) : this.inner.put(Readable.from([bytes]), hooks);
     }
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
