@@ -153,7 +153,7 @@ export class GatewayClient {
    */
   async watchRun(id: string, onEvent: (ev: RunEvent) => void, timeoutMs = 0): Promise<RunView> {
     const wsUrl = `${this.baseUrl.replace(/^http/, 'ws')}/v1/stream`;
-    await new Promise<void>((resolve, reject) => {
+    const last = await new Promise<number>((resolve, reject) => {
       // Node's WebSocket (undici) takes handshake headers; a browser would use `?access_token=` instead.
       const ws = new WebSocket(wsUrl, { headers: this.auth() });
       const timer = timeoutMs > 0 ? setTimeout(() => fail(new Error(`run ${id} did not finish within ${timeoutMs} ms`)), timeoutMs) : undefined;
@@ -172,10 +172,24 @@ export class GatewayClient {
         if (msg.event.type === 'run.completed' || msg.event.type === 'run.failed' || msg.event.type === 'run.cancelled') {
           if (timer) clearTimeout(timer);
           ws.close();
-          resolve();
+          resolve(msg.event.seq);
         }
       });
     });
-    return this.getRun(id);
+    return this.viewAtLeast(id, last);
+  }
+
+  /**
+   * The run's view once it has folded event `seq`. The coordinator writes the view just after it appends the events,
+   * so a client that has seen an event can ask for the view a moment before it shows that event; this waits for it
+   * (a few reads, about 3 s at most), then gives the newest view there is.
+   */
+  async viewAtLeast(id: string, seq: number): Promise<RunView> {
+    let view = await this.getRun(id);
+    for (let wait = 5; view.seq < seq && wait <= 1_280; wait *= 2) {
+      await new Promise((r) => setTimeout(r, wait));
+      view = await this.getRun(id);
+    }
+    return view;
   }
 }
