@@ -24,7 +24,8 @@ export interface BenchContext {
   log(line: string): void;
 }
 
-export async function startBench(opts: { quick: boolean; log: (l: string) => void }): Promise<{ ctx: BenchContext; stop(): Promise<void> }> {
+/** `env`: extra environment for every service (a second cluster with tracing on, …). */
+export async function startBench(opts: { quick: boolean; log: (l: string) => void; env?: Record<string, string> }): Promise<{ ctx: BenchContext; stop(): Promise<void> }> {
   const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
   const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
   const namespace = `bench-${randomBytes(4).toString('hex')}`;
@@ -48,6 +49,7 @@ export async function startBench(opts: { quick: boolean; log: (l: string) => voi
       MUSE_RATE_LIMIT_PROJECT_PER_SEC: '1000000',
       MUSE_RATE_LIMIT_AUTH_FAILURES_PER_MIN: '1000000',
       MUSE_AGENT_CONCURRENCY: '25',
+      ...opts.env,
     },
     log: (l) => opts.log(`started ${l}`),
   });

@@ -9,6 +9,7 @@ import { REPO_ROOT } from '@muse/cluster';
 import { settleCluster, startBench, type BenchContext } from './context.js';
 import { printTable, saveJson, type Row } from './report.js';
 import { chain, eventToWebSocket, singleStep } from './scenarios/latency.js';
+import { chainBreakdown } from './scenarios/breakdown.js';
 import { dagThroughput, fanOut } from './scenarios/throughput.js';
 import { acceptRate, readUnderLoad } from './scenarios/api-load.js';
 import { idleRss, redisPerQueuedStep } from './scenarios/resources.js';
@@ -18,6 +19,8 @@ const SCENARIOS: Array<[string, (ctx: BenchContext) => Promise<Row>]> = [
   ['idle-rss', idleRss],
   ['single-step', singleStep],
   ['chain', chain],
+  // On a second cluster with tracing on (started and stopped within the scenario).
+  ['chain-breakdown', chainBreakdown],
   ['dag-throughput', dagThroughput],
   ['fan-out', fanOut],
   ['read-under-load', readUnderLoad],

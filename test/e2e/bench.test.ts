@@ -12,6 +12,10 @@ import { join } from 'node:path';
 import { REPO_ROOT } from '@muse/cluster';
 
 const SCENARIOS = ['idle RSS', 'single-step run', '50-step sequential chain', 'throughput', 'forEach fan-out', 'POST /v1/runs accepted', 'GET /v1/runs/{id}', 'event appended', 'Redis memory per queued step', 'profiling session: cluster CPU it adds'];
+/** Rows that say where time goes rather than meet a target: they carry their figures in `extra`. */
+const DIAGNOSTIC: Record<string, readonly string[]> = {
+  '50-step chain with tracing on': ['add', 'pickup', 'runAndReport', 'beforeCommit', 'toStore', 'store', 'reply', 'foldToNextAdd', 'stepsTraced'],
+};
 
 test('npm run bench -- --quick completes and reports every scenario with its baseline', { timeout: 180_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'muse-bench-'));
@@ -23,7 +27,7 @@ test('npm run bench -- --quick completes and reports every scenario with its bas
     child.stderr.on('data', (d: Buffer) => (text += d.toString()));
     const code = await new Promise<number | null>((r) => child.once('exit', r));
     assert.equal(code, 0, text);
-    const result = JSON.parse(readFileSync(out, 'utf8')) as { quick: boolean; rows: Array<{ scenario: string; muse?: { median: number }; baseline?: { median: number }; note?: string; met?: boolean }> };
+    const result = JSON.parse(readFileSync(out, 'utf8')) as { quick: boolean; rows: Array<{ scenario: string; muse?: { median: number }; baseline?: { median: number }; note?: string; met?: boolean; extra?: Record<string, number> }> };
     assert.equal(result.quick, true);
     for (const name of SCENARIOS) {
       const row = result.rows.find((r) => r.scenario.includes(name));
@@ -34,6 +38,13 @@ test('npm run bench -- --quick completes and reports every scenario with its bas
         assert.ok(Number.isFinite(row.baseline?.median), `${name} has a baseline figure`);
         assert.equal(typeof row.met, 'boolean', `${name} is judged against its target`);
       }
+    }
+    for (const [name, figures] of Object.entries(DIAGNOSTIC)) {
+      const row = result.rows.find((r) => r.scenario.includes(name));
+      assert.ok(row, `a row for "${name}"`);
+      assert.equal(row.note, undefined, `${name}: ${row.note}`);
+      assert.ok(Number.isFinite(row.muse?.median) && Number.isFinite(row.baseline?.median), `${name} has its figure and baseline`);
+      for (const f of figures) assert.ok(Number.isFinite(row.extra?.[f]) && row.extra![f]! >= 0, `${name}: ${f} = ${row.extra?.[f]}`);
     }
     assert.match(text, /\| scenario +\| unit/, 'the table was printed');
   } finally {

@@ -7,8 +7,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { OtlpReceiver, type ReceivedSpan } from '@muse/cluster';
 import { http, startTestCluster, waitForRun, type TestCluster } from '../support/harness.js';
-import { OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.js';
 
 const SERVER = 2;
 const CONSUMER = 5;

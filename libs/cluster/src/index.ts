@@ -6,3 +6,5 @@ export type { ServiceProcessOptions } from './service-process.js';
 export { Cluster } from './cluster.js';
 export type { ClusterOptions } from './cluster.js';
 export { purgeNamespace } from './purge.js';
+export { OtlpReceiver } from './otlp-receiver.js';
+export type { ReceivedSpan } from './otlp-receiver.js';

@@ -1,6 +1,6 @@
 /**
- * An OTLP/HTTP trace receiver on loopback, in the test's own process: what a
- * collector would get from the services. The services' exporter
+ * An OTLP/HTTP trace receiver on loopback, in the caller's own process (a test,
+ * the benchmark): what a collector would get from the services. The services' exporter
  * (`@opentelemetry/exporter-trace-otlp-http`) posts JSON (`ExportTraceServiceRequest`
  * with hex ids) to `<endpoint>/v1/traces`; a protobuf body is refused with 415
  * so a change of exporter shows up as a failing test, not as silence.
