@@ -72,7 +72,10 @@ export async function chainBreakdown(ctx: BenchContext): Promise<Row> {
   const receiver = new OtlpReceiver();
   const endpoint = await receiver.start();
   // A short batch delay: the spans of a run arrive within a second of its end.
-  const traced = await startBench({ quick: ctx.quick, log: ctx.log, env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_BSP_SCHEDULE_DELAY: '200' } });
+  const traced = await startBench({ quick: ctx.quick, log: ctx.log, env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_BSP_SCHEDULE_DELAY: '200' } }).catch(async (err: unknown) => {
+    await receiver.stop();
+    throw err;
+  });
   const stepIds = Array.from({ length }, (_, i) => `s${i}`);
   const perStep: number[] = [];
   const hops: Array<Record<Hop, number>> = [];
