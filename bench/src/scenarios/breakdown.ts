@@ -7,21 +7,19 @@
 import { OtlpReceiver, type ReceivedSpan } from '@muse/cluster';
 import { bullChain } from '../baselines.js';
 import { register, RunWatcher, startBench, submit, type BenchContext } from '../context.js';
+import { CHAIN_DEFINITION, CHAIN_LENGTH } from './latency.js';
 import type { Row } from '../report.js';
 import { percentile, summarize } from '../stats.js';
 
-/** The hops of one step, in order; consecutive ones share a boundary, so they add up to the step's period. */
-export const HOPS = {
-  add: "coordinator's BullMQ add of the step's job",
-  pickup: 'the job waits until a worker takes it',
-  runAndReport: "the worker runs the step and publishes its report; JetStream delivers it to the coordinator",
-  beforeCommit: 'the coordinator takes the run lock and asks the store to commit the outputs',
-  toStore: 'the commit request travels to the store (NATS)',
-  store: 'the store checks and commits the outputs (Redis)',
-  reply: "the store's reply travels back",
-  foldToNextAdd: 'fold, append to the run log, then the next step\'s add starts',
-} as const;
-export type Hop = keyof typeof HOPS;
+/**
+ * The hops of one step, in order; consecutive ones share a boundary, so they add up to the step's period:
+ * the coordinator's BullMQ add of the step's job; the job waiting until a worker takes it; the worker running the step
+ * and publishing its report, until JetStream delivers it to the coordinator; the coordinator taking the run lock and
+ * sending the commit request; the request's way to the store (NATS); the store checking and committing the outputs
+ * (Redis); the reply's way back; fold, append to the run log, until the next step's add starts.
+ */
+export const HOPS = ['add', 'pickup', 'runAndReport', 'beforeCommit', 'toStore', 'store', 'reply', 'foldToNextAdd'] as const;
+export type Hop = (typeof HOPS)[number];
 
 const ms = (from: bigint, to: bigint) => Number(to - from) / 1e6;
 
@@ -36,12 +34,20 @@ export function stepHops(spans: ReceivedSpan[], stepIds: string[]): Array<Record
     if (siblings) siblings.push(s);
     else byParent.set(s.parentSpanId, [s]);
   }
-  const firstOf = (kind: string, step: string) => spans.filter((s) => s.name.startsWith(kind) && s.attributes['muse.step_id'] === step).sort((a, b) => (a.startNanos < b.startNanos ? -1 : 1))[0];
+  // Each step's first add and first attempt (a chain step has one of each unless it was retried).
+  const adds = new Map<string, ReceivedSpan>();
+  const attempts = new Map<string, ReceivedSpan>();
+  for (const s of spans) {
+    const into = s.name.startsWith('muse.step.enqueue') ? adds : s.name.startsWith('muse.step.attempt') ? attempts : undefined;
+    const step = String(s.attributes['muse.step_id']);
+    const seen = into?.get(step);
+    if (into && (!seen || s.startNanos < seen.startNanos)) into.set(step, s);
+  }
   const out: Array<Record<Hop, number>> = [];
   for (let i = 0; i + 1 < stepIds.length; i++) {
-    const add = firstOf('muse.step.enqueue', stepIds[i]!);
-    const attempt = firstOf('muse.step.attempt', stepIds[i]!);
-    const nextAdd = firstOf('muse.step.enqueue', stepIds[i + 1]!);
+    const add = adds.get(stepIds[i]!);
+    const attempt = attempts.get(stepIds[i]!);
+    const nextAdd = adds.get(stepIds[i + 1]!);
     if (!add || !attempt || !nextAdd) continue;
     // The attempt's report: the command under the attempt's span that asked the store to commit.
     let command: ReceivedSpan | undefined;
@@ -68,7 +74,7 @@ export function stepHops(spans: ReceivedSpan[], stepIds: string[]): Array<Record
 }
 
 export async function chainBreakdown(ctx: BenchContext): Promise<Row> {
-  const length = 50;
+  const length = CHAIN_LENGTH;
   const receiver = new OtlpReceiver();
   const endpoint = await receiver.start();
   // A short batch delay: the spans of a run arrive within a second of its end.
@@ -76,17 +82,17 @@ export async function chainBreakdown(ctx: BenchContext): Promise<Row> {
     await receiver.stop();
     throw err;
   });
-  const stepIds = Array.from({ length }, (_, i) => `s${i}`);
+  const stepIds = CHAIN_DEFINITION.steps.map((s) => s.id);
   const perStep: number[] = [];
   const hops: Array<Record<Hop, number>> = [];
   try {
     const t = traced.ctx;
-    await register(t, { name: 'bench-chain', steps: stepIds.map((id, i) => ({ id, agent: 'executor', prompt: `no-op ${id}`, ...(i > 0 ? { needs: [stepIds[i - 1]] } : {}) })) });
+    await register(t, CHAIN_DEFINITION);
     const watcher = await RunWatcher.open(t);
     try {
       for (let rep = 0; rep <= ctx.reps; rep++) {
         const t0 = performance.now();
-        const id = await submit(t, 'bench-chain');
+        const id = await submit(t, CHAIN_DEFINITION.name);
         const took = (await watcher.finished(id, 120_000)) - t0;
         if (rep === 0) continue; // warm-up
         perStep.push(took / length);
@@ -103,7 +109,7 @@ export async function chainBreakdown(ctx: BenchContext): Promise<Row> {
   const expected = ctx.reps * (length - 1);
   if (hops.length < expected / 2) throw new Error(`only ${hops.length} of ${expected} steps had all their spans`);
   const median = (h: Hop) => percentile(hops.map((x) => x[h]), 50);
-  const extra = Object.fromEntries((Object.keys(HOPS) as Hop[]).map((h) => [h, median(h)]));
+  const extra = Object.fromEntries(HOPS.map((h) => [h, median(h)]));
   const base: number[] = [];
   for (let rep = 0; rep < ctx.reps; rep++) base.push(await bullChain(ctx, length));
   const muse = summarize(perStep);
@@ -125,7 +131,7 @@ async function spansOf(receiver: OtlpReceiver, runId: string, length: number): P
   const deadline = Date.now() + 10_000;
   for (;;) {
     const root = receiver.spans.find((s) => s.name === 'muse.run.submit' && s.attributes['muse.run_id'] === runId);
-    const spans = root ? receiver.spans.filter((s) => s.traceId === root.traceId) : [];
+    const spans = root ? [...receiver.trace(root.traceId).values()] : [];
     const attempts = spans.filter((s) => s.name.startsWith('muse.step.attempt')).length;
     if (attempts >= length || Date.now() > deadline) return spans;
     await new Promise((r) => setTimeout(r, 100));

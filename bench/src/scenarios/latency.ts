@@ -49,15 +49,20 @@ export async function singleStep(ctx: BenchContext): Promise<Row> {
   };
 }
 
+/** Length of the chain rows' workflow (`chain`, `chain-breakdown`). */
+export const CHAIN_LENGTH = 50;
+/** The chain rows' workflow: steps `s0` … `s49`, each needing the one before. */
+export const CHAIN_DEFINITION = { name: 'bench-chain', steps: Array.from({ length: CHAIN_LENGTH }, (_, i) => step(`s${i}`, i > 0 ? [`s${i - 1}`] : undefined)) };
+
 export async function chain(ctx: BenchContext): Promise<Row> {
-  const length = 50;
-  await register(ctx, { name: 'bench-chain', steps: Array.from({ length }, (_, i) => step(`s${i}`, i > 0 ? [`s${i - 1}`] : undefined)) });
+  const length = CHAIN_LENGTH;
+  await register(ctx, CHAIN_DEFINITION);
   const watcher = await RunWatcher.open(ctx);
   const per: number[] = [];
   try {
     for (let rep = 0; rep <= ctx.reps; rep++) {
       const t0 = performance.now();
-      const id = await submit(ctx, 'bench-chain');
+      const id = await submit(ctx, CHAIN_DEFINITION.name);
       const ms = (await watcher.finished(id, 120_000)) - t0;
       if (rep > 0) per.push(ms / length);
     }
