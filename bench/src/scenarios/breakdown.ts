@@ -9,7 +9,7 @@ import { bullChain } from '../baselines.js';
 import { register, RunWatcher, startBench, submit, type BenchContext } from '../context.js';
 import { CHAIN_DEFINITION, CHAIN_LENGTH } from './latency.js';
 import type { Row } from '../report.js';
-import { percentile, summarize } from '../stats.js';
+import { summarize } from '../stats.js';
 
 /**
  * The hops of one step, in order; consecutive ones share a boundary, so they add up to the step's period:
@@ -108,14 +108,18 @@ export async function chainBreakdown(ctx: BenchContext): Promise<Row> {
   }
   const expected = ctx.reps * (length - 1);
   if (hops.length < expected / 2) throw new Error(`only ${hops.length} of ${expected} steps had all their spans`);
-  const median = (h: Hop) => percentile(hops.map((x) => x[h]), 50);
-  const extra = Object.fromEntries(HOPS.map((h) => [h, median(h)]));
+  // Means, not medians: the OpenTelemetry SDK stamps a span's start with Date.now() (whole ms) and its end as start plus
+  // a performance.now() duration, so a hop between two spans is its true length give or take a millisecond, and the
+  // median of a sub-ms hop comes out 0 or 1. The rounding averages out over the steps, and the means add up to the
+  // mean step period.
+  const mean = (h: Hop) => hops.reduce((sum, x) => sum + x[h], 0) / hops.length;
+  const extra = Object.fromEntries(HOPS.map((h) => [h, mean(h)]));
   const base: number[] = [];
   for (let rep = 0; rep < ctx.reps; rep++) base.push(await bullChain(ctx, length));
   const muse = summarize(perStep);
   const baseline = summarize(base);
   return {
-    scenario: '50-step chain with tracing on: time per step, and the median of each hop (ms) from the spans',
+    scenario: '50-step chain with tracing on: time per step, and the mean of each hop (ms) from the spans',
     unit: 'ms/step',
     muse,
     extra: { ...extra, stepsTraced: hops.length },
