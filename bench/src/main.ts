@@ -35,8 +35,16 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const outIdx = args.indexOf('--out');
 const out = outIdx >= 0 ? args[outIdx + 1]! : join(REPO_ROOT, 'bench', 'results', `${new Date().toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
-const only = args.includes('--only') ? args[args.indexOf('--only') + 1]!.split(',') : undefined;
+const only = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '').split(',') : undefined;
 const log = (l: string) => process.stderr.write(`bench ${l}\n`);
+
+// A misspelt scenario is refused before any cluster starts, rather than measuring nothing.
+const unknown = only?.filter((name) => !SCENARIOS.some(([s]) => s === name)) ?? [];
+if (unknown.length > 0) {
+  const what = unknown.every((n) => n === '') ? '--only needs a comma-separated list of scenarios' : `unknown scenario ${unknown.filter((n) => n !== '').map((n) => `"${n}"`).join(', ')} in --only`;
+  log(`${what}; the scenarios are ${SCENARIOS.map(([s]) => s).join(', ')}`);
+  process.exit(2);
+}
 
 const rows: Row[] = [];
 const started = Date.now();

@@ -51,3 +51,17 @@ test('npm run bench -- --quick completes and reports every scenario with its bas
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('npm run bench -- --only with an unknown scenario exits 2 naming it and the scenarios there are, before starting anything', { timeout: 30_000 }, async () => {
+  for (const only of [['chain,chian'], []]) {
+    const child = spawn(process.execPath, [join(REPO_ROOT, 'bench/dist/main.js'), '--only', ...only], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (text += d.toString()));
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    assert.equal(code, 2, text);
+    assert.match(text, only.length ? /unknown scenario "chian" in --only/ : /--only needs a comma-separated list of scenarios/);
+    assert.match(text, /the scenarios are idle-rss, single-step, chain, chain-breakdown, .*accept-rate/);
+    assert.doesNotMatch(text, /started /, 'no service was started');
+  }
+});
