@@ -34,6 +34,11 @@ const SCENARIOS: Array<[string, (ctx: BenchContext) => Promise<Row>]> = [
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const outIdx = args.indexOf('--out');
+if (outIdx >= 0 && !args[outIdx + 1]) {
+  // Refused now rather than after the whole run, when the results are saved.
+  process.stderr.write('bench --out needs a file to write the results to\n');
+  process.exit(2);
+}
 const out = outIdx >= 0 ? args[outIdx + 1]! : join(REPO_ROOT, 'bench', 'results', `${new Date().toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
 const only = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '').split(',') : undefined;
 const log = (l: string) => process.stderr.write(`bench ${l}\n`);

@@ -52,16 +52,20 @@ test('npm run bench -- --quick completes and reports every scenario with its bas
   }
 });
 
-test('npm run bench -- --only with an unknown scenario exits 2 naming it and the scenarios there are, before starting anything', { timeout: 30_000 }, async () => {
-  for (const only of [['chain,chian'], []]) {
-    const child = spawn(process.execPath, [join(REPO_ROOT, 'bench/dist/main.js'), '--only', ...only], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+test('npm run bench refuses an unknown scenario in --only, --only without a list and --out without a file: exit 2, before starting anything', { timeout: 30_000 }, async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--only', 'chain,chian'], /unknown scenario "chian" in --only; the scenarios are idle-rss, single-step, chain, chain-breakdown, .*accept-rate/],
+    [['--only'], /--only needs a comma-separated list of scenarios; the scenarios are idle-rss, /],
+    [['--quick', '--out'], /--out needs a file to write the results to/],
+  ];
+  for (const [args, message] of cases) {
+    const child = spawn(process.execPath, [join(REPO_ROOT, 'bench/dist/main.js'), ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '';
     child.stdout.on('data', (d: Buffer) => (text += d.toString()));
     child.stderr.on('data', (d: Buffer) => (text += d.toString()));
     const code = await new Promise<number | null>((r) => child.once('exit', r));
-    assert.equal(code, 2, text);
-    assert.match(text, only.length ? /unknown scenario "chian" in --only/ : /--only needs a comma-separated list of scenarios/);
-    assert.match(text, /the scenarios are idle-rss, single-step, chain, chain-breakdown, .*accept-rate/);
+    assert.equal(code, 2, `${args.join(' ')}: ${text}`);
+    assert.match(text, message);
     assert.doesNotMatch(text, /started /, 'no service was started');
   }
 });
