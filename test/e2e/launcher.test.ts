@@ -8,10 +8,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { probe, purgeNamespace, REPO_ROOT } from '@muse/cluster';
+import { museNames } from '@muse/contracts';
+import { createRedis } from '@muse/queues';
 import { freePort } from '../support/secure-servers.js';
 
 test('muse up: own NATS and Redis, six services, the sample run, a clean stop', { timeout: 180_000 }, async () => {
@@ -64,5 +66,68 @@ test('muse up: own NATS and Redis, six services, the sample run, a clean stop', 
     if (await probe('127.0.0.1', 4222) && await probe('127.0.0.1', 6379)) {
       await purgeNamespace('nats://127.0.0.1:4222', 'redis://127.0.0.1:6379', namespace);
     }
+  }
+});
+
+/** Whether process `pid` still runs (a zombie no longer does: it only waits to be reaped). */
+function alive(pid: number): boolean {
+  const stat = `/proc/${pid}/stat`;
+  if (!existsSync(stat)) return false;
+  try {
+    return readFileSync(stat, 'utf8').split(') ')[1]?.[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+test('a launcher killed with SIGKILL leaves no service running: each stops as on SIGTERM (the worker deregisters)', { timeout: 90_000 }, async () => {
+  const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+  const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const namespace = `t-${randomBytes(5).toString('hex')}`;
+  const dataDir = mkdtempSync(join(tmpdir(), `muse-${namespace}-`));
+  // A launcher like `muse up`'s: the cluster library starts the six services, then the launcher dies without a word.
+  // LOG_LEVEL info: the services write to the dead launcher's pipes as they stop, which must not stop them short.
+  const script = `
+    import { Cluster } from '@muse/cluster';
+    const cluster = await Cluster.start({ namespace: ${JSON.stringify(namespace)}, natsUrl: ${JSON.stringify(NATS_URL)}, redisUrl: ${JSON.stringify(REDIS_URL)},
+      ports: 'random', workers: 1, dataDir: ${JSON.stringify(dataDir)}, env: { LOG_LEVEL: 'info' } });
+    process.stdout.write('pids ' + JSON.stringify(cluster.processes.map((p) => p.pid)) + '\\n');
+    setInterval(() => undefined, 1000);`;
+  const launcher = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  launcher.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  launcher.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const redis = createRedis(REDIS_URL);
+  const agents = museNames(namespace).agentsKey;
+  let pids: number[] = [];
+  try {
+    pids = await new Promise<number[]>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the cluster did not start: ${out}`)), 60_000);
+      launcher.stdout.on('data', () => {
+        const m = /pids (\[[\d,]+\])/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(JSON.parse(m[1]!) as number[]);
+        }
+      });
+      launcher.once('exit', (code) => reject(new Error(`the launcher exited (${code}): ${out}`)));
+    });
+    assert.equal(pids.length, 6, out);
+    // The worker has registered (its first heartbeat) before the launcher goes.
+    for (let i = 0; i < 100 && (await redis.hexists(agents, 'agent-worker-1')) === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await redis.hexists(agents, 'agent-worker-1'), 1, 'the worker registered');
+
+    launcher.kill('SIGKILL');
+    const t0 = Date.now();
+    while (pids.some(alive) && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(pids.filter(alive), [], 'every service stopped once its launcher was gone');
+    // A graceful stop, not a crash: the worker removed its registration (a crashed one stays until it goes stale).
+    assert.equal(await redis.hexists(agents, 'agent-worker-1'), 0, 'the worker deregistered');
+  } finally {
+    if (launcher.exitCode === null && launcher.signalCode === null) launcher.kill('SIGKILL');
+    for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL');
+    await redis.quit();
+    await purgeNamespace(NATS_URL, REDIS_URL, namespace);
+    rmSync(dataDir, { recursive: true, force: true });
   }
 });

@@ -112,9 +112,13 @@ export class ServiceProcess {
     this.child = spawn(process.execPath, [...this.nodeFlags, main], {
       cwd: REPO_ROOT,
       env: this.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // The IPC channel carries no messages: it closes when this process dies, however it dies (a crash, SIGKILL),
+      // and the service then stops as on SIGTERM instead of running on as an orphan (libs/telemetry's runService).
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
     const child = this.child;
+    // The channel does not keep this process alive: its life is the caller's business, as before.
+    child.channel?.unref();
     this.exitPromise = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
     const stderrTail: string[] = [];
     child.stderr!.on('data', (d: Buffer) => {

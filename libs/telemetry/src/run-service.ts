@@ -2,8 +2,9 @@
  * The one way a Muse service starts and stops: parse the config (failing fast
  * with the variable's name), set up logs, metrics and traces, open the
  * service's connections, serve `/health/*` and `/metrics` beside the app's
- * routes, and on SIGTERM or SIGINT stop taking work, let in-flight work finish
- * within the grace period, close connections and exit.
+ * routes, and on SIGTERM or SIGINT (or when the local launcher that started it
+ * dies) stop taking work, let in-flight work finish within the grace period,
+ * close connections and exit.
  */
 import 'reflect-metadata';
 import { Module, type DynamicModule, type Type } from '@nestjs/common';
@@ -124,6 +125,16 @@ export async function runService<S extends z.ZodType>(spec: ServiceSpec<S>): Pro
   };
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.once(sig, () => {
+      void stop().then(() => process.exit(0));
+    });
+  }
+  // Started by a local launcher (libs/cluster's ServiceProcess: `npm start`, `muse up`, the bench) over an IPC
+  // channel: when the launcher dies without stopping it (a crash, SIGKILL), the channel closes, and the service
+  // stops as on SIGTERM rather than running on as an orphan. Under Docker or Kubernetes there is no channel.
+  if (process.channel) {
+    process.channel.unref();
+    process.once('disconnect', () => {
+      logger.warn('the launcher that started this service is gone; shutting down');
       void stop().then(() => process.exit(0));
     });
   }
