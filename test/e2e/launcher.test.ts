@@ -131,3 +131,34 @@ test('a launcher killed with SIGKILL leaves no service running: each stops as on
     rmSync(dataDir, { recursive: true, force: true });
   }
 });
+
+test('a launcher gone while its service is still starting leaves nothing running: the service stops once started', { timeout: 60_000 }, async () => {
+  const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+  const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const namespace = `t-${randomBytes(5).toString('hex')}`;
+  const dataDir = mkdtempSync(join(tmpdir(), `muse-${namespace}-`));
+  const env = { NATS_URL, REDIS_URL, MUSE_NAMESPACE: namespace, MUSE_ARTIFACT_DIR: join(dataDir, 'artifacts'), ARTIFACT_STORE_PORT: '0', LOG_LEVEL: 'info' };
+  // The launcher spawns the store and exits at once: the channel closes long before the store listens.
+  const script = `
+    import { ServiceProcess } from '@muse/cluster';
+    const p = new ServiceProcess({ service: 'artifact-store', env: ${JSON.stringify(env)} });
+    void p.start().catch(() => undefined);
+    process.stdout.write('pid ' + p.pid + '\\n');
+    process.exit(0);`;
+  const launcher = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  launcher.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  launcher.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  await new Promise((r) => launcher.once('exit', r));
+  const pid = Number(/pid (\d+)/.exec(out)?.[1]);
+  try {
+    assert.ok(pid > 0, out);
+    const t0 = Date.now();
+    while (alive(pid) && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(alive(pid), false, 'the store stopped once it had started and found its launcher gone');
+  } finally {
+    if (pid > 0 && alive(pid)) process.kill(pid, 'SIGKILL');
+    await purgeNamespace(NATS_URL, REDIS_URL, namespace);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});

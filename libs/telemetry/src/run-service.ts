@@ -131,12 +131,17 @@ export async function runService<S extends z.ZodType>(spec: ServiceSpec<S>): Pro
   // Started by a local launcher (libs/cluster's ServiceProcess: `npm start`, `muse up`, the bench) over an IPC
   // channel: when the launcher dies without stopping it (a crash, SIGKILL), the channel closes, and the service
   // stops as on SIGTERM rather than running on as an orphan. Under Docker or Kubernetes there is no channel.
-  if (process.channel) {
-    process.channel.unref();
-    process.once('disconnect', () => {
+  // `process.send` exists exactly when the process was spawned with one, even once it has closed (`process.channel`
+  // is then null).
+  if (typeof process.send === 'function') {
+    process.channel?.unref();
+    const launcherGone = (): void => {
       logger.warn('the launcher that started this service is gone; shutting down');
       void stop().then(() => process.exit(0));
-    });
+    };
+    // It may have gone while this service was starting, before anything listened for it.
+    if (process.connected) process.once('disconnect', launcherGone);
+    else launcherGone();
   }
   return { app, url, stop };
 }
