@@ -69,6 +69,10 @@ test('muse up: own NATS and Redis, six services, the sample run, a clean stop', 
   }
 });
 
+/** The shared NATS and Redis, for the tests of a launcher that dies (the first test starts its own). */
+const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
 /** Whether process `pid` still runs (a zombie no longer does: it only waits to be reaped). */
 function alive(pid: number): boolean {
   const stat = `/proc/${pid}/stat`;
@@ -81,8 +85,6 @@ function alive(pid: number): boolean {
 }
 
 test('a launcher killed with SIGKILL leaves no service running: each stops as on SIGTERM (the worker deregisters)', { timeout: 90_000 }, async () => {
-  const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
-  const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
   const namespace = `t-${randomBytes(5).toString('hex')}`;
   const dataDir = mkdtempSync(join(tmpdir(), `muse-${namespace}-`));
   // A launcher like `muse up`'s: the cluster library starts the six services, then the launcher dies without a word.
@@ -133,8 +135,6 @@ test('a launcher killed with SIGKILL leaves no service running: each stops as on
 });
 
 test('a launcher gone while its service is still starting leaves nothing running: the service stops once started', { timeout: 60_000 }, async () => {
-  const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
-  const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
   const namespace = `t-${randomBytes(5).toString('hex')}`;
   const dataDir = mkdtempSync(join(tmpdir(), `muse-${namespace}-`));
   const env = { NATS_URL, REDIS_URL, MUSE_NAMESPACE: namespace, MUSE_ARTIFACT_DIR: join(dataDir, 'artifacts'), ARTIFACT_STORE_PORT: '0', LOG_LEVEL: 'info' };
