@@ -8,12 +8,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { probe, purgeNamespace, REPO_ROOT } from '@muse/cluster';
 import { museNames } from '@muse/contracts';
 import { createRedis } from '@muse/queues';
+import { NATS_URL, processAlive as alive, REDIS_URL } from '../support/harness.js';
 import { freePort } from '../support/secure-servers.js';
 
 test('muse up: own NATS and Redis, six services, the sample run, a clean stop', { timeout: 180_000 }, async () => {
@@ -68,21 +69,6 @@ test('muse up: own NATS and Redis, six services, the sample run, a clean stop', 
     }
   }
 });
-
-/** The shared NATS and Redis, for the tests of a launcher that dies (the first test starts its own). */
-const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-/** Whether process `pid` still runs (a zombie no longer does: it only waits to be reaped). */
-function alive(pid: number): boolean {
-  const stat = `/proc/${pid}/stat`;
-  if (!existsSync(stat)) return false;
-  try {
-    return readFileSync(stat, 'utf8').split(') ')[1]?.[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 test('a launcher killed with SIGKILL leaves no service running: each stops as on SIGTERM (the worker deregisters)', { timeout: 90_000 }, async () => {
   const namespace = `t-${randomBytes(5).toString('hex')}`;

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { museNames, type RunEvent, type RunView } from '@muse/contracts';
 import { createRedis, StepQueues } from '@muse/queues';
-import { http, REDIS_URL, startTestCluster, waitForRun, type TestCluster } from '../support/harness.js';
+import { http, processAlive as isAlive, REDIS_URL, startTestCluster, waitForRun, type TestCluster } from '../support/harness.js';
 
 const STEP_MS = 200;
 const HORIZON_MS = 60_000;
@@ -159,12 +159,3 @@ test('figures: threshold -> first job on a new worker; worker-seconds of a 500-s
   );
   assert.ok(policy.total < fixed.total, 'the policy used fewer worker-seconds');
 });
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -17,7 +17,7 @@ import { REPO_ROOT } from '@muse/cluster';
 import { museNames, type PoolList, type RunEvent, type RunView, type ScalerDecisionEvent } from '@muse/contracts';
 import { JetStreamBus } from '@muse/messaging';
 import { createRedis, StepQueues } from '@muse/queues';
-import { http, NATS_URL, REDIS_URL, startTestCluster, waitForRun, type TestCluster } from '../support/harness.js';
+import { http, NATS_URL, processAlive as alive, REDIS_URL, startTestCluster, waitForRun, type TestCluster } from '../support/harness.js';
 
 const POOLS_TOML = `
 [orchestration.scaling.defaults]
@@ -292,12 +292,3 @@ describe('scaler: agent pools that grow and shrink with the work', { timeout: 30
     assert.ok(later.length > 0 && later.every((d) => d.term > termBefore && d.leader === next.leader), JSON.stringify(later.map((d) => [d.leader, d.term])));
   });
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -3,7 +3,7 @@
  * real NATS and Redis, under a namespace of its own, removed afterwards.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, purgeNamespace, type ClusterOptions } from '@muse/cluster';
@@ -11,6 +11,17 @@ import type { RunEvent, RunView } from '@muse/contracts';
 
 export const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** Whether process `pid` still runs (a zombie no longer does: it only waits to be reaped). */
+export function processAlive(pid: number): boolean {
+  const stat = `/proc/${pid}/stat`;
+  if (!existsSync(stat)) return false;
+  try {
+    return readFileSync(stat, 'utf8').split(') ')[1]?.[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
 
 export interface TestCluster {
   cluster: Cluster;
