@@ -108,10 +108,8 @@ export async function chainBreakdown(ctx: BenchContext): Promise<Row> {
   }
   const expected = ctx.reps * (length - 1);
   if (hops.length < expected / 2) throw new Error(`only ${hops.length} of ${expected} steps had all their spans`);
-  // Means, not medians: the OpenTelemetry SDK stamps a span's start with Date.now() (whole ms) and its end as start plus
-  // a performance.now() duration, so a hop between two spans is its true length give or take a millisecond, and the
-  // median of a sub-ms hop comes out 0 or 1. The rounding averages out over the steps, and the means add up to the
-  // mean step period.
+  // Means, not medians: the means of the hops add up to the mean step period. (The spans' times are finer than a
+  // millisecond, see `spanClock` in @muse/telemetry, so even a hop of a tenth of a millisecond is measured, not rounded.)
   const mean = (h: Hop) => hops.reduce((sum, x) => sum + x[h], 0) / hops.length;
   const extra = Object.fromEntries(HOPS.map((h) => [h, mean(h)]));
   const base: number[] = [];

@@ -9,7 +9,7 @@
  * consumed by a durable consumer shared by every coordinator replica).
  */
 import { connect, credsAuthenticator, headers as natsHeaders, nkeyAuthenticator, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace, type Context } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, context, propagation, trace, type Context } from '@opentelemetry/api';
 import { readFileSync } from 'node:fs';
 import {
   AckPolicy,
@@ -40,6 +40,7 @@ import {
   type RunEvent,
   type ScalerDecisionEvent,
 } from '@muse/contracts';
+import { withSpan } from '@muse/telemetry';
 import { decodeJson, encodeJson } from './codec.js';
 import { WrongLastSequenceError } from './errors.js';
 import { RunEventFeed } from './run-event-feed.js';
@@ -694,14 +695,5 @@ function extractHeaders(h: MsgHdrs): Context {
 /** `fn` in a span under `parent`; the bus never starts a trace, so without a parent span it just runs `fn`. */
 async function traced<T>(name: string, kind: SpanKind, parent: Context, attributes: Record<string, string | number>, fn: () => Promise<T>): Promise<T> {
   if (!trace.getSpanContext(parent)) return fn();
-  return trace.getTracer('muse').startActiveSpan(name, { kind, attributes }, parent, async (span) => {
-    try {
-      return await fn();
-    } catch (err) {
-      span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
-      throw err;
-    } finally {
-      span.end();
-    }
-  });
+  return withSpan(name, { kind, parent, attributes }, fn);
 }

@@ -14,7 +14,6 @@
  * - Any provider error moves on to the next provider (a model missing at a
  *   local Ollama is no reason not to ask Claude); the caller's abort does not.
  */
-import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import {
   BrokenCircuitError,
   CircuitState,
@@ -30,6 +29,7 @@ import {
   type RetryPolicy,
 } from 'cockatiel';
 import { MuseError } from '@muse/contracts';
+import { SpanKind, withSpan } from '@muse/telemetry';
 import type { CompletionRequest, CompletionResult, ModelProvider, ProviderFallback } from './provider.js';
 import { toProviderError } from './provider-errors.js';
 
@@ -144,21 +144,13 @@ export class GuardedProvider {
 
 /**
  * One call to one provider as a client span (`muse.provider.call <name>`), a child of the step attempt's span.
- * `@opentelemetry/api` alone: a no-op until a service starts the SDK.
+ * A no-op until a service starts the OpenTelemetry SDK.
  */
 async function traceCall<T extends CompletionResult>(name: string, req: CompletionRequest, fn: () => Promise<T>): Promise<T> {
-  return trace.getTracer('muse').startActiveSpan(`muse.provider.call ${name}`, { kind: SpanKind.CLIENT, attributes: { 'muse.provider': name, 'gen_ai.request.model': req.model } }, async (span) => {
-    try {
-      const res = await fn();
-      span.setAttributes({ 'gen_ai.usage.input_tokens': res.usage.inputTokens, 'gen_ai.usage.output_tokens': res.usage.outputTokens });
-      return res;
-    } catch (err) {
-      if (err instanceof MuseError) span.setAttribute('muse.error.code', err.code);
-      span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
-      throw err;
-    } finally {
-      span.end();
-    }
+  return withSpan(`muse.provider.call ${name}`, { kind: SpanKind.CLIENT, attributes: { 'muse.provider': name, 'gen_ai.request.model': req.model } }, async (span) => {
+    const res = await fn();
+    span.setAttributes({ 'gen_ai.usage.input_tokens': res.usage.inputTokens, 'gen_ai.usage.output_tokens': res.usage.outputTokens });
+    return res;
   });
 }
 

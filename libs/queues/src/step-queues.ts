@@ -7,6 +7,7 @@ import { Queue, Worker, type Job, type Processor } from './bullmq.js';
 import type { Redis } from 'ioredis';
 import { ROOT_CONTEXT, SpanKind, context, propagation, trace } from '@opentelemetry/api';
 import { AGENT_QUEUE_SEPARATOR, queueRole, stepJobId, type MuseNames, type StepJob } from '@muse/contracts';
+import { spanClock } from '@muse/telemetry';
 import type { AgentDispatcher } from './agent-dispatcher.js';
 
 export interface StepJobOptions {
@@ -58,6 +59,7 @@ export class StepQueues {
     // Never a trace of its own: a job of a run without a trace (tracing off when it was submitted) gets no span.
     const span = trace.getSpanContext(parent) ? trace.getTracer('muse').startSpan(`muse.step.enqueue ${job.role}`, {
       kind: SpanKind.PRODUCER,
+      startTime: spanClock(),
       attributes: { 'muse.run_id': job.runId, 'muse.step_id': job.stepId, 'muse.attempt': job.attempt, 'muse.role': job.role },
     }, parent) : undefined;
     if (span) {
@@ -77,7 +79,7 @@ export class StepQueues {
       delay: opts.delayMs,
       removeOnComplete: { age: KEEP_FINISHED_S },
       removeOnFail: { age: KEEP_FINISHED_S },
-    }).finally(() => span?.end());
+    }).finally(() => span?.end(spanClock()));
     // Again after the add: an agent that forgot this (empty) queue between the dispatcher's choice and the add
     // must find it again (see forgetAgentQueue).
     if (target.includes(AGENT_QUEUE_SEPARATOR)) await this.connection.sadd(this.names.dispatchQueuesKey(job.role), target);

@@ -19,6 +19,7 @@ export {
   headerCarrierSetter,
   injectContext,
   traceIdOf,
+  spanClock,
   traceparentOf,
   withSpan,
 } from './trace-context.js';

@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { context, propagation, trace } from '@opentelemetry/api';
 import { core, node, tracing } from '@opentelemetry/sdk-node';
+import type { HrTime } from '@opentelemetry/api';
 import { contextFromTraceparent, injectContext, traceIdOf, traceparentOf, withSpan } from './trace-context.js';
 
 describe('trace context without an SDK (tracing off)', () => {
@@ -45,5 +46,25 @@ describe('trace context with the SDK (in-memory exporter)', () => {
     assert.equal(attempt!.parentSpanContext?.spanId, submit!.spanContext().spanId);
     assert.equal(attempt!.status.code, 2);
     assert.equal(attempt!.attributes['muse.error.code'], 'MUSE_ERR_X');
+  });
+
+  test('span times are finer than a millisecond: spans run one after another never overlap, an exception falls inside its span', async () => {
+    exporter.reset();
+    // Back to back, each much shorter than a millisecond: at Date.now() resolution (the SDK's default start) most of
+    // them would start before the one before them ended.
+    for (let i = 0; i < 50; i++) await withSpan(`seq ${i}`, {}, async () => undefined);
+    await withSpan('fails', {}, async () => {
+      throw new Error('boom');
+    }).catch(() => undefined);
+    const ms = (t: HrTime) => t[0] * 1e3 + t[1] / 1e6;
+    const spans = exporter.getFinishedSpans();
+    const seq = Array.from({ length: 50 }, (_, i) => spans.find((s) => s.name === `seq ${i}`)!);
+    for (let i = 1; i < seq.length; i++) {
+      assert.ok(ms(seq[i]!.startTime) >= ms(seq[i - 1]!.endTime), `seq ${i} starts at ${ms(seq[i]!.startTime)}, after seq ${i - 1} ended at ${ms(seq[i - 1]!.endTime)}`);
+    }
+    assert.ok(seq.some((s) => s.startTime[1] % 1e6 !== 0), 'some start has a sub-millisecond part');
+    const fails = spans.find((s) => s.name === 'fails')!;
+    const thrown = fails.events.find((e) => e.name === 'exception')!;
+    assert.ok(ms(fails.startTime) <= ms(thrown.time) && ms(thrown.time) <= ms(fails.endTime), 'the exception is recorded within its span');
   });
 });

@@ -98,23 +98,34 @@ export interface SpanOptions {
  */
 export async function withSpan<T>(name: string, opts: SpanOptions, fn: (span: Span) => Promise<T>): Promise<T> {
   const tracer = trace.getTracer(TRACER_NAME);
-  return tracer.startActiveSpan(name, { kind: opts.kind ?? SpanKind.INTERNAL, ...(opts.attributes ? { attributes: opts.attributes } : {}) }, opts.parent ?? context.active(), async (span) => {
+  const options = { kind: opts.kind ?? SpanKind.INTERNAL, startTime: spanClock(), ...(opts.attributes ? { attributes: opts.attributes } : {}) };
+  return tracer.startActiveSpan(name, options, opts.parent ?? context.active(), async (span) => {
     try {
       return await fn(span);
     } catch (err) {
       failSpan(span, err);
       throw err;
     } finally {
-      span.end();
+      span.end(spanClock());
     }
   });
+}
+
+/**
+ * Now, in milliseconds since the epoch to a fraction of a microsecond: the start and end time Muse gives its spans.
+ * The SDK's own default starts a span at `Date.now()`, whole milliseconds, so two spans of different services less
+ * than a millisecond apart (a NATS request and the reply it serves) could show in the wrong order. A span given its
+ * start must be given its end too: the SDK then ends it at `Date.now()` again.
+ */
+export function spanClock(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 /** Marks `span` failed with `err` (its `code`, when it has one, as `muse.error.code`). */
 export function failSpan(span: Span, err: unknown): void {
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code === 'string') span.setAttribute('muse.error.code', code);
-  span.recordException(err instanceof Error ? err : String(err));
+  span.recordException(err instanceof Error ? err : String(err), spanClock());
   span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
 }
 
