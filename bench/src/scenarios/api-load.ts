@@ -87,14 +87,15 @@ interface ReadLoad {
 }
 
 /**
- * `reps` loads (after one warm-up, none with --quick) of GETs of `url` at 2,000 req/s over 20 connections (spreadLoad): p99s, rates
+ * `reps` loads (after one warm-up; one load and no warm-up with --quick) of GETs of `url` at 2,000 req/s over 20 connections (spreadLoad): p99s, rates
  * reached and, with `burst`, the p99 of the same rate in autocannon's per-second bursts.
  */
 async function readLoad(ctx: BenchContext, url: string, headers: Record<string, string>, opts: { cpuMs?: () => number; burst?: boolean } = {}): Promise<ReadLoad> {
   const out: ReadLoad = { p99s: [], rates: [], cpuMsPerRequest: [], burstP99s: [] };
   const durationS = ctx.quick ? 1 : 4;
-  // No warm-up with --quick (its figures are not judged; it keeps to its minute).
-  for (let rep = ctx.quick ? 1 : 0; rep <= ctx.reps; rep++) {
+  // No warm-up and one load with --quick (its figures are not judged; it keeps to its minute).
+  const reps = ctx.quick ? 1 : ctx.reps;
+  for (let rep = ctx.quick ? 1 : 0; rep <= reps; rep++) {
     const cpu0 = opts.cpuMs?.() ?? 0;
     const res = await spreadLoad(url, headers, durationS);
     const cpuMs = (opts.cpuMs?.() ?? 0) - cpu0;

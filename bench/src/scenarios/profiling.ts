@@ -197,7 +197,7 @@ export async function profilingOverhead(ctx: BenchContext): Promise<Row> {
   // With V8's CPU profiler (`cpuProfile: true`, opt-in): reported beside it.
   const cpu = await paired(ctx, runs, ctx.quick ? 1 : 4, true);
   // The session's own CPU, on the quiet cluster, as a share of the cluster's CPU per second under the workload.
-  const idle = await idleSessionCpuMsPerSec(ctx, ctx.quick ? 1 : 6, ctx.quick ? 1_000 : 5_000);
+  const idle = await idleSessionCpuMsPerSec(ctx, ctx.quick ? 1 : 6, ctx.quick ? 500 : 5_000);
   const added = summarize(idle.added);
   const workload = summarize(plain.off.map((x) => x.cpuMsPerStep * x.rate));
   const ratio = Math.max(0, added.median) / workload.median;
