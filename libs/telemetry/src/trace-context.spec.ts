@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { context, propagation, trace } from '@opentelemetry/api';
-import { core, node, tracing } from '@opentelemetry/sdk-node';
+import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-node';
 import type { HrTime } from '@opentelemetry/api';
 import { contextFromTraceparent, injectContext, traceIdOf, traceparentOf, withSpan } from './trace-context.js';
 
@@ -18,9 +18,9 @@ describe('trace context without an SDK (tracing off)', () => {
 });
 
 describe('trace context with the SDK (in-memory exporter)', () => {
-  const exporter = new tracing.InMemorySpanExporter();
-  const provider = new node.NodeTracerProvider({ spanProcessors: [new tracing.SimpleSpanProcessor(exporter)] });
-  before(() => provider.register({ propagator: new core.W3CTraceContextPropagator() }));
+  const exporter = new InMemorySpanExporter();
+  const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  before(() => provider.register()); // W3C trace context (and baggage), as startTracing registers it
   after(async () => {
     await provider.shutdown();
     trace.disable();
