@@ -61,8 +61,8 @@ async function measure(ctx: BenchContext, runs: number): Promise<{ rate: number;
   }
 }
 
-/** The pause before every measured window, with or without a session. */
-const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 1_000));
+/** The pause before every measured window, with or without a session (shorter with --quick, which keeps to its minute). */
+const settle = (ctx: BenchContext): Promise<void> => new Promise((r) => setTimeout(r, ctx.quick ? 250 : 1_000));
 
 /**
  * `pairs` measurements without and with the thing measured, in ABBA order (off-on, on-off, …): a machine that
@@ -93,7 +93,7 @@ async function inClusterSession<T>(ctx: BenchContext, cpuProfile: boolean, measu
   const started = await ctx.api<{ id: string }>('POST', '/v1/profiling/sessions', { maxSeconds: 600, cpuProfile });
   if (started.status !== 201) throw new Error(`profiling session refused (${started.status}): ${JSON.stringify(started.body)}`);
   const startMs = performance.now() - t;
-  await settle();
+  await settle(ctx);
   const value = await measured();
   t = performance.now();
   const report = await ctx.api<{ services: unknown[] }>('DELETE', `/v1/profiling/sessions/${started.body.id}`);
@@ -147,7 +147,7 @@ async function idleSessionCpuMsPerSec(ctx: BenchContext, pairs: number, windowMs
   const { off, on } = await abba(
     pairs,
     async () => {
-      await settle(); // the same pause as before a measured session
+      await settle(ctx); // the same pause as before a measured session
       return window();
     },
     async () => (await inClusterSession(ctx, false, window)).value,
@@ -169,7 +169,7 @@ async function paired(ctx: BenchContext, runs: number, reps: number, cpuProfile:
   const { off, on } = await abba<Sample>(
     reps,
     async () => {
-      await settle(); // the same pause as before a measured session
+      await settle(ctx); // the same pause as before a measured session
       return measure(ctx, runs);
     },
     async () => {

@@ -40,8 +40,9 @@ export async function idleRss(ctx: BenchContext): Promise<Row> {
   if (!ctx.quick) await new Promise((r) => setTimeout(r, 5_000));
   const youngest = Math.min(...ctx.cluster.processes.filter((p) => p.pid).map((p) => ageSeconds(p.pid!)));
   if (youngest < settledS) await new Promise((r) => setTimeout(r, (settledS - youngest) * 1_000));
-  // Only the processes not yet seen trimming are asked again.
-  let untrimmed = ctx.cluster.processes.filter((p) => p.pid);
+  // Only the processes not yet seen trimming are asked again. --quick samples at once (it keeps to its minute; its
+  // figures are not judged).
+  let untrimmed = ctx.quick ? [] : ctx.cluster.processes.filter((p) => p.pid);
   for (const t0 = Date.now(); ; await new Promise((r) => setTimeout(r, 500))) {
     const trims = await Promise.all(untrimmed.map((p) => trimsOf(p.url)));
     untrimmed = untrimmed.filter((_, i) => trims[i] === 0);
@@ -50,17 +51,17 @@ export async function idleRss(ctx: BenchContext): Promise<Row> {
   if (untrimmed.length > 0) ctx.log(`idle RSS: no idle trim within 30 s in ${untrimmed.map((p) => p.instance).join(', ')} (sampled as it is)`);
   const series: Record<string, number[]> = {};
   for (let i = 0; i < samples; i++) {
-    if (i > 0) await new Promise((r) => setTimeout(r, 1_000));
+    if (i > 0) await new Promise((r) => setTimeout(r, ctx.quick ? 500 : 1_000));
     for (const p of ctx.cluster.processes) if (p.pid) (series[p.instance] ??= []).push(rssMb(p.pid));
   }
   const per = Object.fromEntries(Object.entries(series).map(([k, v]) => [k, summarize(v)]));
   // The floor: a bare Node process of the same version serving HTTP.
   const bare = spawn(process.execPath, ['-e', "require('node:http').createServer((q,s)=>s.end()).listen(0);setInterval(()=>{},1000)"], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 1_000));
+  await new Promise((r) => setTimeout(r, ctx.quick ? 500 : 1_000));
   const bareMb = rssMb(bare.pid!);
   bare.kill();
   const muse = summarize(Object.values(per).map((s) => s.median));
-  ctx.log(`idle RSS by process, median of ${samples} samples 1 s apart (min-max) in MB: ${Object.entries(per).map(([k, v]) => `${k}=${v.median.toFixed(1)} (${v.min.toFixed(1)}-${v.max.toFixed(1)})`).join(' ')}`);
+  ctx.log(`idle RSS by process, median of ${samples} samples ${ctx.quick ? 0.5 : 1} s apart (min-max) in MB: ${Object.entries(per).map(([k, v]) => `${k}=${v.median.toFixed(1)} (${v.min.toFixed(1)}-${v.max.toFixed(1)})`).join(' ')}`);
   return {
     scenario: 'idle RSS of each service (median over services; max shown)',
     unit: 'MB',

@@ -1,0 +1,29 @@
+/**
+ * The worker of design-floor.ts, in a process of its own: takes each job (over core NATS or from BullMQ) and publishes
+ * its report to the command stream, acked. Args: namespace, dispatch (`nats` | `bullmq`), NATS URL, Redis URL.
+ * Says "ready" over the IPC channel once it listens; exits when that channel closes.
+ */
+import { Worker } from 'bullmq';
+import { connect } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
+import { createRedis } from '@muse/queues';
+import { floorNames } from './design-floor.js';
+
+const [namespace, dispatch, natsUrl, redisUrl] = process.argv.slice(2) as [string, string, string, string];
+const names = floorNames(namespace);
+const nc = await connect({ servers: natsUrl });
+const js = jetstream(nc);
+const report = (job: { runId: string; stepId: string }) =>
+  js.publish(names.commandSubject(job.runId), new TextEncoder().encode(JSON.stringify({ kind: 'step-report', runId: job.runId, stepId: job.stepId, outcome: 'completed', output: { ok: true } })));
+
+process.once('disconnect', () => process.exit(0));
+if (dispatch === 'bullmq') {
+  const worker = new Worker(names.queue, async (job) => void (await report(job.data as { runId: string; stepId: string })), { connection: createRedis(redisUrl), prefix: names.bullPrefix, concurrency: 25 });
+  await worker.waitUntilReady();
+  process.send!('ready');
+} else {
+  const sub = nc.subscribe(names.jobSubject);
+  await nc.flush(); // subscribed on the server before the first job is sent
+  process.send!('ready');
+  for await (const m of sub) await report(JSON.parse(new TextDecoder().decode(m.data)) as { runId: string; stepId: string });
+}
