@@ -11,6 +11,12 @@ import { percentile } from './stats.js';
 
 const bareName = (ctx: BenchContext, what: string) => `${ctx.namespace}.bare.${what}`;
 
+/** The BullMQ key prefix of the baselines' queues (and of the design floor's), under the bench's namespace. */
+export const bareBullPrefix = (namespace: string) => `${namespace}:bare`;
+
+/** A JetStream stream of the bench's namespace (upper case, `_` for `-`), named `<NAMESPACE>_<what>`. */
+export const bareStreamName = (namespace: string, what: string) => `${namespace.toUpperCase().replace(/-/g, '_')}_${what}`;
+
 /** Connections a baseline opened; BullMQ does not close a connection it was handed. */
 const opened: Array<ReturnType<typeof createRedis>> = [];
 function redisFor(ctx: BenchContext): ReturnType<typeof createRedis> {
@@ -21,7 +27,7 @@ function redisFor(ctx: BenchContext): ReturnType<typeof createRedis> {
 
 async function withBull<T>(ctx: BenchContext, what: string, fn: (q: Queue, conn: ReturnType<typeof createRedis>) => Promise<T>): Promise<T> {
   const conn = createRedis(ctx.redisUrl);
-  const q = new Queue(bareName(ctx, what), { connection: conn, prefix: `${ctx.namespace}:bare` });
+  const q = new Queue(bareName(ctx, what), { connection: conn, prefix: bareBullPrefix(ctx.namespace) });
   try {
     return await fn(q, conn);
   } finally {
@@ -35,8 +41,8 @@ async function withBull<T>(ctx: BenchContext, what: string, fn: (q: Queue, conn:
 /** add() and wait for completion, one at a time: p50 and p99 in ms. */
 export async function bullRoundTrip(ctx: BenchContext, samples: number): Promise<{ p50: number; p99: number }> {
   return withBull(ctx, 'rt', async (q, conn) => {
-    const worker = new Worker(q.name, async () => null, { connection: redisFor(ctx), prefix: `${ctx.namespace}:bare`, concurrency: 50 });
-    const events = new QueueEvents(q.name, { connection: redisFor(ctx), prefix: `${ctx.namespace}:bare` });
+    const worker = new Worker(q.name, async () => null, { connection: redisFor(ctx), prefix: bareBullPrefix(ctx.namespace), concurrency: 50 });
+    const events = new QueueEvents(q.name, { connection: redisFor(ctx), prefix: bareBullPrefix(ctx.namespace) });
     await events.waitUntilReady();
     const times: number[] = [];
     for (let i = 0; i < samples + 5; i++) {
@@ -64,7 +70,7 @@ export async function bullChain(ctx: BenchContext, length: number): Promise<numb
         if (i + 1 < length) await q.add('x', { i: i + 1 });
         else done();
       },
-      { connection: redisFor(ctx), prefix: `${ctx.namespace}:bare`, concurrency: 1 },
+      { connection: redisFor(ctx), prefix: bareBullPrefix(ctx.namespace), concurrency: 1 },
     );
     await worker.waitUntilReady();
     const t0 = performance.now();
@@ -86,7 +92,7 @@ export async function bullThroughput(ctx: BenchContext, count: number): Promise<
     const t0 = performance.now();
     const worker = new Worker(q.name, async () => {
       if (++n === count) done();
-    }, { connection: redisFor(ctx), prefix: `${ctx.namespace}:bare`, concurrency: 50 });
+    }, { connection: redisFor(ctx), prefix: bareBullPrefix(ctx.namespace), concurrency: 50 });
     await finished;
     const rate = count / ((performance.now() - t0) / 1000);
     await worker.close();
@@ -113,7 +119,7 @@ export async function usedMemory(conn: { info(section: string): Promise<string> 
 async function withStream<T>(ctx: BenchContext, fn: (js: ReturnType<typeof jetstream>, subject: string) => Promise<T>): Promise<T> {
   const nc = await connect({ servers: ctx.natsUrl });
   const jsm = await jetstreamManager(nc);
-  const stream = `${ctx.namespace.toUpperCase().replace(/-/g, '_')}_BARE`;
+  const stream = bareStreamName(ctx.namespace, 'BARE');
   const subject = bareName(ctx, 'js');
   await jsm.streams.add({ name: stream, subjects: [`${subject}.>`] });
   try {
@@ -156,7 +162,7 @@ export async function jsPublishRate(ctx: BenchContext, count: number, concurrenc
 /** Publish → ordered-consumer delivery latency: p99 in ms. */
 export async function jsDeliveryP99(ctx: BenchContext, count: number): Promise<number> {
   return withStream(ctx, async (js, subject) => {
-    const consumer = await js.consumers.get(`${ctx.namespace.toUpperCase().replace(/-/g, '_')}_BARE`, { filter_subjects: `${subject}.d`, deliver_policy: DeliverPolicy.New });
+    const consumer = await js.consumers.get(bareStreamName(ctx.namespace, 'BARE'), { filter_subjects: `${subject}.d`, deliver_policy: DeliverPolicy.New });
     const msgs = await consumer.consume();
     const lags: number[] = [];
     const got = (async () => {

@@ -6,6 +6,7 @@
 import { Worker } from 'bullmq';
 import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
+import { decodeJson, encodeJson } from '@muse/messaging';
 import { createRedis } from '@muse/queues';
 import { floorNames } from './design-floor.js';
 
@@ -13,17 +14,17 @@ const [namespace, dispatch, natsUrl, redisUrl] = process.argv.slice(2) as [strin
 const names = floorNames(namespace);
 const nc = await connect({ servers: natsUrl });
 const js = jetstream(nc);
-const report = (job: { runId: string; stepId: string }) =>
-  js.publish(names.commandSubject(job.runId), new TextEncoder().encode(JSON.stringify({ kind: 'step-report', runId: job.runId, stepId: job.stepId, outcome: 'completed', output: { ok: true } })));
+type Job = { runId: string; stepId: string };
+const report = (job: Job) => js.publish(names.commandSubject(job.runId), encodeJson({ kind: 'step-report', runId: job.runId, stepId: job.stepId, outcome: 'completed', output: { ok: true } }));
 
 process.once('disconnect', () => process.exit(0));
 if (dispatch === 'bullmq') {
-  const worker = new Worker(names.queue, async (job) => void (await report(job.data as { runId: string; stepId: string })), { connection: createRedis(redisUrl), prefix: names.bullPrefix, concurrency: 25 });
+  const worker = new Worker(names.queue, async (job) => void (await report(job.data as Job)), { connection: createRedis(redisUrl), prefix: names.bullPrefix, concurrency: 25 });
   await worker.waitUntilReady();
   process.send!('ready');
 } else {
   const sub = nc.subscribe(names.jobSubject);
   await nc.flush(); // subscribed on the server before the first job is sent
   process.send!('ready');
-  for await (const m of sub) await report(JSON.parse(new TextDecoder().decode(m.data)) as { runId: string; stepId: string });
+  for await (const m of sub) await report(decodeJson(m.data) as Job);
 }

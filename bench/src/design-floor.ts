@@ -12,26 +12,24 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { connect } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { decodeJson, encodeJson } from '@muse/messaging';
 import { createRedis } from '@muse/queues';
+import { bareBullPrefix, bareStreamName } from './baselines.js';
 import type { BenchContext } from './context.js';
 import { summarize } from './stats.js';
 
 export type Dispatch = 'nats' | 'bullmq';
 
-const encode = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
-const decode = <T>(d: Uint8Array) => JSON.parse(new TextDecoder().decode(d)) as T;
-
 /** The names one floor measurement uses, all under the bench's namespace. */
 export function floorNames(namespace: string) {
-  const upper = namespace.toUpperCase().replace(/-/g, '_');
   return {
-    runStream: `${upper}_FLOOR_RUNS`,
+    runStream: bareStreamName(namespace, 'FLOOR_RUNS'),
     runSubject: (runId: string) => `${namespace}.floor.run.${runId}`,
-    commandStream: `${upper}_FLOOR_CMD`,
+    commandStream: bareStreamName(namespace, 'FLOOR_CMD'),
     commandSubject: (runId: string) => `${namespace}.floor.cmd.${runId}`,
     jobSubject: `${namespace}.floor.jobs`,
     queue: `${namespace}.floor`,
-    bullPrefix: `${namespace}:bare`,
+    bullPrefix: bareBullPrefix(namespace),
   };
 }
 
@@ -59,7 +57,7 @@ export async function threeHopChain(ctx: BenchContext, dispatch: Dispatch, lengt
     const reports = messages[Symbol.asyncIterator]();
     const send = async (job: { runId: string; stepId: string }) => {
       if (queue) await queue.add('step', job);
-      else nc.publish(names.jobSubject, encode(job));
+      else nc.publish(names.jobSubject, encodeJson(job));
     };
     const perStep: number[] = [];
     try {
@@ -67,7 +65,7 @@ export async function threeHopChain(ctx: BenchContext, dispatch: Dispatch, lengt
         const runId = `run${rep}`;
         let last = 0;
         const append = async (events: unknown[]) => {
-          last = (await js.publish(names.runSubject(runId), encode(events), { expect: { lastSubjectSequence: last } })).seq;
+          last = (await js.publish(names.runSubject(runId), encodeJson(events), { expect: { lastSubjectSequence: last } })).seq;
         };
         const t0 = performance.now();
         await append([{ type: 'run.started' }, { type: 'step.queued', stepId: 's0' }]);
@@ -75,7 +73,7 @@ export async function threeHopChain(ctx: BenchContext, dispatch: Dispatch, lengt
         for (let i = 0; i < length; i++) {
           const next = await reports.next();
           if (next.done) throw new Error('the command consumer stopped');
-          const report = decode<{ stepId: string }>(next.value.data);
+          const report = decodeJson(next.value.data) as { stepId: string };
           const more = i + 1 < length;
           await append([{ type: 'step.completed', stepId: report.stepId }, more ? { type: 'step.queued', stepId: `s${i + 1}` } : { type: 'run.completed' }]);
           if (more) await send({ runId, stepId: `s${i + 1}` });

@@ -123,11 +123,8 @@ export async function runService<S extends z.ZodType>(spec: ServiceSpec<S>): Pro
     })();
     return stopping;
   };
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(sig, () => {
-      void stop().then(() => process.exit(0));
-    });
-  }
+  const stopAndExit = (): void => void stop().then(() => process.exit(0));
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, stopAndExit);
   // Started by a local launcher (libs/cluster's ServiceProcess: `npm start`, `muse up`, the bench) over an IPC
   // channel: when the launcher dies without stopping it (a crash, SIGKILL), the channel closes, and the service
   // stops as on SIGTERM rather than running on as an orphan. Under Docker or Kubernetes there is no channel.
@@ -137,7 +134,7 @@ export async function runService<S extends z.ZodType>(spec: ServiceSpec<S>): Pro
     process.channel?.unref();
     const launcherGone = (): void => {
       logger.warn('the launcher that started this service is gone; shutting down');
-      void stop().then(() => process.exit(0));
+      stopAndExit();
     };
     // It may have gone while this service was starting, before anything listened for it.
     if (process.connected) process.once('disconnect', launcherGone);
