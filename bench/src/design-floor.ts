@@ -1,11 +1,12 @@
 /**
  * What a chain step costs here in the design that earlier measurements point to: 3 inter-process hops a step instead
- * of Muse's 7, with no Muse code at all. A "coordinator" (this process) owns the run: it appends each step's events to
- * a run log in JetStream (acked, fenced by the subject's last sequence, as Muse's append is) and hands the next job to
- * a "worker" (a child process); the worker publishes its report to a command stream (acked), which the coordinator
- * takes from a durable consumer and acks. No run lock (one owner a run), no artifact-store round trip (the coordinator
- * would index small outputs itself). The job goes out either pushed over core NATS (the run log is what makes it
- * durable) or through BullMQ, to show what the queue's pickup costs on its own.
+ * of Muse's 5 (the run lock and the commit of outputs are round trips to Redis of their own), with no Muse code at
+ * all. A "coordinator" (this process) owns the run: it appends each step's events to a run log in JetStream (acked,
+ * fenced by the subject's last sequence, as Muse's append is) and hands the next job to a "worker" (a child process);
+ * the worker publishes its report to a command stream (acked), which the coordinator takes from a durable consumer and
+ * acks. No run lock (one owner a run) and no commit of outputs (the coordinator would write small ones with its run
+ * log). The job goes out either pushed over core NATS (the run log is what makes it durable) or through BullMQ, to show
+ * what the queue's pickup costs on its own.
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

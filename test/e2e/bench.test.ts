@@ -14,7 +14,7 @@ import { REPO_ROOT } from '@muse/cluster';
 const SCENARIOS = ['idle RSS', 'single-step run', '50-step sequential chain', 'throughput', 'forEach fan-out', 'POST /v1/runs accepted', 'GET /v1/runs/{id}', 'event appended', 'Redis memory per queued step', 'profiling session: cluster CPU it adds'];
 /** Rows that say where time goes rather than meet a target: they carry their figures in `extra`. */
 const DIAGNOSTIC: Record<string, readonly string[]> = {
-  '50-step chain with tracing on': ['add', 'pickup', 'runAndReport', 'beforeCommit', 'toStore', 'store', 'reply', 'foldToNextAdd', 'stepsTraced', 'floorNatsPush', 'floorBullmqDispatch'],
+  '50-step chain with tracing on': ['add', 'pickup', 'runAndReport', 'beforeCommit', 'commit', 'foldToNextAdd', 'stepsTraced', 'inlineCommits', 'floorNatsPush', 'floorBullmqDispatch'],
 };
 
 test('npm run bench -- --quick completes and reports every scenario with its baseline', { timeout: 180_000 }, async () => {

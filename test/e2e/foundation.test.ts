@@ -120,6 +120,11 @@ describe('foundation: a multi-agent workflow end to end', { timeout: 240_000 }, 
     assert.equal((await http(t.gateway, 'GET', `/v1/artifacts/${planArt.id}/content`)).text, plan.text);
     const completed = log.filter((e) => e.type === 'step.completed');
     assert.deepEqual(completed.flatMap((e) => (e.type === 'step.completed' ? e.data.artifacts.map((a) => a.id) : [])).sort(), arts.body.items.map((a) => a.id).sort());
+    // Those small outputs rode in the reports, and the coordinator committed them itself (the artifact store's policy
+    // allows it): one commit per step, counted where they were made, and served by the store all the same (above).
+    const coordinator = t.cluster.processes.find((p) => p.opts.service === 'coordinator')!;
+    const committed = Number(/^muse_artifact_commits_total\{[^}]*outcome="committed"[^}]*\} (\d+)$/m.exec((await http(coordinator.url, 'GET', '/metrics')).text)?.[1] ?? 0);
+    assert.ok(committed >= 3, `the coordinator committed ${committed} of the run's 3 steps' outputs itself`);
 
     // listed among runs
     const list = await http<{ items: RunView[] }>(t.gateway, 'GET', '/v1/runs?workflow=code-review&status=succeeded');
@@ -277,7 +282,7 @@ describe('foundation: a multi-agent workflow end to end', { timeout: 240_000 }, 
     for (const d of documented) {
       const e = exported.get(d.name)!;
       assert.equal(e.type, d.type, `${d.name} type`);
-      const services = d.service === 'all' ? [...new Set(t.cluster.processes.map((p) => p.opts.service))] : [d.service];
+      const services = d.service === 'all' ? [...new Set(t.cluster.processes.map((p) => p.opts.service))] : d.service.split(',').map((x) => x.trim());
       assert.deepEqual([...e.services].sort(), services.sort(), `${d.name} service`);
     }
 

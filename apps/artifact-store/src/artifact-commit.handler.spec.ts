@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { museNames, type ArtifactCommitRequest, type MuseNames } from '@muse/contracts';
 import { MuseMetrics } from '@muse/telemetry';
 import { ArtifactCommitHandler } from './artifact-commit.handler.js';
-import { ArtifactRepository } from './artifact.repository.js';
+import { ArtifactRepository } from '@muse/artifacts';
 import { ArtifactStoreMetrics } from './artifact-store.metrics.js';
 import { BlobGc } from './blob-gc.service.js';
 import { BlobStore } from './blob.store.js';

@@ -4,7 +4,6 @@
  * throws: every outcome is an `ArtifactCommitResponse`, so the coordinator
  * can branch on the error code.
  */
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
   ArtifactCommitRequestSchema,
@@ -14,10 +13,10 @@ import {
   type ArtifactCommitResponse,
   type ArtifactRef,
 } from '@muse/contracts';
+import { inlineBlobBytes, type ArtifactRepository } from '@muse/artifacts';
 import type { Logger } from '@muse/telemetry';
 import type { BlobBackend } from './blob.backend.js';
 import { isDigest } from './blob.store.js';
-import type { ArtifactRepository } from './artifact.repository.js';
 import type { ArtifactStoreMetrics, CommitOutcome } from './artifact-store.metrics.js';
 
 export interface ArtifactCommitDeps {
@@ -64,7 +63,7 @@ export class ArtifactCommitHandler {
     // script checks it again, atomically with its writes).
     const contents = new Map<string, Buffer>();
     try {
-      for (const a of req.artifacts) if (a.content !== undefined) contents.set(a.digest, inlineBytes(a.name, a.digest, a.size, a.content));
+      for (const a of req.artifacts) if (a.content !== undefined) contents.set(a.digest, inlineBlobBytes(a.name, a.digest, a.size, a.content));
     } catch (err) {
       if ((await this.deps.repo.highestToken(req.runId)) > req.fencingToken) return this.stale(req);
       throw err;
@@ -157,18 +156,6 @@ export class ArtifactCommitHandler {
 
 /** How often a commit waits for a GC claim on a blob that came inside it before it gives up (each wait is `markPending`'s). */
 const MAX_CLAIM_WAITS = 3;
-
-/** The bytes of a blob that came inside a request (a small step output: no upload before the commit), checked against its digest and size. */
-function inlineBytes(name: string, digest: string, size: number, content: string): Buffer {
-  const bytes = Buffer.from(content, 'base64');
-  const actual = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-  if (actual !== digest || bytes.length !== size) {
-    throw new MuseError('MUSE_ERR_REQUEST_INVALID', `artifact "${name}" says ${digest} (${size} bytes), its content is ${actual} (${bytes.length} bytes)`, {
-      details: { name, digest, size, contentDigest: actual, contentSize: bytes.length },
-    });
-  }
-  return bytes;
-}
 
 function parseRequest(payload: unknown): ArtifactCommitRequest {
   const parsed = ArtifactCommitRequestSchema.safeParse(payload);

@@ -11,7 +11,7 @@
  * into the child's log.
  */
 import { stepNeeds, type ArtifactLineage, type ArtifactMeta, type RunEvent, type WorkflowDefinition } from '@muse/contracts';
-import type { ArtifactRepository } from './artifact.repository.js';
+import type { ArtifactRepository } from '@muse/artifacts';
 
 type LineageNode = ArtifactLineage['upstream'][number];
 type Consumer = NonNullable<ArtifactMeta['consumers']>[number];

@@ -1,6 +1,6 @@
 /** The artifact store's Nest module: the HTTP read API over already-opened resources. */
 import { Module, type DynamicModule } from '@nestjs/common';
-import type { ArtifactRepository } from './artifact.repository.js';
+import type { ArtifactRepository } from '@muse/artifacts';
 import type { ArtifactContentService } from './artifact-content.service.js';
 import type { ArtifactLineageService } from './artifact-lineage.service.js';
 import { ArtifactsController } from './artifacts.controller.js';

@@ -3,7 +3,7 @@ import { Controller, Get, Inject, Param, Req, Res } from '@nestjs/common';
 import { MuseError, type ArtifactLineage, type ArtifactMeta } from '@muse/contracts';
 import { LOGGER, type Logger } from '@muse/telemetry';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { ArtifactRepository } from './artifact.repository.js';
+import type { ArtifactRepository } from '@muse/artifacts';
 import type { ArtifactContentService } from './artifact-content.service.js';
 import type { ArtifactLineageService } from './artifact-lineage.service.js';
 import { ARTIFACT_CONTENT, ARTIFACT_LINEAGE, ARTIFACT_REPOSITORY } from './artifact-store.tokens.js';

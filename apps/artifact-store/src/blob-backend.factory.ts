@@ -21,7 +21,7 @@ export async function openBlobBackend(
   nc: NatsConnection,
   redis: Redis,
   metrics: Pick<ArtifactStoreMetrics, 'backendSeconds'>,
-): Promise<{ backend: BlobBackend; where: string }> {
+): Promise<{ backend: BlobBackend; where: string; /** The largest blob the Redis tier keeps (0: no tier). */ redisBlobBytes: number }> {
   // Every backend stages uploads under MUSE_ARTIFACT_DIR/tmp (see blob-spool.ts).
   const spool = () => new BlobSpool(join(resolve(c.MUSE_ARTIFACT_DIR), 'tmp'), c.MUSE_ARTIFACT_MAX_BYTES, c.MUSE_ARTIFACT_STALE_TEMP_MS);
   let backend: BlobBackend;
@@ -59,5 +59,7 @@ export async function openBlobBackend(
   const metered = new MeteredBackend(backend, metrics.backendSeconds);
   // Never past the size limit of every blob.
   const redisMax = Math.min(c.MUSE_ARTIFACT_REDIS_BLOB_BYTES, c.MUSE_ARTIFACT_MAX_BYTES);
-  return redisMax > 0 ? { backend: new RedisBlobTier(metered, redis, names, redisMax), where: `${where}; blobs up to ${redisMax} bytes in Redis` } : { backend: metered, where };
+  return redisMax > 0
+    ? { backend: new RedisBlobTier(metered, redis, names, redisMax), where: `${where}; blobs up to ${redisMax} bytes in Redis`, redisBlobBytes: redisMax }
+    : { backend: metered, where, redisBlobBytes: 0 };
 }

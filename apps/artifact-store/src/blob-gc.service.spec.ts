@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { museNames, type MuseNames } from '@muse/contracts';
-import { ArtifactRepository, type CommitInput } from './artifact.repository.js';
+import { ArtifactRepository, type CommitInput } from '@muse/artifacts';
 import { BlobGc } from './blob-gc.service.js';
 import { BlobStore } from './blob.store.js';
 

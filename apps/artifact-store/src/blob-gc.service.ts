@@ -32,7 +32,7 @@ import type { Redis } from 'ioredis';
 import { MuseError, type MuseNames } from '@muse/contracts';
 import type { Logger } from '@muse/telemetry';
 import { evalCached } from '@muse/queues/redis';
-import { GC_CLAIM_HOLD_MS, type ArtifactRepository } from './artifact.repository.js';
+import { GC_CLAIM_HOLD_MS, type ArtifactRepository } from '@muse/artifacts';
 import type { BlobBackend } from './blob.backend.js';
 import type { ArtifactStoreMetrics } from './artifact-store.metrics.js';
 

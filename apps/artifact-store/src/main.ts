@@ -10,7 +10,7 @@ import { openRedis } from '@muse/queues/redis';
 import { runService } from '@muse/telemetry';
 import { ArtifactCommitHandler } from './artifact-commit.handler.js';
 import { ArtifactContentService } from './artifact-content.service.js';
-import { ArtifactRepository } from './artifact.repository.js';
+import { ArtifactRepository, publishCommitPolicy } from '@muse/artifacts';
 import { ArtifactStoreMetrics } from './artifact-store.metrics.js';
 import { ArtifactStoreModule } from './artifact-store.module.js';
 import { openBlobBackend } from './blob-backend.factory.js';
@@ -39,7 +39,7 @@ await runService({
     const redis = openRedis(kit, c.REDIS_URL, { connectionName: 'muse-artifact-store', mode: 'request' });
     const bus = await JetStreamBus.open(kit, { url: c.NATS_URL, names, name: 'muse-artifact-store', auth: natsAuthFromConfig(c) });
 
-    const { backend: blobs, where } = await openBlobBackend(c, names, bus.nc, redis, metrics);
+    const { backend: blobs, where, redisBlobBytes } = await openBlobBackend(c, names, bus.nc, redis, metrics);
     const removed = await blobs.init();
     log.info({ backend: blobs.kind, where, removedTemps: removed }, 'blob store ready');
     const sweeper = setInterval(() => {
@@ -52,8 +52,17 @@ await runService({
     kit.onShutdown(() => clearInterval(sweeper));
 
     const repo = new ArtifactRepository(redis, names);
+    const defaultTtlMs = c.MUSE_ARTIFACT_TTL_DAYS * 86_400_000;
+    // What the coordinator needs to commit a step's small outputs itself, as this store would (see @muse/artifacts).
+    const publishPolicy = (): void => {
+      publishCommitPolicy(redis, names, { redisBlobBytes, defaultTtlMs }).catch((err: unknown) => {
+        log.warn({ err }, 'commit policy not published; trying again in 1 s (until then every commit comes here)');
+        setTimeout(publishPolicy, 1_000).unref();
+      });
+    };
+    publishPolicy();
     const gc = new BlobGc({ redis, names, backend: blobs, repo, graceMs: c.MUSE_ARTIFACT_GC_GRACE_MS, metrics, logger: log });
-    const commits = new ArtifactCommitHandler({ blobs, repo, metrics, logger: log, defaultTtlMs: c.MUSE_ARTIFACT_TTL_DAYS * 86_400_000, markPending: (digest) => gc.markPending(digest) });
+    const commits = new ArtifactCommitHandler({ blobs, repo, metrics, logger: log, defaultTtlMs, markPending: (digest) => gc.markPending(digest) });
     const collector = setInterval(() => gc.run().catch(() => undefined /* logged and counted by the pass */), c.MUSE_ARTIFACT_GC_INTERVAL_MS);
     collector.unref();
     kit.onShutdown(() => clearInterval(collector));

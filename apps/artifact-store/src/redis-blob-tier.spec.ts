@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { Redis } from 'ioredis';
 import { museNames, type MuseNames } from '@muse/contracts';
-import { ArtifactRepository } from './artifact.repository.js';
+import { ArtifactRepository } from '@muse/artifacts';
 import { ArtifactContentService } from './artifact-content.service.js';
 import { BlobGc } from './blob-gc.service.js';
 import { BlobStore } from './blob.store.js';

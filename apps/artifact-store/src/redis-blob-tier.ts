@@ -25,21 +25,10 @@ import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import type { MuseNames } from '@muse/contracts';
+import { PUT_REDIS_BLOB_FN } from '@muse/artifacts';
 import { evalCached } from '@muse/queues/redis';
 import type { BlobBackend, BlobInfo, PutHooks, PutResult } from './blob.backend.js';
 import { DigestVerifier } from './blob.store.js';
-
-/**
- * Lua: `putRedisBlob(blobsKey, timesKey, digest, bytes, now)` stores a blob in the tier unless it is there, with its
- * time for GC; returns 1 when it was new. Shared with the commit script (artifact-commit.script.ts).
- */
-export const PUT_REDIS_BLOB_FN = `
-local function putRedisBlob(blobsKey, timesKey, digest, bytes, now)
-  if redis.call('HSETNX', blobsKey, digest, bytes) == 0 then return 0 end
-  redis.call('ZADD', timesKey, now, digest)
-  return 1
-end
-`;
 
 /** KEYS: blobs HASH, times ZSET; ARGV: digest, bytes, now. Stores the blob unless it is there; returns 1 when it was (dedup). */
 const PUT_LUA = `${PUT_REDIS_BLOB_FN}

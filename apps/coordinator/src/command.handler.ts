@@ -16,6 +16,7 @@ import {
   stepJobId,
   stepKey,
   WORKFLOW_ROLE,
+  type ArtifactCommitRequest,
   type ArtifactRef,
   type AuditRecord,
   type Command,
@@ -29,13 +30,14 @@ import { buildStepJob, runAgent, stepQueueRole, foldEvents, isFinished, missingI
 import { isWrongLastSequence, type CommandContext, type JetStreamBus } from '@muse/messaging';
 import type { StepJobOptions, StepQueues } from '@muse/queues';
 import type { LeaseTable, RunLocks } from '@muse/locks';
-import type { Logger, MuseMetrics } from '@muse/telemetry';
+import { withSpan, type Logger, type MuseMetrics } from '@muse/telemetry';
 import { KeyedSerial } from './keyed-serial.js';
 import { RunCache, type CachedRun } from './run-cache.js';
 import type { RunViewStore } from './run-view.store.js';
 import type { StepTimers } from './step-timers.js';
 import type { DeadLetters } from './dead-letters.js';
 import type { ConcurrencyGates, GateHolder } from './concurrency-gates.js';
+import type { InlineArtifactCommits } from './inline-artifact-commits.js';
 
 /** How deep sub-workflows nest when the deployment does not say (MUSE_MAX_WORKFLOW_DEPTH). */
 export const DEFAULT_MAX_WORKFLOW_DEPTH = 5;
@@ -69,6 +71,8 @@ export interface CommandHandlerDeps {
   maxWorkflowDepth?: number;
   /** Leases of steps with `locks:`; without them such a step waits for ever. */
   leases?: LeaseTable;
+  /** Commits of small outputs made here instead of by the artifact store; without them every commit is the store's. */
+  inlineCommits?: Pick<InlineArtifactCommits, 'commit'>;
   now?: () => string;
 }
 
@@ -334,7 +338,7 @@ export class CommandHandler {
   /** Binds the blobs a worker uploaded to the run, under this hold's fencing token. */
   private async commitArtifacts(state: RunState | undefined, r: StepReport, token: number): Promise<ArtifactRef[]> {
     if (r.outcome !== 'completed' || !r.artifacts?.length || !state || !openAttempt(state, r)) return [];
-    const raw = await this.deps.bus.request(this.deps.names.artifactCommitSubject, {
+    const req: ArtifactCommitRequest = {
       runId: r.runId,
       project: r.project,
       // Elements of a forEach step each commit under their own name.
@@ -343,12 +347,17 @@ export class CommandHandler {
       agentId: r.agentId,
       fencingToken: token,
       artifacts: r.artifacts,
-      // The workflow's retention; without it the artifact store applies its default.
+      // The workflow's retention; without it the artifact store's default applies.
       ...(state.definition.retention ? { ttlSeconds: state.definition.retention.ttlDays * 86_400 } : {}),
+    };
+    return withSpan('muse.artifact.commit', { attributes: { 'muse.run_id': r.runId, 'muse.step_id': req.stepId, 'muse.attempt': r.attempt } }, async (span) => {
+      // Small outputs that rode in the report are committed here when they can be; the rest by the artifact store.
+      const inline = await this.deps.inlineCommits?.commit(req);
+      span.setAttribute('muse.artifact.committed_by', inline ? 'coordinator' : 'artifact-store');
+      const res = inline ?? ArtifactCommitResponseSchema.parse(await this.deps.bus.request(this.deps.names.artifactCommitSubject, req));
+      if (!res.ok) throw MuseError.fromWire(res.error);
+      return res.artifacts;
     });
-    const res = ArtifactCommitResponseSchema.parse(raw);
-    if (!res.ok) throw MuseError.fromWire(res.error);
-    return res.artifacts;
   }
 
   private async effects(events: RunEvent[], state: RunState): Promise<void> {

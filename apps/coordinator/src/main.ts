@@ -3,6 +3,7 @@ import { Module } from '@nestjs/common';
 import { CoordinatorConfigSchema, museNames } from '@muse/contracts';
 import { JetStreamBus, natsAuthFromConfig } from '@muse/messaging';
 import { AgentDispatcher, StepQueues, StepWatchList, openRedis, resolveWorkflow } from '@muse/queues';
+import { ArtifactRepository, CommitPolicyReader } from '@muse/artifacts';
 import { LeaseTable, RunLocks } from '@muse/locks';
 import { runService } from '@muse/telemetry';
 import { CommandHandler } from './command.handler.js';
@@ -11,6 +12,7 @@ import { RunViewStore } from './run-view.store.js';
 import { StepTimers, type WatchStep } from './step-timers.js';
 import { DeadLetters } from './dead-letters.js';
 import { ConcurrencyGates } from './concurrency-gates.js';
+import { InlineArtifactCommits } from './inline-artifact-commits.js';
 
 await runService({
   service: 'coordinator',
@@ -60,6 +62,8 @@ await runService({
       workflows: (project, name, version) => resolveWorkflow(state, names, project, name, version),
       maxWorkflowDepth: c.MUSE_MAX_WORKFLOW_DEPTH,
       leases,
+      // On the state connection, beside the run locks whose fencing tokens the commits carry.
+      inlineCommits: new InlineArtifactCommits({ repo: new ArtifactRepository(state, names), policy: new CommitPolicyReader(state, names), metrics: kit.metrics }),
     });
     // Message latency: from JetStream storing a command to a coordinator taking it (first deliveries only).
     const latency = kit.metrics.histogram('muse_message_latency_seconds', 'Time from JetStream storing a command to a coordinator starting to handle it (first delivery)', ['kind']);

@@ -1,7 +1,7 @@
 /**
  * Where a chain step's time goes: the 50-step chain again, on a second cluster that exports its traces to a receiver
  * in this process, each step's period cut into hops by the spans the services already make (the coordinator's BullMQ
- * add, the worker's attempt, the coordinator's command, its commit request and the store's handling of it).
+ * add, the worker's attempt, the coordinator's command and its commit of the step's outputs).
  * A diagnostic row: it has no target of its own (the chain row above has), and tracing costs a little.
  */
 import { OtlpReceiver, type ReceivedSpan } from '@muse/cluster';
@@ -15,12 +15,14 @@ import { summarize } from '../stats.js';
 /**
  * The hops of one step, in order; consecutive ones share a boundary, so they add up to the step's period:
  * the coordinator's BullMQ add of the step's job; the job waiting until a worker takes it; the worker running the step
- * and publishing its report, until JetStream delivers it to the coordinator; the coordinator taking the run lock and
- * sending the commit request; the request's way to the store (NATS); the store checking and committing the outputs
- * (Redis); the reply's way back; fold, append to the run log, until the next step's add starts.
+ * and publishing its report, until JetStream delivers it to the coordinator; the coordinator taking the run lock; the
+ * commit of the step's outputs (small ones by the coordinator, in Redis; others by a request to the artifact store);
+ * fold, append to the run log, until the next step's add starts.
  */
-export const HOPS = ['add', 'pickup', 'runAndReport', 'beforeCommit', 'toStore', 'store', 'reply', 'foldToNextAdd'] as const;
+export const HOPS = ['add', 'pickup', 'runAndReport', 'beforeCommit', 'commit', 'foldToNextAdd'] as const;
 export type Hop = (typeof HOPS)[number];
+/** One step's hops, and whether the coordinator committed its outputs itself (else the artifact store did). */
+export type StepHops = Record<Hop, number> & { inlineCommit: boolean };
 
 const ms = (from: bigint, to: bigint) => Number(to - from) / 1e6;
 
@@ -28,7 +30,7 @@ const ms = (from: bigint, to: bigint) => Number(to - from) / 1e6;
  * Each step's hops, from the spans of one run (`spans`: every span of its trace). A step whose spans are not all there
  * (a span dropped by the exporter, the last step, which has no next add) is left out.
  */
-export function stepHops(spans: ReceivedSpan[], stepIds: string[]): Array<Record<Hop, number>> {
+export function stepHops(spans: ReceivedSpan[], stepIds: string[]): StepHops[] {
   const byParent = new Map<string, ReceivedSpan[]>();
   for (const s of spans) {
     const siblings = byParent.get(s.parentSpanId);
@@ -44,31 +46,29 @@ export function stepHops(spans: ReceivedSpan[], stepIds: string[]): Array<Record
     const seen = into?.get(step);
     if (into && (!seen || s.startNanos < seen.startNanos)) into.set(step, s);
   }
-  const out: Array<Record<Hop, number>> = [];
+  const out: StepHops[] = [];
   for (let i = 0; i + 1 < stepIds.length; i++) {
     const add = adds.get(stepIds[i]!);
     const attempt = attempts.get(stepIds[i]!);
     const nextAdd = adds.get(stepIds[i + 1]!);
     if (!add || !attempt || !nextAdd) continue;
-    // The attempt's report: the command under the attempt's span that asked the store to commit.
+    // The attempt's report: the command under the attempt's span that committed the step's outputs.
     let command: ReceivedSpan | undefined;
-    let request: ReceivedSpan | undefined;
+    let commit: ReceivedSpan | undefined;
     for (const c of byParent.get(attempt.spanId) ?? []) {
       if (!c.name.startsWith('muse.command')) continue;
-      const r = (byParent.get(c.spanId) ?? []).find((x) => x.name.startsWith('muse.request') && String(x.attributes['messaging.destination.name']).includes('commit'));
-      if (r) [command, request] = [c, r];
+      const found = (byParent.get(c.spanId) ?? []).find((x) => x.name === 'muse.artifact.commit');
+      if (found) [command, commit] = [c, found];
     }
-    const serve = request && (byParent.get(request.spanId) ?? []).find((x) => x.name.startsWith('muse.serve'));
-    if (!command || !request || !serve) continue;
+    if (!command || !commit) continue;
     out.push({
       add: ms(add.startNanos, add.endNanos),
       pickup: ms(add.endNanos, attempt.startNanos),
       runAndReport: ms(attempt.startNanos, command.startNanos),
-      beforeCommit: ms(command.startNanos, request.startNanos),
-      toStore: ms(request.startNanos, serve.startNanos),
-      store: ms(serve.startNanos, serve.endNanos),
-      reply: ms(serve.endNanos, request.endNanos),
-      foldToNextAdd: ms(request.endNanos, nextAdd.startNanos),
+      beforeCommit: ms(command.startNanos, commit.startNanos),
+      commit: ms(commit.startNanos, commit.endNanos),
+      foldToNextAdd: ms(commit.endNanos, nextAdd.startNanos),
+      inlineCommit: commit.attributes['muse.artifact.committed_by'] === 'coordinator',
     });
   }
   return out;
@@ -85,7 +85,7 @@ export async function chainBreakdown(ctx: BenchContext): Promise<Row> {
   });
   const stepIds = CHAIN_DEFINITION.steps.map((s) => s.id);
   const perStep: number[] = [];
-  const hops: Array<Record<Hop, number>> = [];
+  const hops: StepHops[] = [];
   try {
     const t = traced.ctx;
     await register(t, CHAIN_DEFINITION);
@@ -125,7 +125,7 @@ export async function chainBreakdown(ctx: BenchContext): Promise<Row> {
     scenario: "50-step chain with tracing on: time per step, and the mean of each hop (ms) from the spans; beside them a 3-hop design's floor (ms/step)",
     unit: 'ms/step',
     muse,
-    extra: { ...extra, stepsTraced: hops.length, floorNatsPush, floorBullmqDispatch },
+    extra: { ...extra, stepsTraced: hops.length, inlineCommits: hops.filter((h) => h.inlineCommit).length, floorNatsPush, floorBullmqDispatch },
     baseline,
     baselineLabel: 'BullMQ chain',
     ratio: muse.median / baseline.median,

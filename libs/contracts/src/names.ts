@@ -94,6 +94,8 @@ export interface MuseNames {
   readonly artifactRedisBlobsKey: string;
   /** ZSET digest scored by when it was stored (ms): the blobs of `artifactRedisBlobsKey`, listed for GC. */
   readonly artifactRedisBlobTimesKey: string;
+  /** JSON: how the artifact store commits (its Redis blob tier's limit, its default retention), for the coordinator's own commits of small outputs. */
+  readonly artifactCommitPolicyKey: string;
   /** ZSET artifact id scored by its expiry time (ms), for retention. */
   readonly artifactExpiryKey: string;
   /** JetStream Object Store bucket of the `nats` artifact backend (its stream is `OBJ_<bucket>`). */
@@ -193,6 +195,7 @@ export function museNames(namespace: string): MuseNames {
     artifactBlobDeletingKey: `${ns}:artifact-blob-deleting`,
     artifactRedisBlobsKey: `${ns}:artifact-redis-blobs`,
     artifactRedisBlobTimesKey: `${ns}:artifact-redis-blob-times`,
+    artifactCommitPolicyKey: `${ns}:artifact-commit-policy`,
     artifactExpiryKey: `${ns}:artifact-expiry`,
     artifactBucket: `${ns}-artifacts`,
     idempotencyKey: (project, key) => `${ns}:idem:${project}:${key}`,

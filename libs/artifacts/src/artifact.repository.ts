@@ -49,7 +49,7 @@ export interface CommitInput {
   replay?: 'attempt' | 'content';
   /**
    * Small blobs that came inside the request, checked against their digests, for the Redis blob tier
-   * (redis-blob-tier.ts): the commit's script writes them, with their pending marks, before it commits.
+   * (the artifact store's redis-blob-tier.ts): the commit's script writes them, with their pending marks, before it commits.
    */
   redisBlobs?: Array<{ digest: string; bytes: Buffer }>;
 }

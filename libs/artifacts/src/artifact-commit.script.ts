@@ -14,7 +14,7 @@
  *          version counter of (run, name), commit key of (run, step, attempt, name), metadata key of the new id
  * then     ZSET of digests uploaded lately (pending marks), scored by upload time (ms),
  *          HASH digest -> bytes of the blobs kept in Redis, ZSET of those digests scored by when they were stored (ms)
- *          (redis-blob-tier.ts)
+ *          (the artifact store's redis-blob-tier.ts)
  * ARGV[1]  fencing token of the request
  * ARGV[2]  creation time, epoch ms (the ZSET score)
  * ARGV[3]  expiry time, epoch ms (0 = kept forever)
@@ -41,7 +41,18 @@
  */
 import type { Redis } from 'ioredis';
 import { evalCached } from '@muse/queues/redis';
-import { PUT_REDIS_BLOB_FN } from './redis-blob-tier.js';
+
+/**
+ * Lua: `putRedisBlob(blobsKey, timesKey, digest, bytes, now)` stores a blob in the tier unless it is there, with its
+ * time for GC; returns 1 when it was new. Shared with the Redis blob tier of the artifact store (apps/artifact-store/src/redis-blob-tier.ts).
+ */
+export const PUT_REDIS_BLOB_FN = `
+local function putRedisBlob(blobsKey, timesKey, digest, bytes, now)
+  if redis.call('HSETNX', blobsKey, digest, bytes) == 0 then return 0 end
+  redis.call('ZADD', timesKey, now, digest)
+  return 1
+end
+`;
 
 export const ARTIFACT_COMMIT_LUA = `${PUT_REDIS_BLOB_FN}
 local token = tonumber(ARGV[1])

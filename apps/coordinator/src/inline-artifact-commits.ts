@@ -1,0 +1,81 @@
+/**
+ * The coordinator's own commits of a step's small outputs. A report whose artifacts all ride inside it (`content`)
+ * and each fit the artifact store's Redis blob tier is committed here, by the store's own fenced script
+ * (@muse/artifacts), in one round trip to Redis: no request to the artifact store and no reply, which were three of a
+ * chain step's ten hops and a wake-up of one more process per step.
+ *
+ * Everything else goes to the store, as before: blobs a worker uploaded (the store checks they are there), blobs its
+ * tier does not keep, and every commit the script does not take (a stale fencing token, a blob GC is deleting, ...),
+ * whose answer, error code and waits included, is then the store's. The script writes nothing it has not accepted but
+ * the blobs themselves, and those once only (by digest), so the store committing after it is the same commit.
+ * Until the store has published its commit policy (it does when it starts), every commit goes to it.
+ */
+import type { ArtifactCommitRequest, ArtifactCommitResponse } from '@muse/contracts';
+import { inlineBlobBytes, type ArtifactCommitPolicy, type ArtifactRepository } from '@muse/artifacts';
+import type { MuseMetrics } from '@muse/telemetry';
+
+export interface InlineArtifactCommitsDeps {
+  repo: Pick<ArtifactRepository, 'commit'>;
+  /** The policy the artifact store published (undefined: none yet, every commit goes to the store). */
+  policy: { current(): Promise<ArtifactCommitPolicy | undefined> | ArtifactCommitPolicy | undefined };
+  metrics: MuseMetrics;
+}
+
+export class InlineArtifactCommits {
+  private readonly commits;
+  private readonly blobsWritten;
+  private readonly bytesWritten;
+
+  constructor(private readonly deps: InlineArtifactCommitsDeps) {
+    // The artifact store's own series: a dashboard sums them over both services.
+    const m = deps.metrics;
+    this.commits = m.counter('muse_artifact_commits_total', 'Artifact commits, by outcome (in the coordinator: the small outputs it commits itself)', ['outcome']);
+    this.blobsWritten = m.counter('muse_artifact_blobs_written_total', 'Blobs stored, by whether the content was already there', ['dedup']);
+    this.bytesWritten = m.counter('muse_artifact_bytes_written_total', 'Bytes of new blobs stored (a deduplicated one adds nothing)');
+  }
+
+  /** Commits `req` when it can, as the artifact store would have; undefined when the store must (nothing was committed). */
+  async commit(req: ArtifactCommitRequest): Promise<ArtifactCommitResponse | undefined> {
+    const policy = await this.deps.policy.current();
+    if (!policy || policy.redisBlobBytes <= 0) return undefined;
+    const blobs: Array<{ digest: string; bytes: Buffer }> = [];
+    const names = new Set<string>();
+    for (const a of req.artifacts) {
+      // Conditional writes, oddly named or repeated names, uploads and large blobs: the store's.
+      if (a.content === undefined || a.ifMatch !== undefined || a.size < 1 || a.size > policy.redisBlobBytes) return undefined;
+      if (a.name.length === 0 || a.name.length > 255 || names.has(a.name)) return undefined;
+      names.add(a.name);
+      let bytes: Buffer;
+      try {
+        bytes = inlineBlobBytes(a.name, a.digest, a.size, a.content);
+      } catch {
+        return undefined; // the store refuses it, with the details
+      }
+      // One blob once, as the store's commit does (its content map is keyed by digest).
+      if (!blobs.some((b) => b.digest === a.digest)) blobs.push({ digest: a.digest, bytes });
+    }
+    if (blobs.length === 0) return undefined;
+    const res = await this.deps.repo.commit({
+      runId: req.runId,
+      project: req.project,
+      stepId: req.stepId,
+      attempt: req.attempt,
+      agentId: req.agentId,
+      fencingToken: req.fencingToken,
+      artifacts: req.artifacts.map(({ content: _bytes, ...meta }) => meta),
+      ttlMs: req.ttlSeconds !== undefined ? req.ttlSeconds * 1000 : policy.defaultTtlMs,
+      ...(req.replay !== undefined ? { replay: req.replay } : {}),
+      redisBlobs: blobs,
+    });
+    if (!res.ok) return undefined;
+    res.stored.forEach((fresh, i) => {
+      this.blobsWritten.inc({ dedup: String(!fresh) });
+      if (fresh) this.bytesWritten.inc(blobs[i]!.bytes.length);
+    });
+    this.commits.inc({ outcome: res.artifacts.some((a) => a.created) ? 'committed' : 'replayed' });
+    return {
+      ok: true,
+      artifacts: res.artifacts.map(({ meta }) => ({ id: meta.id, name: meta.name, version: meta.version, digest: meta.digest, size: meta.size, mediaType: meta.mediaType })),
+    };
+  }
+}
