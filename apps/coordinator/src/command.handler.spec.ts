@@ -9,7 +9,7 @@ import { MuseMetrics } from '@muse/telemetry';
 import { WrongLastSequenceError, type JetStreamBus } from '@muse/messaging';
 import type { StepQueues } from '@muse/queues';
 import type { RunLocks } from '@muse/locks';
-import { CommandHandler } from './command.handler.js';
+import { CommandHandler, EARLY_COMMAND_DELIVERIES, RunNotStartedError } from './command.handler.js';
 import type { RunViewStore } from './run-view.store.js';
 
 function harness(commitAnswer: unknown | ((req: { stepId: string; fencingToken: number }) => Promise<unknown>)) {
@@ -46,7 +46,7 @@ function harness(commitAnswer: unknown | ((req: { stepId: string; fencingToken: 
     enqueued,
     counts,
     published,
-    handle: (cmd: Command) => handler.handle(cmd, ctx),
+    handle: (cmd: Command, deliveryCount = 1) => handler.handle(cmd, { ...ctx, deliveryCount }),
     /** The same log and stand-ins, seen by another replica (an empty cache of run states). */
     replica: () => {
       const other = new CommandHandler({ ...deps, metrics: new MuseMetrics('coordinator-spec-2') });
@@ -172,4 +172,20 @@ test('a run that completes without retries sends no run-stop notice; one whose s
   await retriedRun.handle(completed(2));
   assert.equal(retriedRun.log.at(-1)!.type, 'run.completed');
   assert.deepEqual(retriedRun.published, [museNames('t-spec').runStopSubject('r1')]);
+});
+
+test('a pause that reaches a coordinator before its run’s submission was handled is redelivered until it was, not lost; one for a run that never comes is dropped in the end', async () => {
+  const h = harness({ ok: true, artifacts: [] });
+  const pause: Command = { kind: 'run-control', runId: 'r1', project: 'p', action: 'pause' };
+  await assert.rejects(h.handle(pause), RunNotStartedError);
+  assert.equal(h.log.length, 0, 'nothing appended for a run not in the log');
+  await h.handle(submit);
+  await h.handle(pause, 2);
+  assert.deepEqual(h.log.map((e) => e.type), ['run.created', 'run.started', 'step.queued', 'run.paused']);
+
+  const never = harness({ ok: true, artifacts: [] });
+  const cancel: Command = { kind: 'run-cancel', runId: 'r-never', project: 'p' };
+  await assert.rejects(never.handle(cancel, EARLY_COMMAND_DELIVERIES - 1), RunNotStartedError);
+  await never.handle(cancel, EARLY_COMMAND_DELIVERIES);
+  assert.equal(never.log.length, 0);
 });

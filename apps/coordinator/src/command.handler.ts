@@ -190,6 +190,14 @@ export class CommandHandler {
       entry = await this.load(cmd.runId);
       reloaded = true;
       foundLog = entry.lastStreamSeq > 0;
+      if (!entry.state && cmd.kind !== 'run-submit') {
+        // No run in the log yet: its submission was accepted (the gateway checks the run is there before it sends a
+        // pause or a cancel) but not handled yet, as when another replica took the command sent right after it first.
+        // Redelivered until it is; a command for a run that never was (or whose log is gone) is dropped after that.
+        if (ctx.deliveryCount < EARLY_COMMAND_DELIVERIES) throw new RunNotStartedError(cmd.runId, cmd.kind);
+        this.deps.logger.warn({ runId: cmd.runId, kind: cmd.kind, deliveries: ctx.deliveryCount }, 'command for a run that is not in the log; dropped');
+        return;
+      }
     }
     this.precommit(cmd.runId, entry.state, token);
     /** The commands whose decisions the last append carried (`cmd` first). */
@@ -697,6 +705,20 @@ function wantsLease(state: RunState, stepId: string): boolean {
   if (isFinished(state)) return false;
   const st = state.steps[stepId];
   return st?.lease !== undefined && !isTerminalStepStatus(st.status);
+}
+
+/**
+ * How often a command for a run not in the log yet is delivered before it is dropped: its submission is handled in
+ * the meantime (JetStream redelivers a failed command after `retryDelayMs`, 500 ms: about a minute in all).
+ */
+export const EARLY_COMMAND_DELIVERIES = 120;
+
+/** A command reached a coordinator before its run's submission was handled: redelivered (see EARLY_COMMAND_DELIVERIES). */
+export class RunNotStartedError extends Error {
+  constructor(runId: string, kind: string) {
+    super(`${kind} for run ${runId}, which is not in the log yet; redelivered until its submission is handled`);
+    this.name = 'RunNotStartedError';
+  }
 }
 
 /** Early artifact commits one hold starts at most (each is a request to the artifact store). */

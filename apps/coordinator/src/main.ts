@@ -6,7 +6,7 @@ import { AgentDispatcher, StepQueues, StepWatchList, openRedis, resolveWorkflow 
 import { ArtifactRepository, CommitPolicyReader } from '@muse/artifacts';
 import { LeaseTable, RunLocks } from '@muse/locks';
 import { runService } from '@muse/telemetry';
-import { CommandHandler } from './command.handler.js';
+import { CommandHandler, RunNotStartedError } from './command.handler.js';
 import { CoordinatorController } from './coordinator.controller.js';
 import { RunViewStore } from './run-view.store.js';
 import { StepTimers, type WatchStep } from './step-timers.js';
@@ -73,7 +73,8 @@ await runService({
     }, {
       concurrency: c.COORDINATOR_CONCURRENCY,
       ackWaitMs: c.MUSE_COMMAND_ACK_WAIT_MS,
-      onError: (err, cmd) => kit.logger.warn({ err, cmd: summarize(cmd) }, 'command failed; will be redelivered'),
+      // A command that came before its run's submission was handled is expected now and then (see RunNotStartedError).
+      onError: (err, cmd) => kit.logger[err instanceof RunNotStartedError ? 'debug' : 'warn']({ err, cmd: summarize(cmd) }, 'command failed; will be redelivered'),
     });
     // Another replica takes over a dead one's timers after about twice this.
     timers.start({ concurrency: 16, lockMs: Math.max(2_000, c.MUSE_STEP_WATCH_MS) });
