@@ -76,6 +76,7 @@ USER node
 # service drains in-flight work (run compose with `init: true` to reap zombies).
 # The same V8 flags as libs/cluster's service-process.ts: --max-semi-space-size=2 --expose-gc --no-maglev for every service (a
 # smaller young generation, the idle memory trim, no mid-tier compiler; SERVICE_NODE_FLAGS), and a service's own after it (SERVICE_EXTRA_NODE_FLAGS: the artifact store on the
-# local backend runs its JavaScript without the optimizing compilers, about 11 MB smaller). test/e2e/artifacts.test.ts runs
+# local backend runs its JavaScript without the optimizing compilers, about 11 MB smaller; the coordinator, which allocates
+# the most per step, gets V8's default 16 MB semi-spaces back, the last flag winning). test/e2e/artifacts.test.ts runs
 # this line to check.
-ENTRYPOINT ["/bin/sh", "-c", "case \"$SERVICE:${MUSE_ARTIFACT_BACKEND:-local}\" in artifact-store:local) flags='--no-opt' ;; *) flags='' ;; esac; exec node --enable-source-maps --max-semi-space-size=2 --expose-gc --no-maglev $flags \"apps/${SERVICE}/dist/main.js\" \"$@\"", "muse"]
+ENTRYPOINT ["/bin/sh", "-c", "case \"$SERVICE:${MUSE_ARTIFACT_BACKEND:-local}\" in artifact-store:local) flags='--no-opt' ;; coordinator:*) flags='--max-semi-space-size=16' ;; *) flags='' ;; esac; exec node --enable-source-maps --max-semi-space-size=2 --expose-gc --no-maglev $flags \"apps/${SERVICE}/dist/main.js\" \"$@\"", "muse"]
