@@ -2,9 +2,8 @@
  * Artifact metadata in Redis: the fenced commit (see artifact-commit.script.ts)
  * and the reads the HTTP API needs.
  */
-import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { ArtifactMetaSchema, type ArtifactMeta, type MuseNames } from '@muse/contracts';
+import { ArtifactMetaSchema, randomIdBytes, type ArtifactMeta, type MuseNames } from '@muse/contracts';
 import { evalCached } from '@muse/queues/redis';
 import { evalArtifactCommit } from './artifact-commit.script.js';
 
@@ -12,26 +11,13 @@ import { evalArtifactCommit } from './artifact-commit.script.js';
 export const ARTIFACT_ID_PATTERN = /^art_[a-z0-9]{1,64}$/;
 const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
 
-/**
- * Random bytes drawn 4 KiB at a time: each draw is a system call (`getrandom`), dear on a VM, and the coordinator
- * names two artifacts a step (3% of its busy time under load went to one draw per id).
- */
-let pool = Buffer.alloc(0);
-let taken = 0;
-function randomByte(): number {
-  if (taken >= pool.length) {
-    pool = randomBytes(4096);
-    taken = 0;
-  }
-  return pool[taken++]!;
-}
-
 export function newArtifactId(): string {
   // 252 = 7 * 36: bytes >= 252 are dropped so every character is equally likely.
   let id = '';
   while (id.length < 20) {
-    const b = randomByte();
-    if (b < 252) id += ID_ALPHABET[b % 36];
+    for (const b of randomIdBytes(24)) {
+      if (b < 252 && id.length < 20) id += ID_ALPHABET[b % 36];
+    }
   }
   return `art_${id}`;
 }

@@ -254,3 +254,4 @@ export {
   ProfileReportSchema,
 } from './profiling.schema.js';
 export type { StartProfilingBody, ProfilingControl, ProfilingReply, ProfilingSession, ServiceProfile, ProfileReport } from './profiling.schema.js';
+export { randomIdBytes } from './random.js';

@@ -3,7 +3,7 @@
  * `[a-z0-9_]` only: no `.` (subject token separator, and BullMQ's job-id
  * separator), no `:`, no `*` or `>` (subject wildcards).
  */
-import { randomBytes } from 'node:crypto';
+import { randomIdBytes } from '@muse/contracts';
 
 /** What the gateway accepts as a run id in a path or a subscription; anything else is an unknown run. */
 export const RUN_ID_PATTERN = /^[a-z0-9_]{1,128}$/;
@@ -19,7 +19,7 @@ const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
  * `run_` + a 26-character lowercase ULID: 48 bits of milliseconds (ids sort
  * by creation time) then 80 random bits.
  */
-export function newRunId(nowMs = Date.now(), random: (n: number) => Uint8Array = randomBytes): string {
+export function newRunId(nowMs = Date.now(), random: (n: number) => Uint8Array = randomIdBytes): string {
   let time = '';
   let t = nowMs;
   for (let i = 0; i < 10; i++) {
