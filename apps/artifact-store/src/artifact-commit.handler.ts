@@ -13,7 +13,7 @@ import {
   type ArtifactCommitResponse,
   type ArtifactRef,
 } from '@muse/contracts';
-import { inlineBlobBytes, type ArtifactRepository } from '@muse/artifacts';
+import { inlineBlobBytes, toArtifactRef, type ArtifactRepository } from '@muse/artifacts';
 import type { Logger } from '@muse/telemetry';
 import type { BlobBackend } from './blob.backend.js';
 import { isDigest } from './blob.store.js';
@@ -119,14 +119,7 @@ export class ArtifactCommitHandler {
       }
       return this.stale(req);
     }
-    const artifacts: ArtifactRef[] = res.artifacts.map(({ meta }) => ({
-      id: meta.id,
-      name: meta.name,
-      version: meta.version,
-      digest: meta.digest,
-      size: meta.size,
-      mediaType: meta.mediaType,
-    }));
+    const artifacts: ArtifactRef[] = res.artifacts.map(({ meta }) => toArtifactRef(meta));
     res.stored.forEach((fresh, i) => {
       this.deps.metrics?.blobsWritten?.inc({ dedup: String(!fresh) });
       if (fresh) this.deps.metrics?.bytesWritten?.inc(redisBlobs[i]!.bytes.length);

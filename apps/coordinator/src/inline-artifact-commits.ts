@@ -11,7 +11,7 @@
  * Until the store has published its commit policy (it does when it starts), every commit goes to it.
  */
 import type { ArtifactCommitRequest, ArtifactCommitResponse } from '@muse/contracts';
-import { inlineBlobBytes, type ArtifactCommitPolicy, type ArtifactRepository } from '@muse/artifacts';
+import { inlineBlobBytes, toArtifactRef, type ArtifactCommitPolicy, type ArtifactRepository } from '@muse/artifacts';
 import type { MuseMetrics } from '@muse/telemetry';
 
 export interface InlineArtifactCommitsDeps {
@@ -75,7 +75,7 @@ export class InlineArtifactCommits {
     this.commits.inc({ outcome: res.artifacts.some((a) => a.created) ? 'committed' : 'replayed' });
     return {
       ok: true,
-      artifacts: res.artifacts.map(({ meta }) => ({ id: meta.id, name: meta.name, version: meta.version, digest: meta.digest, size: meta.size, mediaType: meta.mediaType })),
+      artifacts: res.artifacts.map(({ meta }) => toArtifactRef(meta)),
     };
   }
 }

@@ -3,7 +3,7 @@
  * and the reads the HTTP API needs.
  */
 import type { Redis } from 'ioredis';
-import { ArtifactMetaSchema, randomIdBytes, type ArtifactMeta, type MuseNames } from '@muse/contracts';
+import { ArtifactMetaSchema, randomIdBytes, type ArtifactMeta, type ArtifactRef, type MuseNames } from '@muse/contracts';
 import { evalCached } from '@muse/queues/redis';
 import { evalArtifactCommit } from './artifact-commit.script.js';
 
@@ -216,6 +216,11 @@ redis.call('DEL', KEYS[4], KEYS[6])
 if redis.call('HINCRBY', KEYS[5], ARGV[3], -1) <= 0 then redis.call('HDEL', KEYS[5], ARGV[3]) end
 return 1
 `;
+
+/** What a commit answers about an artifact (the reference a run event carries). */
+export function toArtifactRef(meta: ArtifactMeta): ArtifactRef {
+  return { id: meta.id, name: meta.name, version: meta.version, digest: meta.digest, size: meta.size, mediaType: meta.mediaType };
+}
 
 /** The name part of a replay key when replays are told apart by content: `#` cannot end a digest, so no name collides. */
 export function contentReplayName(name: string, digest: string): string {
