@@ -4,13 +4,13 @@
  * request/reply and named writes over HTTP, lineage, retention and GC.
  */
 import '@muse/telemetry/boot'; // first, before Nest loads: see libs/telemetry/src/boot.ts
+import { ArtifactRepository, publishCommitPolicy } from '@muse/artifacts';
 import { MuseError, museNames, ArtifactStoreConfigSchema, type ArtifactCommitResponse } from '@muse/contracts';
 import { JetStreamBus, natsAuthFromConfig } from '@muse/messaging';
 import { openRedis } from '@muse/queues/redis';
 import { runService } from '@muse/telemetry';
 import { ArtifactCommitHandler } from './artifact-commit.handler.js';
 import { ArtifactContentService } from './artifact-content.service.js';
-import { ArtifactRepository, publishCommitPolicy } from '@muse/artifacts';
 import { ArtifactStoreMetrics } from './artifact-store.metrics.js';
 import { ArtifactStoreModule } from './artifact-store.module.js';
 import { openBlobBackend } from './blob-backend.factory.js';

@@ -129,9 +129,9 @@ export class CommandHandler {
 
   /**
    * Starts the artifact commits of the completed reports this hold of the run's lock will handle (this command's
-   * and those queued behind it), under the hold's fencing token, so that their commits (each an fsync'd write in the
-   * artifact store) overlap instead of running one after another inside the run's critical section. A report then
-   * folds with its commit already done.
+   * and those queued behind it), under the hold's fencing token, so that their commits (each a round trip to Redis,
+   * or a request to the artifact store) overlap instead of running one after another inside the run's critical
+   * section. A report then folds with its commit already done.
    * Only for attempts still open in the current state; should an earlier command of the queue close one (a failed
    * run cancels its open steps), that commit stays unused, as when a crash falls between a commit and its append.
    */
@@ -721,7 +721,7 @@ export class RunNotStartedError extends Error {
   }
 }
 
-/** Early artifact commits one hold starts at most (each is a request to the artifact store). */
+/** Early artifact commits one hold starts at most (each a round trip to Redis, or a request to the artifact store). */
 const PRECOMMIT_MAX = 64;
 /** Most step reports one append carries (see `foldable`). */
 const FOLD_MAX = 64;
