@@ -13,7 +13,7 @@ import {
   type ArtifactCommitResponse,
   type ArtifactRef,
 } from '@muse/contracts';
-import { inlineBlobBytes, toArtifactRef, type ArtifactRepository } from '@muse/artifacts';
+import { acceptedOutcome, artifactNameProblem, inlineBlobBytes, toArtifactRef, type ArtifactRepository } from '@muse/artifacts';
 import type { Logger } from '@muse/telemetry';
 import type { BlobBackend } from './blob.backend.js';
 import { isDigest } from './blob.store.js';
@@ -24,7 +24,7 @@ export interface ArtifactCommitDeps {
   /** GC's pending-reference marker (blob-gc.service.ts), set for a blob written from a request's `content`; absent = no GC. */
   markPending?: (digest: string) => Promise<void>;
   repo: Pick<ArtifactRepository, 'commit' | 'highestToken'>;
-  metrics?: Pick<ArtifactStoreMetrics, 'commits' | 'staleTokenRejections'> & Partial<Pick<ArtifactStoreMetrics, 'blobsWritten' | 'bytesWritten'>>;
+  metrics?: Pick<ArtifactStoreMetrics, 'commits' | 'staleTokenRejections'> & Partial<Pick<ArtifactStoreMetrics, 'blobsWritten' | 'bytesWritten' | 'countStored'>>;
   logger?: Pick<Logger, 'warn' | 'error' | 'debug'>;
   /** Retention of artifacts whose request names none, in ms; 0 = forever. @default 0 */
   defaultTtlMs?: number;
@@ -120,13 +120,10 @@ export class ArtifactCommitHandler {
       return this.stale(req);
     }
     const artifacts: ArtifactRef[] = res.artifacts.map(({ meta }) => toArtifactRef(meta));
-    res.stored.forEach((fresh, i) => {
-      this.deps.metrics?.blobsWritten?.inc({ dedup: String(!fresh) });
-      if (fresh) this.deps.metrics?.bytesWritten?.inc(redisBlobs[i]!.bytes.length);
-    });
-    const created = res.artifacts.some((a) => a.created);
-    this.deps.logger?.debug({ runId: req.runId, stepId: req.stepId, attempt: req.attempt, count: artifacts.length, created }, 'artifacts committed');
-    return { outcome: created || artifacts.length === 0 ? 'committed' : 'replayed', response: { ok: true, artifacts } };
+    this.deps.metrics?.countStored?.(res.stored, redisBlobs);
+    const outcome = acceptedOutcome(res.artifacts);
+    this.deps.logger?.debug({ runId: req.runId, stepId: req.stepId, attempt: req.attempt, count: artifacts.length, created: res.artifacts.some((a) => a.created) }, 'artifacts committed');
+    return { outcome, response: { ok: true, artifacts } };
   }
 
   /** Writes a blob that came inside the request (checked already) as an upload would: marked pending for GC once its digest is known. */
@@ -161,10 +158,8 @@ function parseRequest(payload: unknown): ArtifactCommitRequest {
   const seen = new Set<string>();
   for (const a of req.artifacts) {
     if (!isDigest(a.digest)) throw new MuseError('MUSE_ERR_REQUEST_INVALID', `artifact "${a.name}": digest must be sha256:<64 hex>`);
-    if (a.name.length === 0 || a.name.length > 255) throw new MuseError('MUSE_ERR_REQUEST_INVALID', 'artifact names are 1 to 255 characters');
-    // One name twice in one commit would make the second a replay of the first.
-    if (seen.has(a.name)) throw new MuseError('MUSE_ERR_REQUEST_INVALID', `artifact "${a.name}" appears twice`);
-    seen.add(a.name);
+    const problem = artifactNameProblem(a.name, seen);
+    if (problem) throw new MuseError('MUSE_ERR_REQUEST_INVALID', problem);
   }
   return req;
 }

@@ -1,13 +1,12 @@
 /** The artifact store's own Prometheus metrics (the kit adds process, health and HTTP basics). */
 import type { Counter, Histogram } from 'prom-client';
+import { ArtifactCommitCounters } from '@muse/artifacts';
 import type { MuseMetrics } from '@muse/telemetry';
 
 export type CommitOutcome = 'committed' | 'replayed' | 'stale' | 'conflict' | 'collecting' | 'not_found' | 'invalid' | 'error';
 
-export class ArtifactStoreMetrics {
-  readonly bytesWritten: Counter;
-  readonly blobsWritten: Counter<'dedup'>;
-  readonly commits: Counter<'outcome'>;
+/** Beside the series every committer exports (ArtifactCommitCounters), the store's own. */
+export class ArtifactStoreMetrics extends ArtifactCommitCounters {
   readonly staleTokenRejections: Counter;
   readonly gcRuns: Counter<'outcome'>;
   readonly gcDeletedBlobs: Counter;
@@ -16,9 +15,7 @@ export class ArtifactStoreMetrics {
   readonly backendSeconds: Histogram<'backend' | 'op' | 'outcome'>;
 
   constructor(metrics: MuseMetrics) {
-    this.bytesWritten = metrics.counter('muse_artifact_bytes_written_total', 'Bytes of new blobs stored (a deduplicated upload adds nothing)');
-    this.blobsWritten = metrics.counter('muse_artifact_blobs_written_total', 'Blob uploads stored, by whether the content was already there', ['dedup']);
-    this.commits = metrics.counter('muse_artifact_commits_total', 'Artifact commit requests, by outcome', ['outcome']);
+    super(metrics);
     this.staleTokenRejections = metrics.counter('muse_artifact_stale_token_rejections_total', 'Commits rejected because their fencing token was older than the newest seen for the run');
     this.gcRuns = metrics.counter('muse_artifact_gc_runs_total', 'Retention and garbage-collection passes, by outcome', ['outcome']);
     this.gcDeletedBlobs = metrics.counter('muse_artifact_gc_deleted_blobs_total', 'Blobs deleted because no artifact referenced them');

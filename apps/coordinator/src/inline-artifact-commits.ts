@@ -11,7 +11,7 @@
  * Until the store has published its commit policy (it does when it starts), every commit goes to it.
  */
 import type { ArtifactCommitRequest, ArtifactCommitResponse } from '@muse/contracts';
-import { inlineBlobBytes, toArtifactRef, type ArtifactCommitPolicy, type ArtifactRepository } from '@muse/artifacts';
+import { ArtifactCommitCounters, acceptedOutcome, artifactNameProblem, inlineBlobBytes, toArtifactRef, type ArtifactCommitPolicy, type ArtifactRepository } from '@muse/artifacts';
 import type { MuseMetrics } from '@muse/telemetry';
 
 export interface InlineArtifactCommitsDeps {
@@ -22,16 +22,10 @@ export interface InlineArtifactCommitsDeps {
 }
 
 export class InlineArtifactCommits {
-  private readonly commits;
-  private readonly blobsWritten;
-  private readonly bytesWritten;
+  private readonly counters: ArtifactCommitCounters;
 
   constructor(private readonly deps: InlineArtifactCommitsDeps) {
-    // The artifact store's own series: a dashboard sums them over both services.
-    const m = deps.metrics;
-    this.commits = m.counter('muse_artifact_commits_total', 'Artifact commits, by outcome (in the coordinator: the small outputs it commits itself)', ['outcome']);
-    this.blobsWritten = m.counter('muse_artifact_blobs_written_total', 'Blobs stored, by whether the content was already there', ['dedup']);
-    this.bytesWritten = m.counter('muse_artifact_bytes_written_total', 'Bytes of new blobs stored (a deduplicated one adds nothing)');
+    this.counters = new ArtifactCommitCounters(deps.metrics);
   }
 
   /** Commits `req` when it can, as the artifact store would have; undefined when the store must (nothing was committed). */
@@ -43,8 +37,7 @@ export class InlineArtifactCommits {
     for (const a of req.artifacts) {
       // Conditional writes, oddly named or repeated names, uploads and large blobs: the store's.
       if (a.content === undefined || a.ifMatch !== undefined || a.size < 1 || a.size > policy.redisBlobBytes) return undefined;
-      if (a.name.length === 0 || a.name.length > 255 || names.has(a.name)) return undefined;
-      names.add(a.name);
+      if (artifactNameProblem(a.name, names)) return undefined;
       let bytes: Buffer;
       try {
         bytes = inlineBlobBytes(a.name, a.digest, a.size, a.content);
@@ -68,11 +61,8 @@ export class InlineArtifactCommits {
       redisBlobs: blobs,
     });
     if (!res.ok) return undefined;
-    res.stored.forEach((fresh, i) => {
-      this.blobsWritten.inc({ dedup: String(!fresh) });
-      if (fresh) this.bytesWritten.inc(blobs[i]!.bytes.length);
-    });
-    this.commits.inc({ outcome: res.artifacts.some((a) => a.created) ? 'committed' : 'replayed' });
+    this.counters.countStored(res.stored, blobs);
+    this.counters.commits.inc({ outcome: acceptedOutcome(res.artifacts) });
     return {
       ok: true,
       artifacts: res.artifacts.map(({ meta }) => toArtifactRef(meta)),

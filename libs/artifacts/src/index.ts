@@ -6,4 +6,5 @@
 export * from './artifact.repository.js';
 export { ARTIFACT_COMMIT_LUA, PUT_REDIS_BLOB_FN, evalArtifactCommit } from './artifact-commit.script.js';
 export * from './commit-policy.js';
-export { inlineBlobBytes } from './inline-content.js';
+export { artifactNameProblem, inlineBlobBytes } from './inline-content.js';
+export { ArtifactCommitCounters, acceptedOutcome } from './commit-metrics.js';

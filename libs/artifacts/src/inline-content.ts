@@ -12,3 +12,15 @@ export function inlineBlobBytes(name: string, digest: string, size: number, cont
   }
   return bytes;
 }
+
+/**
+ * What is wrong with an artifact's name in a commit (1 to 255 characters, once per commit), or undefined; `seen` holds
+ * the names before it in the commit and gets this one.
+ */
+export function artifactNameProblem(name: string, seen: Set<string>): string | undefined {
+  if (name.length === 0 || name.length > 255) return 'artifact names are 1 to 255 characters';
+  // One name twice in one commit would make the second a replay of the first.
+  if (seen.has(name)) return `artifact "${name}" appears twice`;
+  seen.add(name);
+  return undefined;
+}
