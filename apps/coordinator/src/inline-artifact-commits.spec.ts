@@ -3,11 +3,11 @@
  * namespace of its own that is deleted afterwards: what it commits, as the artifact store would, and what it leaves
  * to the store (undefined, nothing committed).
  */
-import { test, describe, before, after } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { museNames, type ArtifactCommitRequest, type MuseNames } from '@muse/contracts';
+import type { ArtifactCommitRequest } from '@muse/contracts';
+import { specRedis } from '@muse/queues/spec-redis';
 import { ArtifactRepository, CommitPolicyReader, publishCommitPolicy } from '@muse/artifacts';
 import { MuseMetrics } from '@muse/telemetry';
 import { InlineArtifactCommits } from './inline-artifact-commits.js';
@@ -20,26 +20,11 @@ function inline(name: string, text: string | Buffer): ArtifactCommitRequest['art
 }
 
 describe('InlineArtifactCommits (real Redis)', () => {
-  let redis: Redis;
-  let names: MuseNames;
-  let repo: ArtifactRepository;
-  let metrics: MuseMetrics;
-  let commits: InlineArtifactCommits;
-
-  before(() => {
-    redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1 });
-    names = museNames(`t-spec-${randomBytes(4).toString('hex')}`);
-    repo = new ArtifactRepository(redis, names);
-    metrics = new MuseMetrics('coordinator-spec');
-    // No caching between the tests' policies.
-    commits = new InlineArtifactCommits({ repo, policy: new CommitPolicyReader(redis, names, 0), metrics });
-  });
-
-  after(async () => {
-    const keys = await redis.keys(`${names.namespace}:*`);
-    if (keys.length > 0) await redis.del(...keys);
-    await redis.quit();
-  });
+  const { redis, names } = specRedis();
+  const repo = new ArtifactRepository(redis, names);
+  const metrics = new MuseMetrics('coordinator-spec');
+  // No caching between the tests' policies.
+  const commits = new InlineArtifactCommits({ repo, policy: new CommitPolicyReader(redis, names, 0), metrics });
 
   const request = (over: Partial<ArtifactCommitRequest> = {}): ArtifactCommitRequest => ({
     runId: 'run_a',

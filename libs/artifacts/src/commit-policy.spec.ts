@@ -1,25 +1,12 @@
 /** The artifact store's published commit policy and its reader, against the real Redis (REDIS_URL, default localhost). */
-import { test, describe, before, after } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { museNames, type MuseNames } from '@muse/contracts';
+import type { Redis } from 'ioredis';
+import { specRedis } from '@muse/queues/spec-redis';
 import { CommitPolicyReader, publishCommitPolicy } from './commit-policy.js';
 
 describe('commit policy (real Redis)', () => {
-  let redis: Redis;
-  let names: MuseNames;
-
-  before(() => {
-    redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1 });
-    names = museNames(`t-spec-${randomBytes(4).toString('hex')}`);
-  });
-
-  after(async () => {
-    const keys = await redis.keys(`${names.namespace}:*`);
-    if (keys.length > 0) await redis.del(...keys);
-    await redis.quit();
-  });
+  const { redis, names } = specRedis();
 
   test('a reader sees none until one is published, then the newest, read again only once refreshMs has passed', async () => {
     let clock = 0;
