@@ -1,5 +1,6 @@
 /** A cluster to measure, started the way `npm start` starts one, and the means to talk to it. */
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -130,6 +131,59 @@ export function processWrites(pid: number): number {
     return Number(/^syscw: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? 0);
   } catch {
     return 0;
+  }
+}
+
+/** Pids of the local Redis and NATS servers, when they run on this machine (their CPU is part of the picture). */
+function serverPids(): Record<string, number> {
+  const pids: Record<string, number> = {};
+  for (const name of ['redis-server', 'nats-server']) {
+    try {
+      const pid = Number(execFileSync('pgrep', ['-o', '-x', name], { encoding: 'utf8' }).trim());
+      if (pid > 0) pids[name] = pid;
+    } catch {
+      // not running here (a remote server): left out of the breakdown
+    }
+  }
+  return pids;
+}
+
+/**
+ * Where the CPU goes and how many writes (each wakes a peer: a context switch on 2 cores) a unit of work costs, by
+ * process (the cluster's, and Redis and NATS when local), summed over the windows passed to `measure`.
+ */
+export class ProcessUsage {
+  private readonly pids: Record<string, number>;
+  private readonly cpuMs = new Map<string, number>();
+  private readonly writes = new Map<string, number>();
+
+  constructor(ctx: BenchContext) {
+    this.pids = { ...Object.fromEntries(ctx.cluster.processes.flatMap((p) => (p.pid ? [[p.instance, p.pid]] : []))), ...serverPids() };
+    for (const n of Object.keys(this.pids)) {
+      this.cpuMs.set(n, 0);
+      this.writes.set(n, 0);
+    }
+  }
+
+  /** Runs `work` and adds what each process used meanwhile. */
+  async measure<T>(work: () => Promise<T>): Promise<T> {
+    const sample = () => Object.entries(this.pids).map(([n, pid]) => [n, processCpuMs(pid), processWrites(pid)] as const);
+    const before = sample();
+    const out = await work();
+    sample().forEach(([n, cpu, w], k) => {
+      this.cpuMs.set(n, this.cpuMs.get(n)! + cpu - before[k]![1]);
+      this.writes.set(n, this.writes.get(n)! + w - before[k]![2]);
+    });
+    return out;
+  }
+
+  /** Totals per `units` (`cpuMsPer<Unit>`, `writesPer<Unit>`) and the same by process, for a row's `extra` and `detail`. */
+  per(units: number, unit: string): { extra: Record<string, number>; detail: Record<string, number> } {
+    const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+    return {
+      extra: { [`cpuMsPer${unit}`]: sum(this.cpuMs) / units, [`writesPer${unit}`]: sum(this.writes) / units },
+      detail: Object.fromEntries([...this.cpuMs.keys()].flatMap((n) => [[`cpuMsPer${unit}.${n}`, this.cpuMs.get(n)! / units], [`writesPer${unit}.${n}`, this.writes.get(n)! / units]])),
+    };
   }
 }
 

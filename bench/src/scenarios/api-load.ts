@@ -5,7 +5,7 @@ import autocannon from 'autocannon';
 import { SERVICE_NODE_FLAGS } from '@muse/cluster';
 import { createRedis } from '@muse/queues';
 import { jsPublishRate } from '../baselines.js';
-import { clusterCpuMs, processCpuMs, register, submit, type BenchContext } from '../context.js';
+import { clusterCpuMs, processCpuMs, ProcessUsage, register, settleCluster, submit, type BenchContext } from '../context.js';
 import type { Row } from '../report.js';
 import { percentile, summarize } from '../stats.js';
 
@@ -24,20 +24,31 @@ export async function acceptRate(ctx: BenchContext): Promise<Row> {
   const rates: number[] = [];
   const p99s: number[] = [];
   const duration = ctx.quick ? 1 : 5;
+  // What an accepted run costs the whole cluster, by process: the measured reps, each until the coordinators have
+  // started every run it accepted (their share of the CPU the accept rate competes with).
+  const usage = new ProcessUsage(ctx);
+  let accepted = 0;
   for (let rep = 0; rep <= ctx.reps; rep++) {
-    const res = await run({
-      url: `${ctx.gateway}/v1/runs`,
-      method: 'POST',
-      connections: 20,
-      duration,
-      headers: ctx.headers({ 'content-type': 'application/json' }),
-      body: JSON.stringify({ workflow: 'bench-accept', input: {} }),
-    });
+    const load = async () => {
+      const res = await run({
+        url: `${ctx.gateway}/v1/runs`,
+        method: 'POST',
+        connections: 20,
+        duration,
+        headers: ctx.headers({ 'content-type': 'application/json' }),
+        body: JSON.stringify({ workflow: 'bench-accept', input: {} }),
+      });
+      await settleCluster(ctx);
+      return res;
+    };
+    const res = rep === 0 ? await load() : await usage.measure(load);
     if (res.non2xx > 0) ctx.log(`accept: ${res.non2xx} non-2xx answers`);
     if (rep === 0) continue;
+    accepted += res['2xx'];
     rates.push(res.requests.average);
     p99s.push(res.latency.p99);
   }
+  const { extra, detail } = usage.per(accepted, 'Run');
   const base: number[] = [];
   for (let rep = 0; rep < ctx.reps; rep++) base.push((await jsPublishRate(ctx, ctx.quick ? 1_000 : 10_000, 20)).rate);
   const muse = summarize(rates);
@@ -47,7 +58,8 @@ export async function acceptRate(ctx: BenchContext): Promise<Row> {
     scenario: 'POST /v1/runs accepted per second (durable)',
     unit: 'runs/s',
     muse,
-    extra: { p99ms: p99 },
+    extra: { p99ms: p99, ...extra },
+    detail,
     baseline,
     baselineLabel: 'JetStream acked publishes/s',
     ratio: muse.median / baseline.median,

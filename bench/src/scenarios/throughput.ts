@@ -1,23 +1,8 @@
 /** Throughput scenarios: a 10-step DAG at scale, a 1,000-item fan-out. */
 import { bullThroughput } from '../baselines.js';
-import { execFileSync } from 'node:child_process';
-import { processCpuMs, processWrites, register, RunWatcher, submit, type BenchContext } from '../context.js';
+import { ProcessUsage, register, RunWatcher, submit, type BenchContext } from '../context.js';
 import type { Row } from '../report.js';
 import { summarize } from '../stats.js';
-
-/** Pids of the local Redis and NATS servers, when they run on this machine (their CPU per step is part of the picture). */
-function serverPids(): Record<string, number> {
-  const pids: Record<string, number> = {};
-  for (const name of ['redis-server', 'nats-server']) {
-    try {
-      const pid = Number(execFileSync('pgrep', ['-o', '-x', name], { encoding: 'utf8' }).trim());
-      if (pid > 0) pids[name] = pid;
-    } catch {
-      // not running here (a remote server): left out of the breakdown
-    }
-  }
-  return pids;
-}
 
 /** 10 steps: a, then b1..b8 in parallel, then z. */
 const dag = {
@@ -40,28 +25,20 @@ export async function dagThroughput(ctx: BenchContext): Promise<Row> {
   await register(ctx, dag);
   const runs = ctx.quick ? 40 : 500;
   const rates: number[] = [];
-  // Where the CPU goes, and how many writes (each wakes a peer: a context switch on 2 cores) a step costs: by
-  // process, over the measured reps (not the warm-up).
-  const pids: Record<string, number> = { ...Object.fromEntries(ctx.cluster.processes.flatMap((p) => (p.pid ? [[p.instance, p.pid]] : []))), ...serverPids() };
-  const names = Object.keys(pids);
-  const usage = () => names.map((n) => [processCpuMs(pids[n]!), processWrites(pids[n]!)] as const);
-  const cpuMs = new Map(names.map((n) => [n, 0]));
-  const writes = new Map(names.map((n) => [n, 0]));
+  // Where the CPU goes and how many writes a step costs, by process, over the measured reps (not the warm-up).
+  const usage = new ProcessUsage(ctx);
   for (let rep = 0; rep <= ctx.reps; rep++) {
     const watcher = await RunWatcher.open(ctx);
     try {
-      const u0 = usage();
-      const t0 = performance.now();
-      const ids: string[] = [];
-      await pool(Array.from({ length: runs }, (_, i) => i), 50, async () => void ids.push(await submit(ctx, 'bench-dag')));
-      await Promise.all(ids.map((id) => watcher.finished(id, 300_000)));
-      if (rep > 0) {
-        rates.push((runs * 10) / ((performance.now() - t0) / 1000));
-        usage().forEach(([cpu, w], k) => {
-          cpuMs.set(names[k]!, cpuMs.get(names[k]!)! + cpu - u0[k]![0]);
-          writes.set(names[k]!, writes.get(names[k]!)! + w - u0[k]![1]);
-        });
-      }
+      const work = async () => {
+        const t0 = performance.now();
+        const ids: string[] = [];
+        await pool(Array.from({ length: runs }, (_, i) => i), 50, async () => void ids.push(await submit(ctx, 'bench-dag')));
+        await Promise.all(ids.map((id) => watcher.finished(id, 300_000)));
+        return (runs * 10) / ((performance.now() - t0) / 1000);
+      };
+      if (rep === 0) await work();
+      else rates.push(await usage.measure(work));
     } finally {
       watcher.close();
     }
@@ -71,7 +48,6 @@ export async function dagThroughput(ctx: BenchContext): Promise<Row> {
   const muse = summarize(rates);
   const baseline = summarize(base);
   const steps = runs * 10 * ctx.reps;
-  const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
   return {
     scenario: `throughput: steps/s over ${runs} concurrent runs of a 10-step DAG`,
     unit: 'steps/s',
@@ -79,8 +55,7 @@ export async function dagThroughput(ctx: BenchContext): Promise<Row> {
     baseline,
     baselineLabel: 'BullMQ no-op jobs/s',
     ratio: muse.median / baseline.median,
-    extra: { cpuMsPerStep: sum(cpuMs) / steps, writesPerStep: sum(writes) / steps },
-    detail: Object.fromEntries(names.flatMap((n) => [[`cpuMsPerStep.${n}`, cpuMs.get(n)! / steps], [`writesPerStep.${n}`, writes.get(n)! / steps]])),
+    ...usage.per(steps, 'Step'),
     target: '≥ 2000',
     met: muse.median >= 2000,
   };
