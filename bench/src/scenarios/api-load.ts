@@ -7,6 +7,7 @@ import { createRedis } from '@muse/queues';
 import { jsPublishRate } from '../baselines.js';
 import { clusterCpuMs, processCpuMs, ProcessUsage, register, settleCluster, submit, type BenchContext } from '../context.js';
 import type { Row } from '../report.js';
+import { SINGLE_STEP_DEFINITION } from './latency.js';
 import { percentile, summarize } from '../stats.js';
 
 /** autocannon.aggregateResult (documented in autocannon's README; @types/autocannon does not declare it). */
@@ -146,8 +147,8 @@ async function bareReadLoad(ctx: BenchContext, key: string): Promise<ReadLoad> {
 }
 
 export async function readUnderLoad(ctx: BenchContext): Promise<Row> {
-  await register(ctx, { name: 'bench-one', steps: [{ id: 'only', agent: 'executor', prompt: 'x' }] });
-  const id = await submit(ctx, 'bench-one');
+  await register(ctx, SINGLE_STEP_DEFINITION);
+  const id = await submit(ctx, SINGLE_STEP_DEFINITION.name);
   // The burst figure only in a full run: --quick keeps to its minute.
   const museLoad = await readLoad(ctx, `${ctx.gateway}/v1/runs/${id}`, ctx.headers(), { cpuMs: () => clusterCpuMs(ctx, ['gateway']), burst: !ctx.quick });
   // The floor under the same load: a bare Node HTTP server doing the same Redis read (no framework, no auth).

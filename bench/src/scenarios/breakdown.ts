@@ -1,16 +1,17 @@
 /**
  * Where a chain step's time goes: the 50-step chain again, on a second cluster that exports its traces to a receiver
  * in this process, each step's period cut into hops by the spans the services already make (the coordinator's BullMQ
- * add, the worker's attempt, the coordinator's command and its commit of the step's outputs).
+ * add, the worker's attempt, the coordinator's command and its commit of the step's outputs). On the same cluster, the
+ * timeline of a single-step run (`singleStepTimeline`), in the row's detail.
  * A diagnostic row: it has no target of its own (the chain row above has), and tracing costs a little.
  */
 import { OtlpReceiver, type ReceivedSpan } from '@muse/cluster';
 import { bullChain } from '../baselines.js';
 import { threeHopChain } from '../design-floor.js';
 import { register, RunWatcher, startBench, submit, type BenchContext } from '../context.js';
-import { CHAIN_DEFINITION, CHAIN_LENGTH } from './latency.js';
+import { CHAIN_DEFINITION, CHAIN_LENGTH, SINGLE_STEP_DEFINITION } from './latency.js';
 import type { Row } from '../report.js';
-import { summarize } from '../stats.js';
+import { percentile, summarize } from '../stats.js';
 
 /**
  * The hops of one step, in order; consecutive ones share a boundary, so they add up to the step's period:
@@ -86,6 +87,7 @@ export async function chainBreakdown(ctx: BenchContext): Promise<Row> {
   const stepIds = CHAIN_DEFINITION.steps.map((s) => s.id);
   const perStep: number[] = [];
   const hops: StepHops[] = [];
+  let timeline: Record<string, number> = {};
   try {
     const t = traced.ctx;
     await register(t, CHAIN_DEFINITION);
@@ -103,6 +105,7 @@ export async function chainBreakdown(ctx: BenchContext): Promise<Row> {
     } finally {
       watcher.close();
     }
+    timeline = await singleStepTimeline(t, receiver);
   } finally {
     await traced.stop();
     await receiver.stop();
@@ -126,6 +129,7 @@ export async function chainBreakdown(ctx: BenchContext): Promise<Row> {
     unit: 'ms/step',
     muse,
     extra: { ...extra, stepsTraced: hops.length, inlineCommits: hops.filter((h) => h.inlineCommit).length, floorNatsPush, floorBullmqDispatch },
+    detail: timeline,
     baseline,
     baselineLabel: 'BullMQ chain',
     ratio: muse.median / baseline.median,
@@ -143,4 +147,62 @@ async function spansOf(receiver: OtlpReceiver, runId: string, length: number): P
     if (attempts >= length || Date.now() > deadline) return spans;
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * The spans of a single-step run, in the order they start, by the name they start with: the gateway's submission
+ * (publish, then the first view), the coordinator's handling of it (run lock, append, effects: the step's BullMQ add
+ * among them), the worker's attempt (the model call inside it), the coordinator's handling of the step's report
+ * (run lock, commit of its outputs, append, effects).
+ */
+const TIMELINE_SPANS: ReadonlyArray<readonly [label: string, namePrefix: string]> = [
+  ['submit', 'muse.run.submit'],
+  ['runSubmit', 'muse.command run-submit'],
+  ['enqueue', 'muse.step.enqueue'],
+  ['attempt', 'muse.step.attempt'],
+  ['modelCall', 'muse.provider.call'],
+  ['stepReport', 'muse.command step-report'],
+  ['commit', 'muse.artifact.commit'],
+];
+
+/**
+ * Where the single-step row's time goes: single-step runs one after another on the traced cluster, each span of
+ * TIMELINE_SPANS placed by its start and end in ms after the client sent its POST (medians over the runs; the
+ * services' spans and this process read the same clock, `performance.timeOrigin + performance.now()`), with
+ * `posted` (the POST's 202) and `wsCompleted` (the run's last event on the WebSocket). Keys `singleStep.<label>.start`, `.end`.
+ */
+export async function singleStepTimeline(ctx: BenchContext, receiver: OtlpReceiver): Promise<Record<string, number>> {
+  const warmup = ctx.quick ? 2 : 20;
+  const runs = ctx.quick ? 5 : 40;
+  await register(ctx, SINGLE_STEP_DEFINITION);
+  const watcher = await RunWatcher.open(ctx);
+  const measured: Array<{ id: string; sentAt: number; posted: number; wsCompleted: number }> = [];
+  try {
+    for (let i = 0; i < warmup + runs; i++) {
+      const sentAt = performance.timeOrigin + performance.now();
+      const id = await submit(ctx, SINGLE_STEP_DEFINITION.name);
+      const posted = performance.timeOrigin + performance.now();
+      const done = performance.timeOrigin + (await watcher.finished(id));
+      if (i >= warmup) measured.push({ id, sentAt, posted: posted - sentAt, wsCompleted: done - sentAt });
+    }
+  } finally {
+    watcher.close();
+  }
+  // The services export their spans in batches (every 200 ms here): the last run's are in by then.
+  await new Promise((r) => setTimeout(r, 600));
+  const offsets = new Map<string, number[]>();
+  const add = (key: string, v: number) => offsets.set(key, [...(offsets.get(key) ?? []), v]);
+  for (const m of measured) {
+    add('posted', m.posted);
+    add('wsCompleted', m.wsCompleted);
+    const spans = await spansOf(receiver, m.id, 1);
+    for (const [label, prefix] of TIMELINE_SPANS) {
+      // The first span of the name (a step retried would have more).
+      const first = spans.filter((s) => s.name.startsWith(prefix)).sort((a, b) => (a.startNanos < b.startNanos ? -1 : 1))[0];
+      if (!first) continue;
+      add(`${label}.start`, Number(first.startNanos) / 1e6 - m.sentAt);
+      add(`${label}.end`, Number(first.endNanos) / 1e6 - m.sentAt);
+    }
+  }
+  return Object.fromEntries([...offsets].map(([k, v]) => [`singleStep.${k}`, percentile(v, 50)]));
 }

@@ -6,8 +6,11 @@ import { percentile, summarize } from '../stats.js';
 
 const step = (id: string, needs?: string[]) => ({ id, agent: 'executor', prompt: `no-op ${id}`, ...(needs ? { needs } : {}) });
 
+/** The single-step rows' workflow (`single-step`, `event-to-ws`, the timeline of `chain-breakdown`). */
+export const SINGLE_STEP_DEFINITION = { name: 'bench-one', steps: [step('only')] };
+
 export async function singleStep(ctx: BenchContext): Promise<Row> {
-  await register(ctx, { name: 'bench-one', steps: [step('only')] });
+  await register(ctx, SINGLE_STEP_DEFINITION);
   const samples = ctx.quick ? 10 : 50;
   const watcher = await RunWatcher.open(ctx);
   const p50s: number[] = [];
@@ -17,7 +20,7 @@ export async function singleStep(ctx: BenchContext): Promise<Row> {
       const times: number[] = [];
       for (let i = 0; i < samples; i++) {
         const t0 = performance.now();
-        const id = await submit(ctx, 'bench-one');
+        const id = await submit(ctx, SINGLE_STEP_DEFINITION.name);
         times.push((await watcher.finished(id)) - t0);
       }
       if (rep === 0) continue; // warm-up
@@ -87,13 +90,13 @@ export async function chain(ctx: BenchContext): Promise<Row> {
 }
 
 export async function eventToWebSocket(ctx: BenchContext): Promise<Row> {
-  await register(ctx, { name: 'bench-one', steps: [step('only')] });
+  await register(ctx, SINGLE_STEP_DEFINITION);
   const p99s: number[] = [];
   const runs = ctx.quick ? 20 : 100;
   for (let rep = 0; rep <= ctx.reps; rep++) {
     const watcher = await RunWatcher.open(ctx);
     try {
-      const ids = await Promise.all(Array.from({ length: runs }, () => submit(ctx, 'bench-one')));
+      const ids = await Promise.all(Array.from({ length: runs }, () => submit(ctx, SINGLE_STEP_DEFINITION.name)));
       await Promise.all(ids.map((id) => watcher.finished(id)));
       if (rep > 0) p99s.push(percentile(watcher.lags, 99));
     } finally {
