@@ -16,6 +16,8 @@ const SCENARIOS = ['idle RSS', 'single-step run', '50-step sequential chain', 't
 const DIAGNOSTIC: Record<string, readonly string[]> = {
   '50-step chain with tracing on': ['add', 'pickup', 'runAndReport', 'beforeCommit', 'commit', 'foldToNextAdd', 'stepsTraced', 'inlineCommits', 'floorNatsPush', 'floorBullmqDispatch'],
 };
+/** The single-step timeline's spans (the chain breakdown's `detail`), in the order a run goes through them. */
+const TIMELINE = ['submit', 'runSubmit', 'enqueue', 'attempt', 'modelCall', 'stepReport', 'commit'];
 
 test('npm run bench -- --quick completes and reports every scenario with its baseline', { timeout: 180_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'muse-bench-'));
@@ -27,7 +29,7 @@ test('npm run bench -- --quick completes and reports every scenario with its bas
     child.stderr.on('data', (d: Buffer) => (text += d.toString()));
     const code = await new Promise<number | null>((r) => child.once('exit', r));
     assert.equal(code, 0, text);
-    const result = JSON.parse(readFileSync(out, 'utf8')) as { quick: boolean; rows: Array<{ scenario: string; muse?: { median: number }; baseline?: { median: number }; note?: string; met?: boolean; extra?: Record<string, number> }> };
+    const result = JSON.parse(readFileSync(out, 'utf8')) as { quick: boolean; rows: Array<{ scenario: string; muse?: { median: number }; baseline?: { median: number }; note?: string; met?: boolean; extra?: Record<string, number>; detail?: Record<string, number> }> };
     assert.equal(result.quick, true);
     for (const name of SCENARIOS) {
       const row = result.rows.find((r) => r.scenario.includes(name));
@@ -46,6 +48,19 @@ test('npm run bench -- --quick completes and reports every scenario with its bas
       assert.ok(Number.isFinite(row.muse?.median) && Number.isFinite(row.baseline?.median), `${name} has its figure and baseline`);
       for (const f of figures) assert.ok(Number.isFinite(row.extra?.[f]) && row.extra![f]! >= 0, `${name}: ${f} = ${row.extra?.[f]}`);
     }
+    // Where the CPU goes: in all and by process (the gateway and the coordinator work for every step and every run).
+    for (const [name, unit] of [['throughput', 'Step'], ['POST /v1/runs accepted', 'Run']] as const) {
+      const row = result.rows.find((r) => r.scenario.includes(name))!;
+      assert.ok(row.extra![`cpuMsPer${unit}`]! > 0 && row.extra![`writesPer${unit}`]! > 0, `${name}: ${JSON.stringify(row.extra)}`);
+      for (const p of ['gateway', 'coordinator']) assert.ok((row.detail?.[`cpuMsPer${unit}.${p}`] ?? 0) > 0, `${name}: cpuMsPer${unit}.${p} in ${JSON.stringify(row.detail)}`);
+    }
+    // The single-step timeline: every span found, each inside the run (after the POST went out, ending before the
+    // client saw the run's last event or the report's command that sent it), in the order a run goes through them.
+    const timeline = result.rows.find((r) => r.scenario.includes('50-step chain with tracing on'))!.detail ?? {};
+    const at = (k: string) => timeline[`singleStep.${k}`]!;
+    for (const k of TIMELINE) assert.ok(at(`${k}.start`) > 0 && at(`${k}.end`) >= at(`${k}.start`), `singleStep.${k}: ${JSON.stringify(timeline)}`);
+    for (let i = 1; i < TIMELINE.length; i++) assert.ok(at(`${TIMELINE[i]}.start`) >= at(`${TIMELINE[i - 1]}.start`), `${TIMELINE[i - 1]} starts before ${TIMELINE[i]}: ${JSON.stringify(timeline)}`);
+    assert.ok(at('posted') > at('submit.end') && at('wsCompleted') > at('commit.end'), `the 202 after the submission, the last event after the commit: ${JSON.stringify(timeline)}`);
     assert.match(text, /\| scenario +\| unit/, 'the table was printed');
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -191,7 +191,11 @@ export async function singleStepTimeline(ctx: BenchContext, receiver: OtlpReceiv
   // The services export their spans in batches (every 200 ms here): the last run's are in by then.
   await new Promise((r) => setTimeout(r, 600));
   const offsets = new Map<string, number[]>();
-  const add = (key: string, v: number) => offsets.set(key, [...(offsets.get(key) ?? []), v]);
+  const add = (key: string, v: number) => {
+    const list = offsets.get(key);
+    if (list) list.push(v);
+    else offsets.set(key, [v]);
+  };
   for (const m of measured) {
     add('posted', m.posted);
     add('wsCompleted', m.wsCompleted);
