@@ -12,7 +12,7 @@ import type { RunLocks } from '@muse/locks';
 import { CommandHandler, EARLY_COMMAND_DELIVERIES, RunNotStartedError } from './command.handler.js';
 import type { RunViewStore } from './run-view.store.js';
 
-function harness(commitAnswer: unknown | ((req: { stepId: string; fencingToken: number }) => Promise<unknown>)) {
+function harness(commitAnswer: unknown | ((req: { stepId: string; fencingToken: number }) => Promise<unknown>), opts: { enqueue?: (job: StepJob) => Promise<void> } = {}) {
   const log: RunEvent[] = [];
   const enqueued: StepJob[] = [];
   const published: string[] = [];
@@ -34,7 +34,13 @@ function harness(commitAnswer: unknown | ((req: { stepId: string; fencingToken: 
     publishCommand: async () => ({ seq: 1, duplicate: false }),
     sendAudit: () => undefined,
   } as unknown as JetStreamBus;
-  const queues = { enqueue: async (job: StepJob) => void enqueued.push(job), remove: async () => undefined } as unknown as StepQueues;
+  const queues = {
+    enqueue: async (job: StepJob) => {
+      enqueued.push(job);
+      await opts.enqueue?.(job);
+    },
+    remove: async () => undefined,
+  } as unknown as StepQueues;
   const locks = { withRunLock: async <T>(_id: string, fn: (token: number, signal: AbortSignal) => Promise<T>) => fn(1, new AbortController().signal) } as unknown as RunLocks;
   const views = { write: async () => (counts.viewWrites++, true) } as unknown as RunViewStore;
   const logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -188,4 +194,29 @@ test('a pause that reaches a coordinator before its run’s submission was handl
   await assert.rejects(never.handle(cancel, EARLY_COMMAND_DELIVERIES - 1), RunNotStartedError);
   await never.handle(cancel, EARLY_COMMAND_DELIVERIES);
   assert.equal(never.log.length, 0);
+});
+
+test('one fold of a fan-out’s reports sends the next elements’ jobs together, not one report’s after another’s', async () => {
+  // Each add takes a while, as a Redis round trip does; `most` is how many were in flight at once.
+  let inFlight = 0;
+  let most = 0;
+  const h = harness({ ok: true, artifacts: [] }, {
+    enqueue: async () => {
+      most = Math.max(most, ++inFlight);
+      await new Promise((r) => setTimeout(r, 10));
+      inFlight--;
+    },
+  });
+  const definition = { name: 'w', steps: [{ id: 'each', tool: 'shell', command: 'echo {{ item }}', forEach: 'input.items', concurrency: 3 }] };
+  await h.handle({ ...submit, definition, input: { items: [1, 2, 3, 4, 5, 6] } } as Command);
+  assert.deepEqual(h.enqueued.map((j) => j.index), [0, 1, 2], 'the first three elements');
+  const afterSubmit = h.log.length;
+  most = 0;
+  // Three quick reports (each stands for its `started` too), folded in one hold: each frees a slot for the next element.
+  const done = (index: number) => ({ ...completed(1), stepId: 'each', index, startedAt: '2026-01-01T00:00:00.500Z', artifacts: [] }) as Command;
+  await Promise.all([0, 1, 2].map((i) => h.handle(done(i))));
+  const folded = h.log.slice(afterSubmit).map((e) => `${e.type}:${(e.data as { index?: number }).index}`);
+  assert.deepEqual(folded, ['step.started:0', 'step.completed:0', 'step.queued:3', 'step.started:1', 'step.completed:1', 'step.queued:4', 'step.started:2', 'step.completed:2', 'step.queued:5']);
+  assert.deepEqual(h.enqueued.slice(3).map((j) => j.index), [3, 4, 5]);
+  assert.equal(most, 3, 'the three jobs were in flight at once: a started element does not wait for the job queued before it');
 });

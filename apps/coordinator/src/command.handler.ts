@@ -411,6 +411,9 @@ export class CommandHandler {
         if (ev.type !== 'step.skipped' && st && st.role !== WORKFLOW_ROLE) this.deps.timers?.forgetWatch?.(stepJobId(state.runId, ev.data.stepId, ev.data.attempt, ev.data.index));
         continue;
       }
+      // An event with no effect of its own (a step started, a forEach expanded, …) does not wait for the jobs queued
+      // so far: the next elements a fold of a fan-out's reports queues then go out together, not one per report.
+      if (!ORDERED_EFFECTS.has(ev.type)) continue;
       await flush();
       if (ev.type === 'step.queued') {
         await this.startChild(state, ev.data.stepId, ev.data.attempt);
@@ -720,6 +723,19 @@ export class RunNotStartedError extends Error {
     this.name = 'RunNotStartedError';
   }
 }
+
+/** Events `effects` acts on after the jobs queued before them are in (each branch after its `flush`). */
+const ORDERED_EFFECTS: ReadonlySet<RunEvent['type']> = new Set<RunEvent['type']>([
+  'step.queued',
+  'run.started',
+  'step.waiting',
+  'lease.waiting',
+  'concurrency.waiting',
+  'run.compensating',
+  'run.completed',
+  'run.failed',
+  'run.cancelled',
+]);
 
 /** Early artifact commits one hold starts at most (each a round trip to Redis, or a request to the artifact store). */
 const PRECOMMIT_MAX = 64;
