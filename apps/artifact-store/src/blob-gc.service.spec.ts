@@ -9,8 +9,7 @@ import { mkdtemp, rm, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { Redis } from 'ioredis';
-import { museNames, type MuseNames } from '@muse/contracts';
+import { specRedis } from '@muse/queues/spec-redis';
 import { ArtifactRepository, type CommitInput } from '@muse/artifacts';
 import { BlobGc } from './blob-gc.service.js';
 import { BlobStore } from './blob.store.js';
@@ -18,24 +17,17 @@ import { BlobStore } from './blob.store.js';
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 describe('BlobGc (real Redis, local blobs)', () => {
-  let redis: Redis;
-  let names: MuseNames;
-  let repo: ArtifactRepository;
+  const { redis, names } = specRedis();
+  const repo = new ArtifactRepository(redis, names);
   let store: BlobStore;
   let dir: string;
 
   before(async () => {
-    redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1 });
-    names = museNames(`t-gc-${randomBytes(4).toString('hex')}`);
-    repo = new ArtifactRepository(redis, names);
     dir = await mkdtemp(join(tmpdir(), 'muse-gc-spec-'));
     store = new BlobStore(dir, { maxBytes: 1 << 20 });
     await store.init();
   });
   after(async () => {
-    const keys = await redis.keys(`${names.namespace}:*`);
-    if (keys.length > 0) await redis.del(...keys);
-    await redis.quit();
     await rm(dir, { recursive: true, force: true });
   });
 

@@ -2,11 +2,9 @@
  * The fencing Lua script against the real Redis (REDIS_URL, default
  * localhost), under a namespace of its own that is deleted afterwards.
  */
-import { test, describe, before, after } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { museNames, type MuseNames } from '@muse/contracts';
+import { specRedis } from '@muse/queues/spec-redis';
 import { ArtifactRepository, ARTIFACT_ID_PATTERN, newArtifactId, splitAroundVersion, type CommitInput } from './artifact.repository.js';
 
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
@@ -25,21 +23,8 @@ function input(over: Partial<CommitInput> = {}): CommitInput {
 }
 
 describe('ArtifactRepository (fenced commit script, real Redis)', () => {
-  let redis: Redis;
-  let names: MuseNames;
-  let repo: ArtifactRepository;
-
-  before(async () => {
-    redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1 });
-    names = museNames(`t-spec-${randomBytes(4).toString('hex')}`);
-    repo = new ArtifactRepository(redis, names);
-  });
-
-  after(async () => {
-    const keys = await redis.keys(`${names.namespace}:*`);
-    if (keys.length > 0) await redis.del(...keys);
-    await redis.quit();
-  });
+  const { redis, names } = specRedis();
+  const repo = new ArtifactRepository(redis, names);
 
   /** A commit as after an upload: the blobs carry the pending mark an upload leaves (see blob-gc.service.ts). */
   const commit = async (i: CommitInput) => {
