@@ -413,39 +413,62 @@ export class CommandHandler {
       }
       // An event with no effect of its own (a step started, a forEach expanded, …) does not wait for the jobs queued
       // so far: the next elements a fold of a fan-out's reports queues then go out together, not one per report.
-      if (!ORDERED_EFFECTS.has(ev.type)) continue;
+      const effect = this.orderedEffect(ev, state, events);
+      if (!effect) continue;
       await flush();
-      if (ev.type === 'step.queued') {
-        await this.startChild(state, ev.data.stepId, ev.data.attempt);
-      } else if (ev.type === 'run.started') {
-        await this.deadline(state);
-      } else if (ev.type === 'step.waiting' && ev.data.timeoutMs !== undefined) {
-        await this.deps.timers?.approvalTimeout(state.runId, state.project, ev.data.stepId, ev.data.timeoutMs, ev.data.onTimeout ?? 'reject', Date.parse(ev.at));
-      } else if (ev.type === 'lease.waiting') {
-        await this.askForLeases(state, ev.data.stepId, ev.data.locks, Date.parse(ev.at));
-      } else if (ev.type === 'concurrency.waiting') {
-        await this.askForSlot(state, { runId: state.runId, ...(ev.data.stepId !== undefined ? { stepId: ev.data.stepId } : {}) }, Date.parse(ev.at));
-      } else if (ev.type === 'run.compensating') {
-        // The steps it cancelled need not run; their compensations come next.
-        await this.dropQueuedJobs(state, []);
-        this.stopRunningSteps(state);
-        await this.cancelChildren(state);
-        settle = true;
-      } else if (ev.type === 'run.completed' || ev.type === 'run.failed' || ev.type === 'run.cancelled') {
-        this.runsFinished.inc({ status: state.status, project: state.project });
-        await this.dropQueuedJobs(state, events);
-        // A completed run has every step finished: only an attempt superseded by a retry (lost or timed out, yet still
-        // going on its worker) can still run, so without retries no worker needs the notice.
-        if (ev.type !== 'run.completed' || retried(state)) this.stopRunningSteps(state);
-        await this.cancelChildren(state);
-        await this.reportToParent(state);
-        settle = true;
-      }
+      if (await effect()) settle = true;
     }
     await flush();
     if (settle) await this.releaseSettled(state, false);
     await this.deps.deadLetters?.apply(events, state);
     await view;
+  }
+
+  /**
+   * The effect of `ev` that waits for the jobs queued before it (`effects` sends those first), or undefined when it
+   * has none; the effect resolves to true when the run's held slots and leases must be settled afterwards.
+   */
+  private orderedEffect(ev: RunEvent, state: RunState, events: RunEvent[]): (() => Promise<boolean | void>) | undefined {
+    switch (ev.type) {
+      case 'step.queued':
+        return () => this.startChild(state, ev.data.stepId, ev.data.attempt);
+      case 'run.started':
+        return () => this.deadline(state);
+      case 'step.waiting': {
+        const timeoutMs = ev.data.timeoutMs;
+        if (timeoutMs === undefined) return undefined;
+        return async () => {
+          await this.deps.timers?.approvalTimeout(state.runId, state.project, ev.data.stepId, timeoutMs, ev.data.onTimeout ?? 'reject', Date.parse(ev.at));
+        };
+      }
+      case 'lease.waiting':
+        return () => this.askForLeases(state, ev.data.stepId, ev.data.locks, Date.parse(ev.at));
+      case 'concurrency.waiting':
+        return () => this.askForSlot(state, { runId: state.runId, ...(ev.data.stepId !== undefined ? { stepId: ev.data.stepId } : {}) }, Date.parse(ev.at));
+      case 'run.compensating':
+        return async () => {
+          // The steps it cancelled need not run; their compensations come next.
+          await this.dropQueuedJobs(state, []);
+          this.stopRunningSteps(state);
+          await this.cancelChildren(state);
+          return true;
+        };
+      case 'run.completed':
+      case 'run.failed':
+      case 'run.cancelled':
+        return async () => {
+          this.runsFinished.inc({ status: state.status, project: state.project });
+          await this.dropQueuedJobs(state, events);
+          // A completed run has every step finished: only an attempt superseded by a retry (lost or timed out, yet still
+          // going on its worker) can still run, so without retries no worker needs the notice.
+          if (ev.type !== 'run.completed' || retried(state)) this.stopRunningSteps(state);
+          await this.cancelChildren(state);
+          await this.reportToParent(state);
+          return true;
+        };
+      default:
+        return undefined;
+    }
   }
 
   /** Re-enqueues every queued step (a no-op for jobs that exist) and rewrites the view. */
@@ -723,19 +746,6 @@ export class RunNotStartedError extends Error {
     this.name = 'RunNotStartedError';
   }
 }
-
-/** Events `effects` acts on after the jobs queued before them are in (each branch after its `flush`). */
-const ORDERED_EFFECTS: ReadonlySet<RunEvent['type']> = new Set<RunEvent['type']>([
-  'step.queued',
-  'run.started',
-  'step.waiting',
-  'lease.waiting',
-  'concurrency.waiting',
-  'run.compensating',
-  'run.completed',
-  'run.failed',
-  'run.cancelled',
-]);
 
 /** Early artifact commits one hold starts at most (each a round trip to Redis, or a request to the artifact store). */
 const PRECOMMIT_MAX = 64;
