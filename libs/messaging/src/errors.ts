@@ -9,3 +9,20 @@ export class WrongLastSequenceError extends Error {
 export function isWrongLastSequence(err: unknown): err is WrongLastSequenceError {
   return err instanceof WrongLastSequenceError;
 }
+
+/**
+ * Raised before anything is appended when one event alone is larger than a message of the run log may be (the NATS
+ * server's `max_payload`, less room for headers): no split can store it, and retrying never will.
+ */
+export class EventTooLargeError extends Error {
+  constructor(
+    readonly runId: string,
+    /** The event too large: its type and id. */
+    readonly event: { type: string; id: string },
+    readonly bytes: number,
+    readonly limitBytes: number,
+  ) {
+    super(`run ${runId}: event ${event.type} is ${bytes} bytes, over the ${limitBytes}-byte limit of one run-log message`);
+    this.name = 'EventTooLargeError';
+  }
+}

@@ -42,12 +42,16 @@ import {
 } from '@muse/contracts';
 import { withSpan } from '@muse/telemetry';
 import { decodeJson, encodeJson } from './codec.js';
-import { WrongLastSequenceError } from './errors.js';
+import { EventTooLargeError, WrongLastSequenceError } from './errors.js';
 import { RunEventFeed } from './run-event-feed.js';
-import { decodeRunEvents, encodeRunEvents } from './run-log-codec.js';
+import { RUN_LOG_CHUNK_BYTES, decodeRunEvents, encodeRunEvents } from './run-log-codec.js';
 
 /** Convert ms to the nanoseconds JetStream's API takes. */
 const nanos = (ms: number): number => ms * 1_000_000;
+/** NATS's own default `max_payload`, for a connection that has not heard the server's yet. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+/** Bytes of a run-log message kept for the headers an append sends (message id, expected sequence, trace context). */
+const APPEND_HEADER_ROOM = 4 * 1024;
 
 export interface BusOptions {
   url: string;
@@ -362,16 +366,31 @@ export class JetStreamBus {
   }
 
   /**
+   * The largest run-log message this bus appends, in bytes: the server's `max_payload` (1 MiB unless configured)
+   * less room for the headers an append sends along.
+   */
+  get maxEventBytes(): number {
+    return (this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - APPEND_HEADER_ROOM;
+  }
+
+  /**
    * Appends events to a run's log. `expectedLastStreamSeq` is the stream
    * sequence of the run's last event (0 for a new run); if the log moved on,
-   * nothing is written and WrongLastSequenceError is thrown.
+   * nothing is written and WrongLastSequenceError is thrown; if one event
+   * alone is over `maxEventBytes`, nothing is written and EventTooLargeError
+   * is thrown.
    * @returns the stream sequence of the last event appended
    */
   async appendRunEvents(runId: string, events: RunEvent[], expectedLastStreamSeq: number): Promise<number> {
     const subject = this.names.runSubject(runId);
     let last = expectedLastStreamSeq;
+    const limit = this.maxEventBytes;
     // One message per append (run-log-codec.ts): one round trip, and the events land together or not at all.
-    for (const { data, first } of encodeRunEvents(events)) {
+    const messages = encodeRunEvents(events, Math.min(RUN_LOG_CHUNK_BYTES, limit));
+    // Checked before anything goes out: a message over the limit holds one event, which no split or retry can store.
+    const over = messages.find((m) => m.data.length > limit);
+    if (over) throw new EventTooLargeError(runId, { type: over.first.type, id: over.first.id }, over.data.length, limit);
+    for (const { data, first } of messages) {
       try {
         const ack = await this.js.publish(subject, data, {
           msgID: first.id,
