@@ -188,7 +188,19 @@ export const BudgetRaisedEventSchema = z.object({
   type: z.literal('budget.raised'),
   data: z.object({ addTokens: z.number().int().min(0).optional(), addCost: z.number().min(0).optional() }),
 });
-export const RunCompletedEventSchema = z.object({ ...base, type: z.literal('run.completed'), data: z.object({ output: z.unknown() }) });
+export const RunCompletedEventSchema = z.object({
+  ...base,
+  type: z.literal('run.completed'),
+  data: z.object({
+    /** The run's output (the `output` template rendered, else every step's output by id); absent when `outputBytes` is set. */
+    output: z.unknown().optional(),
+    /**
+     * Set instead of `output` when the output was too large for one run-log message: its size in bytes (JSON).
+     * The output is what the run's steps gave (GET /v1/runs/{id} shows it); the log holds every one of them.
+     */
+    outputBytes: z.number().int().min(0).optional(),
+  }),
+});
 export const RunFailedEventSchema = z.object({ ...base, type: z.literal('run.failed'), data: z.object({ error: ErrorBodySchema }) });
 export const RunCancelledEventSchema = z.object({ ...base, type: z.literal('run.cancelled'), data: z.object({ reason: z.string().optional() }) });
 

@@ -2,9 +2,9 @@ export { parseTemplate, renderTemplate, renderValue, templateStrings, resolvePat
 export type { TemplateRef, TemplateContext, ParseResult } from './template.js';
 export { validateWorkflow, checkGraph, findCycle, ancestorsOf, topologicalOrder } from './dag.js';
 export type { ValidationResult } from './dag.js';
-export { applyEvent, foldEvents, FoldError } from './state.js';
+export { applyEvent, foldEvents, FoldError, runOutput, templateContext } from './state.js';
 export type { RunState, StepState, ItemState, Gate, Spend, SpendFigures } from './state.js';
-export { RunTransition, isFinished, buildStepJob, stepQueueRole, runAgent, budgetOf, runOutput, templateContext, conditionContext, maxAttemptsOf, backoffDelay, DEFAULT_BACKOFF, DEFAULT_FOREACH_CONCURRENCY } from './transition.js';
+export { RunTransition, isFinished, buildStepJob, stepQueueRole, runAgent, budgetOf, conditionContext, maxAttemptsOf, backoffDelay, DEFAULT_BACKOFF, DEFAULT_FOREACH_CONCURRENCY } from './transition.js';
 export { checkExpression, evaluateCondition, evaluateList, evaluateKey, ConditionError } from './condition.js';
 export { missingInputs } from './inputs.js';
 export type { EngineDefaults } from './transition.js';

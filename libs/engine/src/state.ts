@@ -18,6 +18,7 @@ import {
   type WorkflowDefinition,
   type WorkflowRef,
 } from '@muse/contracts';
+import { renderTemplate, type TemplateContext } from './template.js';
 
 export interface StepState {
   id: string;
@@ -398,7 +399,8 @@ function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
     }
     case 'run.completed':
       next.status = 'succeeded';
-      next.output = ev.data.output;
+      // An output too large for the event (`outputBytes` instead) is the one the state it ends gives.
+      next.output = ev.data.outputBytes !== undefined && ev.data.output === undefined ? runOutput(next) : ev.data.output;
       break;
     case 'run.failed':
       next.status = 'failed';
@@ -489,4 +491,16 @@ function addSpend(next: RunState, stepId: string, agentId: string, output: unkno
     byAgent: add(sp.byAgent, agentId),
     byProvider: add(sp.byProvider, typeof o.provider === 'string' ? o.provider : 'unknown'),
   };
+}
+
+export function templateContext(s: RunState): TemplateContext {
+  const steps: TemplateContext['steps'] = {};
+  for (const [id, st] of Object.entries(s.steps)) steps[id] = { status: st.status, ...(st.status === 'succeeded' ? { output: st.output } : {}) };
+  return { input: s.input, steps };
+}
+
+/** The workflow's output: its `output` template rendered, or every step's output by id. */
+export function runOutput(s: RunState): unknown {
+  if (s.definition.output !== undefined) return renderTemplate(s.definition.output, templateContext(s));
+  return Object.fromEntries(Object.values(s.steps).map((st) => [st.id, st.output]));
 }

@@ -70,6 +70,52 @@ test('a run goes through the diamond: fan-out after plan, join before review, ou
   assert.deepEqual(foldEvents(log), s);
 });
 
+test('a run.completed that carries only its output size folds to the output the steps give, rendered or by step', () => {
+  for (const definition of [def, { ...def, output: undefined }]) {
+    const t0 = new RunTransition(undefined, now);
+    t0.submit({ ...submit, definition }, defaults);
+    let s = t0.state;
+    const log = [...t0.events];
+    for (const r of [
+      report('plan', 1, 'completed', { output: { text: 'P' } }),
+      report('lint', 1, 'completed', { output: { stdout: 'L', exitCode: 0, stderr: '' } }),
+      report('sec', 1, 'completed', { output: { text: 'S' } }),
+      report('review', 1, 'completed', { output: { text: 'R' } }),
+    ]) {
+      const tx = step(s, r);
+      s = tx.state;
+      log.push(...tx.events);
+    }
+    const done = log.at(-1)!;
+    assert.equal(done.type, 'run.completed');
+    const expected = definition.output === undefined ? { plan: { text: 'P' }, lint: { stdout: 'L', exitCode: 0, stderr: '' }, sec: { text: 'S' }, review: { text: 'R' } } : 'R';
+    assert.deepEqual(s!.output, expected);
+    // As the coordinator appends it when the output is too large for the event.
+    const sized = { ...done, data: { outputBytes: 1_234_567 } } as typeof done;
+    const folded = foldEvents([...log.slice(0, -1), sized])!;
+    assert.equal(folded.status, 'succeeded');
+    assert.deepEqual(folded.output, expected);
+    assert.deepEqual(folded, s);
+  }
+});
+
+test('fail ends a run still going with the error given; a finished run stays as it is', () => {
+  const t0 = new RunTransition(undefined, now);
+  t0.submit(submit, defaults);
+  const tx = new RunTransition(t0.state, now);
+  const error = { code: 'MUSE_ERR_EVENT_TOO_LARGE', message: 'too large', retryable: false };
+  tx.fail(error);
+  assert.deepEqual(tx.events.map((e) => e.type), ['run.failed']);
+  assert.equal(tx.state!.status, 'failed');
+  assert.deepEqual(tx.state!.error, error);
+  const again = new RunTransition(tx.state, now);
+  again.fail(error);
+  assert.equal(again.events.length, 0);
+  const none = new RunTransition(undefined, now);
+  none.fail(error);
+  assert.equal(none.events.length, 0);
+});
+
 test('folding a duplicated event is a no-op', () => {
   const t0 = new RunTransition(undefined, now);
   t0.submit(submit, defaults);

@@ -32,8 +32,8 @@ import {
   type StepReport,
   type ArtifactRef,
 } from '@muse/contracts';
-import { applyEvent, type RunState } from './state.js';
-import { renderTemplate, renderValue, TemplateError, type TemplateContext } from './template.js';
+import { applyEvent, runOutput, templateContext, type RunState } from './state.js';
+import { renderTemplate, renderValue, TemplateError } from './template.js';
 import { agentToolExtras, renderHttpRequest } from './tool-jobs.js';
 import { ConditionError, evaluateCondition, evaluateKey, evaluateList } from './condition.js';
 
@@ -264,12 +264,14 @@ export class RunTransition {
 
   /** The run's own deadline passed: a run still going fails. */
   timeout(cmd: RunTimeoutCommand): void {
+    this.fail({ code: 'MUSE_ERR_RUN_TIMEOUT', message: `the run ran past its timeout of ${cmd.timeoutMs} ms`, retryable: false });
+  }
+
+  /** A run still going fails with `error`, whatever its steps are doing (the effects of its end stop them). */
+  fail(error: ErrorBody): void {
     const s = this.state;
     if (!s || isFinished(s)) return;
-    this.emitFor({
-      type: 'run.failed',
-      data: { error: { code: 'MUSE_ERR_RUN_TIMEOUT', message: `the run ran past its timeout of ${cmd.timeoutMs} ms`, retryable: false } },
-    });
+    this.emitFor({ type: 'run.failed', data: { error } });
   }
 
   cancel(cmd: RunCancelCommand, defaults?: EngineDefaults): void {
@@ -563,17 +565,6 @@ export function conditionContext(s: RunState): { input: unknown; steps: Record<s
   return { input: ctx.input, steps: ctx.steps };
 }
 
-export function templateContext(s: RunState): TemplateContext {
-  const steps: TemplateContext['steps'] = {};
-  for (const [id, st] of Object.entries(s.steps)) steps[id] = { status: st.status, ...(st.status === 'succeeded' ? { output: st.output } : {}) };
-  return { input: s.input, steps };
-}
-
-/** The workflow's output: its `output` template rendered, or every step's output by id. */
-export function runOutput(s: RunState): unknown {
-  if (s.definition.output !== undefined) return renderTemplate(s.definition.output, templateContext(s));
-  return Object.fromEntries(Object.values(s.steps).map((st) => [st.id, st.output]));
-}
 
 /** The job for one attempt of a step, with its templates rendered against the state. */
 export function buildStepJob(
