@@ -311,6 +311,19 @@ describe('durable semantics end to end', { timeout: 240_000 }, () => {
     console.log(`fan-out of 1000: ${events.length} events, ${ms} ms`);
   });
 
+  test('a run whose output is larger than one run-log message succeeds: run.completed carries its size, the view the output', async () => {
+    // Three elements of 400 kB each: every step's event fits in a message of NATS's default 1 MiB, the run's output does not.
+    await register(['name: bulky', 'steps:', '  - id: each', '    tool: shell', `    command: "head -c 400000 /dev/zero | tr '\\\\0' {{ item }}"`, '    forEach: input.xs'].join('\n'));
+    const { run: r, events } = await run('bulky', { xs: ['a', 'b', 'c'] });
+    assert.equal(r.status, 'succeeded', JSON.stringify(r.error));
+    const out = r.output as { each: Array<{ stdout: string }> };
+    assert.deepEqual(out.each.map((o) => [o.stdout.length, o.stdout[0], o.stdout.at(-1)]), [[400_000, 'a', 'a'], [400_000, 'b', 'b'], [400_000, 'c', 'c']]);
+    const done = events.at(-1)!;
+    assert.ok(done.type === 'run.completed', done.type);
+    assert.equal(done.data.output, undefined);
+    assert.ok(done.data.outputBytes! > 1_200_000, String(done.data.outputBytes));
+  });
+
   test('bad when, forEach, retry and compensate are refused at registration with a precise 400', async () => {
     const res = await http(t.gateway, 'POST', '/v1/workflows', {
       name: 'bad',

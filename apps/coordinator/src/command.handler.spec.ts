@@ -6,13 +6,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { museNames, type Command, type RunEvent, type StepJob } from '@muse/contracts';
 import { MuseMetrics } from '@muse/telemetry';
-import { WrongLastSequenceError, type JetStreamBus } from '@muse/messaging';
+import { foldEvents } from '@muse/engine';
+import { EventTooLargeError, WrongLastSequenceError, type JetStreamBus } from '@muse/messaging';
 import type { StepQueues } from '@muse/queues';
 import type { RunLocks } from '@muse/locks';
 import { CommandHandler, EARLY_COMMAND_DELIVERIES, RunNotStartedError } from './command.handler.js';
 import type { RunViewStore } from './run-view.store.js';
 
-function harness(commitAnswer: unknown | ((req: { stepId: string; fencingToken: number }) => Promise<unknown>), opts: { enqueue?: (job: StepJob) => Promise<void> } = {}) {
+function harness(commitAnswer: unknown | ((req: { stepId: string; fencingToken: number }) => Promise<unknown>), opts: { enqueue?: (job: StepJob) => Promise<void>; maxEventBytes?: number } = {}) {
   const log: RunEvent[] = [];
   const enqueued: StepJob[] = [];
   const published: string[] = [];
@@ -22,6 +23,11 @@ function harness(commitAnswer: unknown | ((req: { stepId: string; fencingToken: 
   const bus = {
     appendRunEvents: async (runId: string, events: RunEvent[], expected: number) => {
       if (expected !== seqs.length) throw new WrongLastSequenceError(runId, expected);
+      // As the real bus does, before anything is stored: one event over the limit refuses the whole append.
+      for (const ev of events) {
+        const bytes = Buffer.byteLength(JSON.stringify(ev));
+        if (opts.maxEventBytes !== undefined && bytes > opts.maxEventBytes) throw new EventTooLargeError(runId, { type: ev.type, id: ev.id }, bytes, opts.maxEventBytes);
+      }
       counts.appends++;
       log.push(...events);
       seqs.push(log.length);
@@ -219,4 +225,42 @@ test('one fold of a fan-out’s reports sends the next elements’ jobs together
   assert.deepEqual(folded, ['step.started:0', 'step.completed:0', 'step.queued:3', 'step.started:1', 'step.completed:1', 'step.queued:4', 'step.started:2', 'step.completed:2', 'step.queued:5']);
   assert.deepEqual(h.enqueued.slice(3).map((j) => j.index), [3, 4, 5]);
   assert.equal(most, 3, 'the three jobs were in flight at once: a started element does not wait for the job queued before it');
+});
+
+test('an event too large for the run log fails the run with MUSE_ERR_EVENT_TOO_LARGE instead of being redelivered for ever', async () => {
+  const h = harness({ ok: true, artifacts: [] }, { maxEventBytes: 2_000 });
+  await h.handle(submit);
+  const huge = { ...completed(1), output: { exitCode: 0, stdout: 'x'.repeat(5_000), stderr: '' } } as Command;
+  await h.handle(huge); // handled, not thrown: a redelivery could never store it either
+  assert.deepEqual(h.log.map((e) => e.type), ['run.created', 'run.started', 'step.queued', 'run.failed'], 'the fold with the large event is replaced by the failure');
+  const failed = h.log.at(-1)!;
+  assert.ok(failed.type === 'run.failed');
+  assert.equal(failed.data.error.code, 'MUSE_ERR_EVENT_TOO_LARGE');
+  assert.equal(failed.data.error.retryable, false);
+  const details = failed.data.error.details as { event: string; bytes: number; limitBytes: number };
+  assert.equal(details.event, 'step.completed');
+  assert.equal(details.limitBytes, 2_000);
+  assert.ok(details.bytes > 5_000);
+  assert.equal(foldEvents(h.log)!.status, 'failed');
+});
+
+test('a run output too large for its run.completed event goes out as its size; the run succeeds with the output its steps gave', async () => {
+  const h = harness({ ok: true, artifacts: [] }, { maxEventBytes: 2_000 });
+  const two: Command = {
+    ...submit,
+    definition: { name: 'w', steps: [{ id: 'a', tool: 'shell', command: 'echo a' }, { id: 'b', tool: 'shell', command: 'echo b' }] },
+  } as Command;
+  await h.handle(two);
+  const out = (stepId: string) => ({ exitCode: 0, stdout: stepId.repeat(1_200), stderr: '' });
+  await h.handle({ ...completed(1), stepId: 'a', output: out('a') } as Command);
+  await h.handle({ ...completed(1), stepId: 'b', output: out('b') } as Command);
+  const done = h.log.at(-1)!;
+  assert.ok(done.type === 'run.completed', done.type);
+  const expected = { a: out('a'), b: out('b') };
+  assert.equal(done.data.output, undefined);
+  assert.equal(done.data.outputBytes, Buffer.byteLength(JSON.stringify(expected)));
+  // Every event stored fits; whoever folds the log (another replica, the gateway's view) has the output.
+  const state = foldEvents(h.log)!;
+  assert.equal(state.status, 'succeeded');
+  assert.deepEqual(state.output, expected);
 });

@@ -27,7 +27,7 @@ import {
   type StoredWorkflow,
 } from '@muse/contracts';
 import { buildStepJob, runAgent, stepQueueRole, foldEvents, isFinished, missingInputs, RunTransition, toRunView, type EngineDefaults, type Gate, type RunState } from '@muse/engine';
-import { isWrongLastSequence, type CommandContext, type JetStreamBus } from '@muse/messaging';
+import { EventTooLargeError, isWrongLastSequence, type CommandContext, type JetStreamBus } from '@muse/messaging';
 import type { StepJobOptions, StepQueues } from '@muse/queues';
 import type { LeaseTable, RunLocks } from '@muse/locks';
 import { withSpan, type Logger, type MuseMetrics } from '@muse/telemetry';
@@ -174,6 +174,34 @@ export class CommandHandler {
     return batch;
   }
 
+  /**
+   * Appends a fold's events after `before`. An event too large for one run-log message never fits, however often it
+   * is tried, so it is not left to redelivery: a `run.completed` goes without its output (`outputBytes` in its place;
+   * the fold gives the same output from the steps), any other fails the run with MUSE_ERR_EVENT_TOO_LARGE instead of
+   * the whole fold.
+   * @returns the stream sequence of the last event appended, and the events and state that append stands for
+   */
+  private async append(runId: string, events: RunEvent[], state: RunState | undefined, before: CachedRun): Promise<{ last: number; events: RunEvent[]; state: RunState | undefined }> {
+    try {
+      return { last: await this.deps.bus.appendRunEvents(runId, events, before.lastStreamSeq), events, state };
+    } catch (err) {
+      if (!(err instanceof EventTooLargeError)) throw err;
+      const big = events.find((e) => e.id === err.event.id);
+      if (big?.type === 'run.completed' && big.data.outputBytes === undefined) {
+        const outputBytes = Buffer.byteLength(JSON.stringify(big.data.output ?? null));
+        this.deps.logger.warn({ runId, outputBytes, limitBytes: err.limitBytes }, 'run output too large for its run.completed event; the event carries its size, the view the output');
+        const slim: RunEvent = { ...big, data: { outputBytes } };
+        return this.append(runId, events.map((e) => (e === big ? slim : e)), state, before);
+      }
+      const tx = new RunTransition(before.state, this.now);
+      tx.fail({ code: 'MUSE_ERR_EVENT_TOO_LARGE', message: err.message, retryable: false, details: { event: err.event.type, bytes: err.bytes, limitBytes: err.limitBytes } });
+      // A run not begun (a run.created too large) or already ended has nothing to fail.
+      if (tx.events.length === 0) throw err;
+      this.deps.logger.error({ runId, event: err.event.type, bytes: err.bytes, limitBytes: err.limitBytes }, 'event too large for the run log; the run fails');
+      return this.append(runId, tx.events, tx.state, before);
+    }
+  }
+
   private async handleLocked(cmd: Command, ctx: CommandContext, token: number): Promise<void> {
     // Folded into an earlier command's append, effects included, under this run's lock: done.
     if (this.folded.delete(cmd)) return;
@@ -206,7 +234,7 @@ export class CommandHandler {
       // Each command decides on the state the one before it left, exactly as if each had its own turn; only the
       // append and the effects are shared. One that fails to decide (behind `cmd`) is left for its own turn.
       let state = entry.state;
-      const events: RunEvent[] = [];
+      let events: RunEvent[] = [];
       taken = [];
       for (const c of this.foldable(cmd)) {
         const tx = new RunTransition(state, this.now);
@@ -234,7 +262,8 @@ export class CommandHandler {
         break;
       }
       try {
-        const last = await this.deps.bus.appendRunEvents(cmd.runId, events, entry.lastStreamSeq);
+        let last: number;
+        ({ last, events, state } = await this.append(cmd.runId, events, state, entry));
         entry = { state, lastStreamSeq: last };
         this.cache.set(cmd.runId, entry);
       } catch (err) {
