@@ -34,7 +34,8 @@ export interface StepProcessorDeps {
   /** Runs `http` tool steps; unset = such a step fails (MUSE_ERR_INTERNAL). */
   http?: { run(job: StepJob, signal: AbortSignal): Promise<HttpOutput> };
   artifacts: { upload(bytes: Uint8Array, mediaType: string): Promise<BlobRef> };
-  reports: { publish(report: StepReport): Promise<unknown> };
+  /** Publishes a report; `report` in the answer, when there is one, is the report stored (a completion too large to send becomes a failure). */
+  reports: { publish(report: StepReport): Promise<{ report?: StepReport } | void> };
   /** Aborted (with a StepHandedBackError) when the worker gives its in-flight steps back. */
   handBack?: AbortSignal;
   /** The recorded model calls of a job (`llm-call.json`), taken once the step ran: uploaded with its output. */
@@ -139,7 +140,8 @@ export class StepProcessor {
     // A `started` already on its way is stored first (a failed publish of it is retried here, before the final one).
     if (startedSent) await startedSent.catch(() => this.deps.reports.publish({ ...base, outcome: 'started', at: startedAt }));
     else report = { ...report, startedAt };
-    await this.deps.reports.publish(report);
+    const stored = (await this.deps.reports.publish(report))?.report;
+    if (stored && stored.outcome !== 'started') report = { ...stored, outcome: stored.outcome };
     const durationMs = Date.now() - started;
     this.deps.observer?.finished({ role: job.role, kind: job.kind, outcome: report.outcome, durationMs, project: job.project });
     // Codes and sizes only: prompts and outputs stay out of info logs.

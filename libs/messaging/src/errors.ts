@@ -26,3 +26,15 @@ export class EventTooLargeError extends Error {
     this.name = 'EventTooLargeError';
   }
 }
+
+/** Raised before publishing when a command is larger than one message of the command stream may be (as for events). */
+export class CommandTooLargeError extends Error {
+  constructor(
+    readonly kind: string,
+    readonly bytes: number,
+    readonly limitBytes: number,
+  ) {
+    super(`a ${kind} command of ${bytes} bytes is over the ${limitBytes}-byte limit of one command-stream message`);
+    this.name = 'CommandTooLargeError';
+  }
+}

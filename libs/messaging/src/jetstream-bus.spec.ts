@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { museNames, type RunEvent } from '@muse/contracts';
-import { EventTooLargeError } from './errors.js';
+import { CommandTooLargeError, EventTooLargeError } from './errors.js';
 import { JetStreamBus } from './jetstream-bus.js';
 
 const names = museNames(`t-bus-${randomBytes(4).toString('hex')}`);
@@ -24,25 +24,39 @@ const completed = (runId: string, seq: number, text: string): RunEvent =>
 test("the largest message an append sends is the server's max_payload less room for headers", () => {
   const serverMax = bus.nc.info!.max_payload;
   assert.ok(serverMax >= 64 * 1024, `max_payload ${serverMax}`);
-  assert.equal(bus.maxEventBytes, serverMax - 4096);
+  assert.equal(bus.maxMessageBytes, serverMax - 4096);
 });
 
 test('an event larger than one message is refused before anything of its append is stored; events around the limit are stored', async () => {
   const runId = 'run_big';
   const first = await bus.appendRunEvents(runId, [completed(runId, 1, 'small')], 0);
   // Split over several messages, the rest of the append fits: only the one event no message can hold stops it.
-  const tooBig = completed(runId, 3, 'x'.repeat(bus.maxEventBytes));
-  await assert.rejects(bus.appendRunEvents(runId, [completed(runId, 2, 'y'.repeat(bus.maxEventBytes / 2)), tooBig], first), (err: unknown) => {
+  const tooBig = completed(runId, 3, 'x'.repeat(bus.maxMessageBytes));
+  await assert.rejects(bus.appendRunEvents(runId, [completed(runId, 2, 'y'.repeat(bus.maxMessageBytes / 2)), tooBig], first), (err: unknown) => {
     assert.ok(err instanceof EventTooLargeError, String(err));
     assert.deepEqual(err.event, { type: 'step.completed', id: tooBig.id });
-    assert.equal(err.limitBytes, bus.maxEventBytes);
+    assert.equal(err.limitBytes, bus.maxMessageBytes);
     assert.ok(err.bytes > err.limitBytes);
     return true;
   });
   assert.deepEqual((await bus.readRunEvents(runId)).events.map((e) => e.seq), [1], 'nothing of the refused append is in the log');
   // Just under the limit goes through, as one message; two such events, as two.
-  const near = 'z'.repeat(bus.maxEventBytes - 400);
+  const near = 'z'.repeat(bus.maxMessageBytes - 400);
   const last = await bus.appendRunEvents(runId, [completed(runId, 2, near), completed(runId, 3, near)], first);
   assert.equal(last, first + 2);
   assert.deepEqual((await bus.readRunEvents(runId)).events.map((e) => e.seq), [1, 2, 3]);
+});
+
+test('a command larger than one message is refused before it is sent, and says how large it was', async () => {
+  const cmd = { kind: 'step-report', runId: 'run_big', project: 'p', stepId: 's', attempt: 1, agentId: 'a', outcome: 'completed', at: '2026-01-01T00:00:00.000Z', output: { text: 'x'.repeat(bus.maxMessageBytes) } } as const;
+  await assert.rejects(bus.publishCommand(cmd), (err: unknown) => {
+    assert.ok(err instanceof CommandTooLargeError, String(err));
+    assert.equal(err.kind, 'step-report');
+    assert.equal(err.limitBytes, bus.maxMessageBytes);
+    assert.ok(err.bytes > err.limitBytes);
+    return true;
+  });
+  assert.equal((await bus.jsm.streams.info(names.commandStream)).state.messages, 0);
+  const small = await bus.publishCommand({ ...cmd, output: { text: 'ok' } });
+  assert.equal(small.duplicate, false);
 });

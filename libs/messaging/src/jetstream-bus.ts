@@ -42,7 +42,7 @@ import {
 } from '@muse/contracts';
 import { withSpan } from '@muse/telemetry';
 import { decodeJson, encodeJson } from './codec.js';
-import { EventTooLargeError, WrongLastSequenceError } from './errors.js';
+import { CommandTooLargeError, EventTooLargeError, WrongLastSequenceError } from './errors.js';
 import { RunEventFeed } from './run-event-feed.js';
 import { RUN_LOG_CHUNK_BYTES, decodeRunEvents, encodeRunEvents } from './run-log-codec.js';
 
@@ -50,8 +50,8 @@ import { RUN_LOG_CHUNK_BYTES, decodeRunEvents, encodeRunEvents } from './run-log
 const nanos = (ms: number): number => ms * 1_000_000;
 /** NATS's own default `max_payload`, for a connection that has not heard the server's yet. */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
-/** Bytes of a run-log message kept for the headers an append sends (message id, expected sequence, trace context). */
-const APPEND_HEADER_ROOM = 4 * 1024;
+/** Bytes of a message kept for the headers sent with it (message id, expected sequence, trace context). */
+const HEADER_ROOM = 4 * 1024;
 
 export interface BusOptions {
   url: string;
@@ -357,7 +357,9 @@ export class JetStreamBus {
 
   /** Publishes a command; resolves once JetStream has stored it. `msgId` makes a retry a no-op. */
   async publishCommand(cmd: Command, msgId?: string, timeoutMs = 5_000): Promise<{ seq: number; duplicate: boolean }> {
-    const ack = await this.js.publish(this.names.commandSubject(cmd.kind), encodeJson(cmd), {
+    const data = encodeJson(cmd);
+    if (data.length > this.maxMessageBytes) throw new CommandTooLargeError(cmd.kind, data.length, this.maxMessageBytes);
+    const ack = await this.js.publish(this.names.commandSubject(cmd.kind), data, {
       ...(msgId ? { msgID: msgId } : {}),
       ...traceHeaders(),
       timeout: timeoutMs,
@@ -366,25 +368,25 @@ export class JetStreamBus {
   }
 
   /**
-   * The largest run-log message this bus appends, in bytes: the server's `max_payload` (1 MiB unless configured)
-   * less room for the headers an append sends along.
+   * The largest run-log or command message this bus sends, in bytes: the server's `max_payload` (1 MiB unless
+   * configured) less room for the headers that go along (message id, expected sequence, trace context).
    */
-  get maxEventBytes(): number {
-    return (this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - APPEND_HEADER_ROOM;
+  get maxMessageBytes(): number {
+    return (this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - HEADER_ROOM;
   }
 
   /**
    * Appends events to a run's log. `expectedLastStreamSeq` is the stream
    * sequence of the run's last event (0 for a new run); if the log moved on,
    * nothing is written and WrongLastSequenceError is thrown; if one event
-   * alone is over `maxEventBytes`, nothing is written and EventTooLargeError
+   * alone is over `maxMessageBytes`, nothing is written and EventTooLargeError
    * is thrown.
    * @returns the stream sequence of the last event appended
    */
   async appendRunEvents(runId: string, events: RunEvent[], expectedLastStreamSeq: number): Promise<number> {
     const subject = this.names.runSubject(runId);
     let last = expectedLastStreamSeq;
-    const limit = this.maxEventBytes;
+    const limit = this.maxMessageBytes;
     // One message per append (run-log-codec.ts): one round trip, and the events land together or not at all.
     const messages = encodeRunEvents(events, Math.min(RUN_LOG_CHUNK_BYTES, limit));
     // Checked before anything goes out: a message over the limit holds one event, which no split or retry can store.

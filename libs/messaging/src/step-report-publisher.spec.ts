@@ -1,6 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Command, StepReport } from '@muse/contracts';
+import { CommandTooLargeError } from './errors.js';
 import { reportMsgId, StepReportPublisher } from './step-report-publisher.js';
 
 const report: StepReport = {
@@ -38,7 +39,7 @@ describe('StepReportPublisher', () => {
       { warn: (o: unknown) => void warnings.push(o) },
       noSleep,
     );
-    assert.deepEqual(await p.publish(report), { seq: 9, duplicate: false });
+    assert.deepEqual(await p.publish(report), { seq: 9, duplicate: false, report });
     assert.equal(ids.length, 3);
     assert.equal(new Set(ids).size, 1);
     assert.equal(warnings.length, 2);
@@ -49,6 +50,40 @@ describe('StepReportPublisher', () => {
     const p = new StepReportPublisher({ publishCommand: async () => { n++; throw new Error('down'); } }, undefined, { ...noSleep, attempts: 4 });
     await assert.rejects(p.publish(report), /down/);
     assert.equal(n, 4);
+  });
+
+  test('a completion too large for a message is not retried: the attempt fails for good, saying how large it was', async () => {
+    const sent: Command[] = [];
+    const limit = 1_000;
+    const p = new StepReportPublisher(
+      {
+        publishCommand: async (cmd) => {
+          const bytes = Buffer.byteLength(JSON.stringify(cmd));
+          if (bytes > limit) throw new CommandTooLargeError(cmd.kind, bytes, limit);
+          sent.push(cmd);
+          return { seq: sent.length, duplicate: false };
+        },
+      },
+      undefined,
+      noSleep,
+    );
+    const big: StepReport = { ...report, outcome: 'completed', output: { text: 'x'.repeat(2_000) }, artifacts: [{ name: 'output', digest: 'sha256:00', size: 1, mediaType: 'application/json' }] };
+    const stored = await p.publish(big);
+    assert.equal(sent.length, 1, 'one publish of the failure, after one refused completion');
+    assert.equal(stored.report.outcome, 'failed');
+    assert.deepEqual(stored.report, sent[0]);
+    assert.equal(stored.report.output, undefined);
+    assert.equal(stored.report.artifacts, undefined);
+    assert.equal(stored.report.error?.code, 'MUSE_ERR_STEP_OUTPUT_TOO_LARGE');
+    assert.equal(stored.report.error?.retryable, false);
+    const details = stored.report.error?.details as { bytes: number; limitBytes: number };
+    assert.equal(details.limitBytes, limit);
+    assert.ok(details.bytes > 2_000);
+    // Anything else too large (a failure's own report) is refused at once, not tried six times.
+    let tries = 0;
+    const never = new StepReportPublisher({ publishCommand: async (cmd) => { tries++; throw new CommandTooLargeError(cmd.kind, 2_000, limit); } }, undefined, noSleep);
+    await assert.rejects(never.publish({ ...report, outcome: 'failed', error: { code: 'MUSE_ERR_INTERNAL', message: 'x', retryable: false } }), CommandTooLargeError);
+    assert.equal(tries, 1);
   });
 
   test('refuses a report that breaks the contract', async () => {

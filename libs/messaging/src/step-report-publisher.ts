@@ -6,6 +6,7 @@
 import { StepReportSchema, stepKey, type Command, type StepReport } from '@muse/contracts';
 import type { Logger } from '@muse/telemetry';
 import { retry, type RetryOptions } from './backoff.js';
+import { CommandTooLargeError } from './errors.js';
 
 /**
  * `started` carries the agent id: after a stalled job moves to another
@@ -28,14 +29,41 @@ export class StepReportPublisher {
     private readonly retryOptions: RetryOptions = {},
   ) {}
 
-  /** Resolves once JetStream stored the report; throws when every try failed. */
-  async publish(report: StepReport): Promise<{ seq: number; duplicate: boolean }> {
+  /**
+   * Resolves once JetStream stored the report (`report`: the one stored); throws when every try failed. A completion
+   * too large for one message of the command stream can never reach the coordinator, however often it is sent: the
+   * attempt fails instead, for good, with MUSE_ERR_STEP_OUTPUT_TOO_LARGE (`details`: `bytes`, `limitBytes`).
+   */
+  async publish(report: StepReport): Promise<{ seq: number; duplicate: boolean; report: StepReport }> {
     const cmd = StepReportSchema.parse(report);
+    try {
+      return { ...(await this.send(cmd)), report: cmd };
+    } catch (err) {
+      if (!(err instanceof CommandTooLargeError) || cmd.outcome !== 'completed') throw err;
+      const { output: _output, artifacts: _artifacts, ...rest } = cmd;
+      const failed: StepReport = {
+        ...rest,
+        outcome: 'failed',
+        error: {
+          code: 'MUSE_ERR_STEP_OUTPUT_TOO_LARGE',
+          message: `the step's output makes a report of ${err.bytes} bytes, over the ${err.limitBytes}-byte limit of one message (the NATS server's max_payload)`,
+          retryable: false,
+          details: { bytes: err.bytes, limitBytes: err.limitBytes },
+        },
+      };
+      this.logger?.warn({ msgId: reportMsgId(cmd), bytes: err.bytes, limitBytes: err.limitBytes }, 'step output too large to report; the attempt fails');
+      return { ...(await this.send(failed)), report: failed };
+    }
+  }
+
+  private send(cmd: StepReport): Promise<{ seq: number; duplicate: boolean }> {
     const msgId = reportMsgId(cmd);
     return retry(() => this.bus.publishCommand(cmd, msgId), {
       attempts: 6,
       baseDelayMs: 250,
       maxDelayMs: 4_000,
+      // A report too large now is as large on every try.
+      retryable: (err) => !(err instanceof CommandTooLargeError),
       onRetry: (err, attempt, delayMs) =>
         this.logger?.warn({ err: (err as Error).message, msgId, attempt, delayMs }, 'step report not stored; retrying'),
       ...this.retryOptions,
