@@ -312,16 +312,30 @@ describe('durable semantics end to end', { timeout: 240_000 }, () => {
   });
 
   test('a run whose output is larger than one run-log message succeeds: run.completed carries its size, the view the output', async () => {
-    // Three elements of 400 kB each: every step's event fits in a message of NATS's default 1 MiB, the run's output does not.
-    await register(['name: bulky', 'steps:', '  - id: each', '    tool: shell', `    command: "head -c 400000 /dev/zero | tr '\\\\0' {{ item }}"`, '    forEach: input.xs'].join('\n'));
-    const { run: r, events } = await run('bulky', { xs: ['a', 'b', 'c'] });
+    // Five elements of 250 kB each (under the shell's 256 KiB cap): every step's event fits in a message of NATS's
+    // default 1 MiB, the run's output does not.
+    await register(['name: bulky', 'steps:', '  - id: each', '    tool: shell', `    command: "head -c 250000 /dev/zero | tr '\\\\0' {{ item }}"`, '    forEach: input.xs'].join('\n'));
+    const xs = ['a', 'b', 'c', 'd', 'e'];
+    const { run: r, events } = await run('bulky', { xs });
     assert.equal(r.status, 'succeeded', JSON.stringify(r.error));
-    const out = r.output as { each: Array<{ stdout: string }> };
-    assert.deepEqual(out.each.map((o) => [o.stdout.length, o.stdout[0], o.stdout.at(-1)]), [[400_000, 'a', 'a'], [400_000, 'b', 'b'], [400_000, 'c', 'c']]);
+    const out = r.output as { each: Array<{ stdout: string; truncated?: boolean }> };
+    assert.deepEqual(out.each.map((o) => [o.stdout.length, o.stdout[0], o.stdout.at(-1), o.truncated]), xs.map((x) => [250_000, x, x, undefined]));
     const done = events.at(-1)!;
     assert.ok(done.type === 'run.completed', done.type);
     assert.equal(done.data.output, undefined);
-    assert.ok(done.data.outputBytes! > 1_200_000, String(done.data.outputBytes));
+    assert.ok(done.data.outputBytes! > 1_250_000, String(done.data.outputBytes));
+  });
+
+  test('a step whose output is too large to report fails at once, for good, with MUSE_ERR_STEP_OUTPUT_TOO_LARGE', async () => {
+    // 256 KiB of \x01 bytes (the shell's cap) are six times as many in JSON, which writes each as \u0001.
+    await register(['name: too-bulky', 'steps:', '  - id: big', '    tool: shell', `    command: "head -c 300000 /dev/zero | tr '\\\\0' '\\\\1'"`].join('\n'));
+    const { run: r } = await run('too-bulky');
+    assert.equal(r.status, 'failed');
+    const big = stepOf(r, 'big');
+    assert.equal(big.attempts, 1, 'not retried: the output would be as large again');
+    assert.equal(big.error?.code, 'MUSE_ERR_STEP_OUTPUT_TOO_LARGE');
+    const details = big.error?.details as { bytes: number; limitBytes: number };
+    assert.ok(details.bytes > 6 * 262_144 && details.bytes > details.limitBytes, JSON.stringify(details));
   });
 
   test('bad when, forEach, retry and compensate are refused at registration with a precise 400', async () => {

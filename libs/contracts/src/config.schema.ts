@@ -155,8 +155,11 @@ export const AgentWorkerConfigSchema = z.object({
   MUSE_AGENT_ID: z.string().optional(),
   /** Where per-run shell workspaces live. */
   MUSE_WORKSPACE_DIR: z.string().default('.muse/workspaces'),
-  /** Cap on captured stdout and stderr of a shell step, each, in bytes. */
-  MUSE_SHELL_OUTPUT_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+  /**
+   * Cap on captured stdout and stderr of a shell step, each, in bytes. Both at the cap still fit one report under
+   * NATS's default 1 MiB max_payload (as text; a larger report fails the step with MUSE_ERR_STEP_OUTPUT_TOO_LARGE).
+   */
+  MUSE_SHELL_OUTPUT_LIMIT_BYTES: z.coerce.number().int().min(1024).default(256 * 1024),
   /** Heartbeat period, in ms. */
   MUSE_HEARTBEAT_MS: ms(2_000),
   /**
