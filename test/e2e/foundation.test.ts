@@ -195,6 +195,13 @@ describe('foundation: a multi-agent workflow end to end', { timeout: 240_000 }, 
     const tooLarge = await http(t.gateway, 'POST', '/v1/runs', big);
     assert.equal(tooLarge.status, 413);
     shape(tooLarge, 'MUSE_ERR_REQUEST_TOO_LARGE');
+    // Under the body limit, but with the workflow's definition too large for one message of the command stream: the
+    // same 413, not a 503 asking for a retry that could never succeed.
+    const nearLimit = await http(t.gateway, 'POST', '/v1/runs', { workflow: 'code-review', input: { repo: 'acme/big', blob: 'x'.repeat(1024 * 1024 - 1_000) } });
+    assert.equal(nearLimit.status, 413, nearLimit.text.slice(0, 300));
+    shape(nearLimit, 'MUSE_ERR_REQUEST_TOO_LARGE');
+    assert.equal(nearLimit.body.error.retryable, false);
+    assert.ok(nearLimit.body.error.details.bytes > nearLimit.body.error.details.limitBytes, JSON.stringify(nearLimit.body.error.details));
 
     const unknownRun = await http(t.gateway, 'GET', '/v1/runs/run_doesnotexist');
     assert.equal(unknownRun.status, 404);

@@ -52,6 +52,8 @@ const nanos = (ms: number): number => ms * 1_000_000;
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 /** Bytes of a message kept for the headers sent with it (message id, expected sequence, trace context). */
 const HEADER_ROOM = 4 * 1024;
+/** Bytes a command leaves below the message limit for the event it becomes, whose envelope is a little larger. */
+const COMMAND_TO_EVENT_ROOM = 1024;
 
 export interface BusOptions {
   url: string;
@@ -358,7 +360,10 @@ export class JetStreamBus {
   /** Publishes a command; resolves once JetStream has stored it. `msgId` makes a retry a no-op. */
   async publishCommand(cmd: Command, msgId?: string, timeoutMs = 5_000): Promise<{ seq: number; duplicate: boolean }> {
     const data = encodeJson(cmd);
-    if (data.length > this.maxMessageBytes) throw new CommandTooLargeError(cmd.kind, data.length, this.maxMessageBytes);
+    // With room to spare: the event a command becomes (a submission's run.created, a report's step.completed) is
+    // a little larger than the command, and must fit the run log.
+    const limit = this.maxMessageBytes - COMMAND_TO_EVENT_ROOM;
+    if (data.length > limit) throw new CommandTooLargeError(cmd.kind, data.length, limit);
     const ack = await this.js.publish(this.names.commandSubject(cmd.kind), data, {
       ...(msgId ? { msgID: msgId } : {}),
       ...traceHeaders(),

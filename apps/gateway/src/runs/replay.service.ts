@@ -18,6 +18,7 @@ import { BUS } from '../gateway.tokens.js';
 import { WorkflowRegistry } from '../workflows/workflow-registry.service.js';
 import { newRunId } from './run-id.js';
 import { RunsService } from './runs.service.js';
+import { publishCommand } from './publish-command.js';
 
 @Injectable()
 export class ReplayService {
@@ -44,12 +45,8 @@ export class ReplayService {
   async raiseBudget(caller: Caller, runId: string, addTokens: number | undefined, addCost: number | undefined): Promise<{ id: string; status: RunStatus }> {
     const view = await this.runs.get(caller, runId);
     if (isTerminalRunStatus(view.status)) throw new MuseError('MUSE_ERR_RUN_TERMINAL', `Run ${runId} has already finished (${view.status})`, { details: { id: runId, status: view.status } });
-    try {
-      // No message id: two raises add up, each is one command.
-      await this.bus.publishCommand({ kind: 'run-budget', runId, project: caller.project, ...(addTokens ? { addTokens } : {}), ...(addCost ? { addCost } : {}) });
-    } catch (cause) {
-      throw new MuseError('MUSE_ERR_UNAVAILABLE', 'JetStream did not acknowledge the command; nothing was accepted, retry', { cause });
-    }
+    // No message id: two raises add up, each is one command.
+    await publishCommand(this.bus, { kind: 'run-budget', runId, project: caller.project, ...(addTokens ? { addTokens } : {}), ...(addCost ? { addCost } : {}) });
     return { id: runId, status: view.status };
   }
 }

@@ -13,6 +13,7 @@ import type { JetStreamBus } from '@muse/messaging';
 import type { Caller } from '../caller/caller.js';
 import { BUS } from '../gateway.tokens.js';
 import { RunsService } from './runs.service.js';
+import { publishCommand } from './publish-command.js';
 
 export type RunControlAction = 'pause' | 'resume' | 'retry';
 
@@ -56,11 +57,7 @@ export class RunOperationsService {
     return { id: runId, status: view.status };
   }
 
-  private async publish(cmd: Command, msgId?: string): Promise<void> {
-    try {
-      await this.bus.publishCommand(cmd, msgId);
-    } catch (cause) {
-      throw new MuseError('MUSE_ERR_UNAVAILABLE', 'JetStream did not acknowledge the command; nothing was accepted, retry', { cause });
-    }
+  private publish(cmd: Command, msgId?: string): Promise<void> {
+    return publishCommand(this.bus, cmd, msgId);
   }
 }

@@ -26,6 +26,7 @@ import { assertSameRequest, bodyDigest, idempotencyMsgId, type IdempotencyRecord
 import { newRunId } from './run-id.js';
 import { RunStore, type RunListFilter, type RunSummary } from './run-store.service.js';
 import { checkRunInput, initialRunView, parseSubmitBody, submitCommand, type NewRun, type SubmitRequest } from './submit-run.js';
+import { publishCommand } from './publish-command.js';
 
 export interface Submission {
   body: unknown;
@@ -184,13 +185,8 @@ export class RunsService {
     return { id: runId, status: view.status };
   }
 
-  private async publish(cmd: Command, msgId?: string): Promise<void> {
-    try {
-      await this.bus.publishCommand(cmd, msgId);
-    } catch (cause) {
-      // Not accepted: the client retries (with the same Idempotency-Key, if it sent one).
-      throw new MuseError('MUSE_ERR_UNAVAILABLE', 'JetStream did not acknowledge the command; nothing was accepted, retry', { cause });
-    }
+  private publish(cmd: Command, msgId?: string): Promise<void> {
+    return publishCommand(this.bus, cmd, msgId);
   }
 }
 
