@@ -493,6 +493,7 @@ function addSpend(next: RunState, stepId: string, agentId: string, output: unkno
   };
 }
 
+/** What a template sees: `input`, and `steps.<id>.status` (with `.output` once succeeded). */
 export function templateContext(s: RunState): TemplateContext {
   const steps: TemplateContext['steps'] = {};
   for (const [id, st] of Object.entries(s.steps)) steps[id] = { status: st.status, ...(st.status === 'succeeded' ? { output: st.output } : {}) };

@@ -565,7 +565,6 @@ export function conditionContext(s: RunState): { input: unknown; steps: Record<s
   return { input: ctx.input, steps: ctx.steps };
 }
 
-
 /** The job for one attempt of a step, with its templates rendered against the state. */
 export function buildStepJob(
   s: RunState,
