@@ -192,10 +192,11 @@ export async function profilingOverhead(ctx: BenchContext): Promise<Row> {
   const runs = ctx.quick ? 10 : 60;
   await measure(ctx, runs); // warm-up
   // A session as `muse profile` starts one (no V8 profiler), paired on the workload. Rep-to-rep noise of the
-  // cluster's CPU per step is about ±10% here, so many short pairs: the median of 10 paired ratios.
-  const plain = await paired(ctx, runs, ctx.quick ? 1 : 10, false);
+  // cluster's CPU per step is about ±10% here, so many short pairs: the median of 6 paired ratios (10 took the
+  // whole bench past its time limit on a slow day, and this figure only checks the idle one below).
+  const plain = await paired(ctx, runs, ctx.quick ? 1 : 6, false);
   // With V8's CPU profiler (`cpuProfile: true`, opt-in): reported beside it.
-  const cpu = await paired(ctx, runs, ctx.quick ? 1 : 4, true);
+  const cpu = await paired(ctx, runs, ctx.quick ? 1 : 3, true);
   // The session's own CPU, on the quiet cluster, as a share of the cluster's CPU per second under the workload.
   const idle = await idleSessionCpuMsPerSec(ctx, ctx.quick ? 1 : 6, ctx.quick ? 500 : 5_000);
   const added = summarize(idle.added);
