@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { ErrorBody, RunEvent, StepReport, WorkflowDefinition } from '@muse/contracts';
 import { RunTransition, type EngineDefaults } from './transition.js';
-import { foldEvents, type RunState } from './state.js';
+import { countItems, foldEvents, type RunState } from './state.js';
 
 const defaults: EngineDefaults = { maxAttempts: 3, timeoutMs: 1000 };
 const now = () => '2026-01-01T00:00:00.000Z';
@@ -56,6 +56,8 @@ function drive(flag: boolean, fates: Record<string, Fate[]>, choices: number[]):
     tx.report(r, defaults);
     state = tx.state!;
     log.push(...tx.events);
+    // The fan-out's kept counts are what counting its elements gives, after every fold.
+    for (const st of Object.values(state.steps)) if (st.items) assert.deepEqual(st.itemCounts, countItems(st.items), `counts of ${st.id} after ${r.outcome} of element ${r.index}`);
   };
   for (let guard = 0; guard < 500 && state.status === 'running'; guard++) {
     const c = choices[i++ % choices.length]! + guard;

@@ -39,6 +39,11 @@ export interface StepState {
   completedSeq?: number;
   /** A `forEach` step's elements, once its list was evaluated (`step.expanded`). */
   items?: ItemState[];
+  /**
+   * How many of `items` succeeded and how many are open (queued or running), kept as they change so that a wide
+   * fan-out's fold and planning do not count every element at every event.
+   */
+  itemCounts?: ItemCounts;
   /** A keyed concurrency limit on the step: its evaluated key, and whether it holds a slot. */
   gate?: Gate;
   /** A step with `locks`: the leases it asked for, and once granted, their fencing token. */
@@ -56,12 +61,20 @@ export interface Gate {
   admitted: boolean;
 }
 
+/** See `StepState.itemCounts`. */
+export interface ItemCounts {
+  succeeded: number;
+  open: number;
+}
+
 /** One element of a `forEach` step. */
 export interface ItemState {
   value: unknown;
   status: StepStatus;
   attempts: number;
   output?: unknown;
+  /** The artifacts of its completion: the step's `artifacts` are its elements', gathered when it ends. */
+  artifacts?: ArtifactRef[];
   error?: ErrorBody;
   attemptBase?: number;
   /** Waiting for the run's budget to be raised (`budget.waiting`). */
@@ -189,6 +202,7 @@ function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
   if (ev.type === 'budget.waiting' && ev.data.index !== undefined) {
     const it = item(ev.data.stepId, ev.data.index);
     if (it && next.steps[ev.data.stepId]!.status === 'running' && it.attempts === ev.data.attempt) {
+      countChange(next.steps[ev.data.stepId]!, it.status, 'waiting');
       it.status = 'waiting';
       it.budgetWait = true;
       it.error = ev.data.error;
@@ -197,7 +211,10 @@ function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
   }
   if ((ev.type === 'step.queued' || ev.type === 'step.started' || ev.type === 'step.completed' || ev.type === 'step.failed') && ev.data.index !== undefined) {
     const it = item(ev.data.stepId, ev.data.index); // copies the step too
-    applyItemEvent(ev, next.steps[ev.data.stepId]!, it);
+    const s = next.steps[ev.data.stepId]!;
+    const before = it?.status;
+    applyItemEvent(ev, s, it);
+    if (it && before !== undefined) countChange(s, before, it.status);
     return next;
   }
 
@@ -206,6 +223,7 @@ function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
       const s = step(ev.data.stepId);
       if (s.items) break;
       s.items = ev.data.items.map((value) => ({ value, status: 'pending', attempts: 0 }));
+      s.itemCounts = { succeeded: 0, open: 0 };
       s.status = 'running';
       s.attempts = 1;
       s.startedAt = ev.at;
@@ -352,6 +370,7 @@ function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
             const { budgetWait: _w, error: _e, ...rest } = it;
             return { ...rest, status: 'pending', attemptBase: it.attempts };
           });
+          s.itemCounts = countItems(s.items);
         }
       }
       break;
@@ -378,6 +397,7 @@ function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
           // A fan-out keeps the elements that succeeded; the others run again.
           s.status = 'running';
           s.items = s.items.map((it) => (it.status === 'succeeded' ? it : { value: it.value, status: 'pending', attempts: it.attempts, attemptBase: it.attempts }));
+          s.itemCounts = countItems(s.items);
         } else {
           s.status = 'pending';
         }
@@ -430,16 +450,18 @@ function applyItemEvent(ev: RunEvent, s: StepState, it: ItemState | undefined): 
       return;
     case 'step.completed':
       if (it.attempts !== ev.data.attempt) return;
-      it.status = 'succeeded';
       it.output = ev.data.output;
       delete it.error;
-      s.artifacts = [...s.artifacts, ...ev.data.artifacts];
-      if (s.items!.every((i) => i.status === 'succeeded')) {
+      it.artifacts = ev.data.artifacts;
+      // The last element to succeed (this one, counted as it does) ends the step.
+      if (it.status !== 'succeeded' && itemCounts(s).succeeded + 1 === s.items!.length) {
         s.status = 'succeeded';
         s.completedSeq = ev.seq;
         s.output = s.items!.map((i) => i.output);
+        s.artifacts = itemArtifacts(s.items!);
         s.finishedAt = ev.data.finishedAt;
       }
+      it.status = 'succeeded';
       return;
     case 'step.failed':
       if (ev.data.attempt < it.attempts) return;
@@ -449,12 +471,46 @@ function applyItemEvent(ev: RunEvent, s: StepState, it: ItemState | undefined): 
       if (ev.data.final) {
         s.status = 'failed';
         s.error = { ...ev.data.error, message: `element ${ev.data.index}: ${ev.data.error.message}` };
+        s.artifacts = itemArtifacts(s.items!);
         s.finishedAt = ev.data.finishedAt;
       }
       return;
     default:
       return;
   }
+}
+
+const isOpen = (status: StepStatus): boolean => status === 'queued' || status === 'running';
+
+/** A fan-out's element counts, counted. */
+export function countItems(items: readonly ItemState[]): ItemCounts {
+  let succeeded = 0;
+  let open = 0;
+  for (const i of items) {
+    if (i.status === 'succeeded') succeeded++;
+    else if (isOpen(i.status)) open++;
+  }
+  return { succeeded, open };
+}
+
+/** A fan-out's element counts: as kept, or counted for a state that has none. */
+export function itemCounts(s: StepState): ItemCounts {
+  return s.itemCounts ?? countItems(s.items ?? []);
+}
+
+/** Keeps a fan-out's counts right as one element goes from one status to another (a new object: states are shared). */
+function countChange(s: StepState, before: StepStatus, after: StepStatus): void {
+  if (before === after || !s.items) return;
+  const c = itemCounts(s);
+  s.itemCounts = {
+    succeeded: c.succeeded + (after === 'succeeded' ? 1 : 0) - (before === 'succeeded' ? 1 : 0),
+    open: c.open + (isOpen(after) ? 1 : 0) - (isOpen(before) ? 1 : 0),
+  };
+}
+
+/** A fan-out's artifacts: its elements', in element order. */
+function itemArtifacts(items: readonly ItemState[]): ArtifactRef[] {
+  return items.flatMap((i) => i.artifacts ?? []);
 }
 
 function cancelOpenSteps(state: RunState): void {

@@ -99,6 +99,26 @@ test('a run.completed that carries only its output size folds to the output the 
   }
 });
 
+test('a fan-out keeps its elements’ artifacts on them and gathers them on the step, in element order, when it ends', () => {
+  const fanDef: WorkflowDefinition = { name: 'fan', steps: [{ id: 'each', tool: 'shell', command: 'echo {{ item }}', forEach: 'input.xs' }] };
+  const t0 = new RunTransition(undefined, now);
+  t0.submit({ ...submit, definition: fanDef, input: { xs: ['x', 'y', 'z'] } }, defaults);
+  let s = t0.state;
+  const log = [...t0.events];
+  const art = (name: string) => ({ id: `art_${name}`, name, version: 1, digest: `sha256:${name}`, size: 1, mediaType: 'text/plain' });
+  for (const [index, name] of [[2, 'c'], [0, 'a'], [1, 'b']] as const) {
+    assert.deepEqual(s!.steps.each!.artifacts, [], 'nothing gathered while the fan-out runs');
+    const tx = new RunTransition(s, now);
+    tx.report(report('each', 1, 'completed', { index, output: { stdout: name, exitCode: 0, stderr: '' } }), defaults, [art(name)]);
+    s = tx.state;
+    log.push(...tx.events);
+  }
+  assert.equal(s!.steps.each!.status, 'succeeded');
+  assert.deepEqual(s!.steps.each!.artifacts.map((a) => a.name), ['a', 'b', 'c']);
+  assert.deepEqual(s!.steps.each!.itemCounts, { succeeded: 3, open: 0 });
+  assert.deepEqual(foldEvents(log), s);
+});
+
 test('fail ends a run still going with the error given; a finished run stays as it is', () => {
   const t0 = new RunTransition(undefined, now);
   t0.submit(submit, defaults);
