@@ -194,7 +194,7 @@ export class CommandHandler {
         return this.append(runId, events.map((e) => (e === big ? slim : e)), state, before);
       }
       const tx = new RunTransition(before.state, this.now);
-      tx.fail({ code: 'MUSE_ERR_EVENT_TOO_LARGE', message: err.message, retryable: false, details: { event: err.event.type, bytes: err.bytes, limitBytes: err.limitBytes } });
+      tx.fail(new MuseError('MUSE_ERR_EVENT_TOO_LARGE', err.message, { details: { event: err.event.type, bytes: err.bytes, limitBytes: err.limitBytes } }).toWire());
       // A run not begun (a run.created too large) or already ended has nothing to fail.
       if (tx.events.length === 0) throw err;
       this.deps.logger.error({ runId, event: err.event.type, bytes: err.bytes, limitBytes: err.limitBytes }, 'event too large for the run log; the run fails');

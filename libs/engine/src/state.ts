@@ -41,7 +41,7 @@ export interface StepState {
   items?: ItemState[];
   /**
    * How many of `items` succeeded and how many are open (queued or running), kept as they change so that a wide
-   * fan-out's fold and planning do not count every element at every event.
+   * fan-out's fold and planning do not count every element at every event. Set with `items`, and only ever with it.
    */
   itemCounts?: ItemCounts;
   /** A keyed concurrency limit on the step: its evaluated key, and whether it holds a slot. */
@@ -454,7 +454,7 @@ function applyItemEvent(ev: RunEvent, s: StepState, it: ItemState | undefined): 
       delete it.error;
       it.artifacts = ev.data.artifacts;
       // The last element to succeed (this one, counted as it does) ends the step.
-      if (it.status !== 'succeeded' && itemCounts(s).succeeded + 1 === s.items!.length) {
+      if (it.status !== 'succeeded' && s.itemCounts!.succeeded + 1 === s.items!.length) {
         s.status = 'succeeded';
         s.completedSeq = ev.seq;
         s.output = s.items!.map((i) => i.output);
@@ -493,15 +493,10 @@ export function countItems(items: readonly ItemState[]): ItemCounts {
   return { succeeded, open };
 }
 
-/** A fan-out's element counts: as kept, or counted for a state that has none. */
-export function itemCounts(s: StepState): ItemCounts {
-  return s.itemCounts ?? countItems(s.items ?? []);
-}
-
 /** Keeps a fan-out's counts right as one element goes from one status to another (a new object: states are shared). */
 function countChange(s: StepState, before: StepStatus, after: StepStatus): void {
-  if (before === after || !s.items) return;
-  const c = itemCounts(s);
+  const c = s.itemCounts;
+  if (before === after || !c) return;
   s.itemCounts = {
     succeeded: c.succeeded + (after === 'succeeded' ? 1 : 0) - (before === 'succeeded' ? 1 : 0),
     open: c.open + (isOpen(after) ? 1 : 0) - (isOpen(before) ? 1 : 0),

@@ -32,7 +32,7 @@ import {
   type StepReport,
   type ArtifactRef,
 } from '@muse/contracts';
-import { applyEvent, itemCounts, runOutput, templateContext, type RunState } from './state.js';
+import { applyEvent, runOutput, templateContext, type RunState } from './state.js';
 import { renderTemplate, renderValue, TemplateError } from './template.js';
 import { agentToolExtras, renderHttpRequest } from './tool-jobs.js';
 import { ConditionError, evaluateCondition, evaluateKey, evaluateList } from './condition.js';
@@ -480,7 +480,7 @@ export class RunTransition {
   private fillItems(def: StepDefinition, defaults: EngineDefaults): boolean {
     const limit = typeof def.concurrency === 'number' ? def.concurrency : DEFAULT_FOREACH_CONCURRENCY;
     const items = this.state!.steps[def.id]!.items!;
-    let open = itemCounts(this.state!.steps[def.id]!).open;
+    let open = this.state!.steps[def.id]!.itemCounts!.open;
     for (let index = 0; index < items.length && open < limit; index++) {
       const it = this.state!.steps[def.id]!.items![index]!;
       if (it.status !== 'pending') continue;

@@ -11,30 +11,40 @@ export function isWrongLastSequence(err: unknown): err is WrongLastSequenceError
 }
 
 /**
- * Raised before anything is appended when one event alone is larger than a message of the run log may be (the NATS
- * server's `max_payload`, less room for headers): no split can store it, and retrying never will.
+ * Raised before anything is sent when a message would be larger than the bus may send (the NATS server's
+ * `max_payload`, less room for headers): no split can store it, and retrying never will.
  */
-export class EventTooLargeError extends Error {
+export abstract class MessageTooLargeError extends Error {
+  constructor(
+    message: string,
+    readonly bytes: number,
+    readonly limitBytes: number,
+  ) {
+    super(`${message} is ${bytes} bytes, over the ${limitBytes}-byte limit of one message`);
+    this.name = new.target.name;
+  }
+}
+
+/** One event of an append is too large for a message of the run log; nothing of the append was stored. */
+export class EventTooLargeError extends MessageTooLargeError {
   constructor(
     readonly runId: string,
     /** The event too large: its type and id. */
     readonly event: { type: string; id: string },
-    readonly bytes: number,
-    readonly limitBytes: number,
+    bytes: number,
+    limitBytes: number,
   ) {
-    super(`run ${runId}: event ${event.type} is ${bytes} bytes, over the ${limitBytes}-byte limit of one run-log message`);
-    this.name = 'EventTooLargeError';
+    super(`run ${runId}: event ${event.type}`, bytes, limitBytes);
   }
 }
 
-/** Raised before publishing when a command is larger than one message of the command stream may be (as for events). */
-export class CommandTooLargeError extends Error {
+/** A command is too large for a message of the command stream, with room left for the event it becomes. */
+export class CommandTooLargeError extends MessageTooLargeError {
   constructor(
     readonly kind: string,
-    readonly bytes: number,
-    readonly limitBytes: number,
+    bytes: number,
+    limitBytes: number,
   ) {
-    super(`a ${kind} command of ${bytes} bytes is over the ${limitBytes}-byte limit of one command-stream message`);
-    this.name = 'CommandTooLargeError';
+    super(`a ${kind} command`, bytes, limitBytes);
   }
 }

@@ -3,7 +3,7 @@
  * message id makes a retry (or a re-run of the whole job after a crash) a
  * no-op within JetStream's duplicate window.
  */
-import { StepReportSchema, stepKey, type Command, type StepReport } from '@muse/contracts';
+import { MuseError, StepReportSchema, stepKey, type Command, type StepReport } from '@muse/contracts';
 import type { Logger } from '@muse/telemetry';
 import { retry, type RetryOptions } from './backoff.js';
 import { CommandTooLargeError } from './errors.js';
@@ -44,12 +44,9 @@ export class StepReportPublisher {
       const failed: StepReport = {
         ...rest,
         outcome: 'failed',
-        error: {
-          code: 'MUSE_ERR_STEP_OUTPUT_TOO_LARGE',
-          message: `the step's output makes a report of ${err.bytes} bytes, over the ${err.limitBytes}-byte limit of one message (the NATS server's max_payload)`,
-          retryable: false,
+        error: new MuseError('MUSE_ERR_STEP_OUTPUT_TOO_LARGE', `the step's output makes a report of ${err.bytes} bytes, over the ${err.limitBytes}-byte limit of one message (the NATS server's max_payload)`, {
           details: { bytes: err.bytes, limitBytes: err.limitBytes },
-        },
+        }).toWire(),
       };
       this.logger?.warn({ msgId: reportMsgId(cmd), bytes: err.bytes, limitBytes: err.limitBytes }, 'step output too large to report; the attempt fails');
       return { ...(await this.send(failed)), report: failed };
