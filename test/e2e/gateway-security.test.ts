@@ -12,9 +12,10 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
 import { REPO_ROOT } from '@muse/cluster';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
-import type { AuditRecord, RunEvent } from '@muse/contracts';
+import { museNames, type AuditRecord, type RunEvent } from '@muse/contracts';
 import { bearer, http, NO_AUTH, startTestCluster, StreamRecorder, type TestCluster } from '../support/harness.js';
 
 /** A one-step workflow whose shell output becomes an artifact. */
@@ -111,6 +112,36 @@ describe('security: identity, projects, scopes, limits and audit at the gateway'
     // Health, metrics and the API description stay open.
     for (const path of ['/health/live', '/health/ready', '/metrics', '/docs']) {
       assert.equal((await http(t.gateway, 'GET', path, undefined, NO_AUTH)).status, 200, path);
+    }
+  });
+
+  test('a key revoked or deleted by another process (another gateway, redis-cli) is refused at once, though the gateway keeps keys in memory', async () => {
+    const names = museNames(t.namespace);
+    const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    try {
+      for (const how of ['revoked', 'deleted'] as const) {
+        const k = await createKey({ name: `changed-elsewhere-${how}`, projects: ['team-a'], scopes: ['read'] });
+        // Read twice: the second request is served from the gateway's memory.
+        for (let i = 0; i < 2; i++) assert.equal((await http(t.gateway, 'GET', '/v1/runs', undefined, bearer(k.key))).status, 200);
+        if (how === 'revoked') {
+          const stored = JSON.parse((await redis.hget(names.apiKeysKey, k.id))!) as Record<string, unknown>;
+          await redis.hset(names.apiKeysKey, k.id, JSON.stringify({ ...stored, revokedAt: new Date().toISOString() }));
+        } else {
+          await redis.hdel(names.apiKeysKey, k.id);
+        }
+        // Redis tells the gateway within moments; no request after that may pass.
+        const changedAt = Date.now();
+        let status = 200;
+        // Polled every 50 ms, under the key's rate limit (KEY_RATE_PER_SEC).
+        while (status === 200 && Date.now() - changedAt < 1_000) {
+          status = (await http(t.gateway, 'GET', '/v1/runs', undefined, bearer(k.key))).status;
+          if (status === 200) await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.equal(status, 401, `${how}: still accepted ${Date.now() - changedAt} ms after the change`);
+        for (let i = 0; i < 3; i++) assert.equal((await http(t.gateway, 'GET', '/v1/runs', undefined, bearer(k.key))).status, 401, how);
+      }
+    } finally {
+      redis.disconnect();
     }
   });
 

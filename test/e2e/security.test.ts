@@ -346,6 +346,25 @@ describe('a whole cluster on per-service NATS users and an ACL-restricted Redis 
     }
   });
 
+  test("the gateway's key cache tracks its keys under the app user's rights (CLIENT TRACKING in broadcast mode)", async () => {
+    const admin = new Redis(`redis://default:${redisAdminPw}@127.0.0.1:${redis.port}`, { maxRetriesPerRequest: 0 });
+    try {
+      const deadline = Date.now() + 10_000;
+      let line: string | undefined;
+      while (!line && Date.now() < deadline) {
+        line = ((await admin.call('CLIENT', 'LIST')) as string).split('\n').find((l) => l.includes('name=muse-gateway-tracking ') && l.includes('user=muse-app'));
+        if (!line) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(line, 'the gateway opened its tracking connection as the app user');
+      // t: tracking on, B: broadcast mode; sub=1: subscribed to the invalidations.
+      const flags = /\bflags=(\S+)/.exec(line)![1]!;
+      assert.ok(flags.includes('t') && flags.includes('B'), `flags=${flags}`);
+      assert.match(line, /\bsub=1\b/);
+    } finally {
+      admin.disconnect();
+    }
+  });
+
   test('a run whose steps see secrets succeeds, and the secret values appear nowhere', async () => {
     const def = {
       name: 'canary',

@@ -3,6 +3,7 @@ import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import type { Redis } from 'ioredis';
 import type { GatewayConfig, MuseNames } from '@muse/contracts';
 import type { JetStreamBus } from '@muse/messaging';
+import type { TrackedReads } from '@muse/queues';
 import { AgentsController } from './agents/agents.controller.js';
 import { RemoteAgentsGateway } from './agents/remote-agents.gateway.js';
 import { PoolsController } from './pools/pools.controller.js';
@@ -16,7 +17,7 @@ import { Authenticator } from './auth/authenticator.service.js';
 import { ProjectsController } from './auth/projects.controller.js';
 import { RateLimits } from './auth/rate-limits.service.js';
 import { CallerGuard } from './caller/caller.guard.js';
-import { AGENT_REGISTRY, BUS, GATEWAY_CONFIG, NAMES, REDIS } from './gateway.tokens.js';
+import { AGENT_REGISTRY, BUS, GATEWAY_CONFIG, NAMES, REDIS, TRACKED_READS } from './gateway.tokens.js';
 import { readAgentHeartbeats } from '@muse/queues';
 import { MuseExceptionFilter } from './http/muse-exception.filter.js';
 import { OpenApiController } from './openapi/openapi.controller.js';
@@ -45,6 +46,7 @@ export interface GatewayResources {
   names: MuseNames;
   bus: JetStreamBus;
   redis: Redis;
+  tracked: TrackedReads;
 }
 
 /** Every controller of the gateway; the OpenAPI spec test reads their routes from here. */
@@ -61,6 +63,7 @@ export class GatewayModule {
         { provide: NAMES, useValue: res.names },
         { provide: BUS, useValue: res.bus },
         { provide: REDIS, useValue: res.redis },
+        { provide: TRACKED_READS, useValue: res.tracked },
         { provide: AGENT_REGISTRY, useValue: { read: () => readAgentHeartbeats(res.redis, res.names), ttlMs: res.config.MUSE_AGENT_TTL_MS } },
         { provide: APP_GUARD, useClass: CallerGuard },
         { provide: APP_FILTER, useClass: MuseExceptionFilter },

@@ -5,6 +5,8 @@ export const GATEWAY_CONFIG = Symbol('muse.gateway.config');
 export const BUS = Symbol('muse.gateway.bus');
 export const REDIS = Symbol('muse.gateway.redis');
 export const NAMES = Symbol('muse.gateway.names');
+/** API keys and projects kept in memory until Redis says they changed (`TrackedReads`). */
+export const TRACKED_READS = Symbol('muse.gateway.tracked-reads');
 /** Reads the live agent registry (heartbeats) and how long a heartbeat counts as live. */
 export const AGENT_REGISTRY = Symbol('muse.gateway.agent-registry');
 export interface AgentRegistryReader {

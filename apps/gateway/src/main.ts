@@ -7,7 +7,7 @@ import '@muse/telemetry/boot'; // first, before Nest loads: see libs/telemetry/s
 import type { FastifyInstance } from 'fastify';
 import { GatewayConfigSchema, REMOTE_AGENT_PATH, museNames } from '@muse/contracts';
 import { JetStreamBus, natsAuthFromConfig } from '@muse/messaging';
-import { openRedis } from '@muse/queues';
+import { openRedis, TrackedReads } from '@muse/queues';
 import { runService } from '@muse/telemetry';
 import { GatewayModule } from './gateway.module.js';
 import { configureHttp, fastifyOptions } from './http/configure-http.js';
@@ -29,9 +29,11 @@ await runService({
     const names = museNames(config.MUSE_NAMESPACE);
     // Requests must fail (503) within a few seconds when Redis is down rather than wait for it.
     const redis = openRedis(kit, config.REDIS_URL, { connectionName: 'muse-gateway', mode: 'request' });
+    // Every request reads its API key (and, with a Muse-Project header, the project): kept until Redis says they changed.
+    const tracked = TrackedReads.open(kit, config.REDIS_URL, { connectionName: 'muse-gateway-tracking', prefixes: [names.apiKeysKey, names.projectsKey] });
     const bus = await JetStreamBus.open(kit, { url: config.NATS_URL, names, name: 'muse-gateway', auth: natsAuthFromConfig(config) });
     await bus.ensureAuditStream();
-    return GatewayModule.forRoot({ config, names, bus, redis });
+    return GatewayModule.forRoot({ config, names, bus, redis, tracked });
   },
   configure: (app, kit) => {
     configureHttp(app, kit.config, kit.metrics);

@@ -15,3 +15,5 @@ export { Queue, Worker, DelayedError } from './bullmq.js';
 export type { Processor } from './bullmq.js';
 export { StepWatchList } from './step-watch-list.js';
 export type { StepWatchListOptions, WatchOutcome } from './step-watch-list.js';
+export { TrackedReads } from './tracked-reads.js';
+export type { TrackedReadsOptions } from './tracked-reads.js';
