@@ -326,6 +326,39 @@ describe('durable semantics end to end', { timeout: 240_000 }, () => {
     assert.ok(done.data.outputBytes! > 1_250_000, String(done.data.outputBytes));
   });
 
+  test('a sub-workflow whose output, or whose input, is larger than a message ends its step with a clear error instead of stalling', async () => {
+    // The child's output (5 x 250 kB) is too large to report to the parent's step.
+    await register(['name: bulky', 'steps:', '  - id: each', '    tool: shell', `    command: "head -c 250000 /dev/zero | tr '\\\\0' {{ item }}"`, '    forEach: input.xs'].join('\n'));
+    await register(['name: bulky-parent', 'steps:', '  - id: child', '    workflow: { name: bulky }', '    input: { xs: "{{ input.xs }}" }'].join('\n'));
+    const { run: up } = await run('bulky-parent', { xs: ['a', 'b', 'c', 'd', 'e'] });
+    assert.equal(up.status, 'failed');
+    const child = stepOf(up, 'child');
+    assert.equal(child.error?.code, 'MUSE_ERR_STEP_OUTPUT_TOO_LARGE', JSON.stringify(child.error));
+    assert.equal(child.attempts, 1);
+    assert.equal((await http<{ status: string }>(t.gateway, 'GET', `/v1/runs/${child.childRunId}`)).body.status, 'succeeded', 'the child itself succeeded');
+    // The parent's steps make an input too large to submit the child with.
+    await register(['name: echo-child', 'steps:', '  - id: e', '    tool: shell', '    command: "echo {{ input.n }}"'].join('\n'));
+    await register(
+      [
+        'name: bulky-input',
+        'steps:',
+        '  - id: each',
+        '    tool: shell',
+        `    command: "head -c 250000 /dev/zero | tr '\\\\0' {{ item }}"`,
+        '    forEach: input.xs',
+        '  - id: child',
+        '    needs: [each]',
+        '    workflow: { name: echo-child }',
+        '    input: { n: 1, all: "{{ steps.each.output }}" }',
+      ].join('\n'),
+    );
+    const { run: down } = await run('bulky-input', { xs: ['a', 'b', 'c', 'd', 'e'] });
+    assert.equal(down.status, 'failed');
+    const sub = stepOf(down, 'child');
+    assert.equal(sub.error?.code, 'MUSE_ERR_RUN_INPUT_TOO_LARGE', JSON.stringify(sub.error));
+    assert.equal(sub.attempts, 1);
+  });
+
   test('a step whose output is too large to report fails at once, for good, with MUSE_ERR_STEP_OUTPUT_TOO_LARGE', async () => {
     // 256 KiB of \x01 bytes (the shell's cap) are six times as many in JSON, which writes each as \u0001.
     await register(['name: too-bulky', 'steps:', '  - id: big', '    tool: shell', `    command: "head -c 300000 /dev/zero | tr '\\\\0' '\\\\1'"`].join('\n'));

@@ -27,7 +27,7 @@ import {
   type StoredWorkflow,
 } from '@muse/contracts';
 import { buildStepJob, runAgent, stepQueueRole, foldEvents, isFinished, missingInputs, RunTransition, toRunView, type EngineDefaults, type Gate, type RunState } from '@muse/engine';
-import { EventTooLargeError, isWrongLastSequence, type CommandContext, type JetStreamBus } from '@muse/messaging';
+import { CommandTooLargeError, EventTooLargeError, isWrongLastSequence, sendStepReport, type CommandContext, type JetStreamBus } from '@muse/messaging';
 import type { StepJobOptions, StepQueues } from '@muse/queues';
 import type { LeaseTable, RunLocks } from '@muse/locks';
 import { withSpan, type Logger, type MuseMetrics } from '@muse/telemetry';
@@ -629,7 +629,7 @@ export class CommandHandler {
     if (missing.length > 0) return void (await fail('MUSE_ERR_RUN_INPUT_INVALID', `step "${stepId}": the input of "${workflow.name}" lacks ${missing.map((i) => i.path).join(', ')}`, { issues: missing }));
     const stepTimeout = state.definition.steps.find((d) => d.id === stepId)?.timeoutMs;
     const definition = stepTimeout === undefined ? found.definition : { ...found.definition, timeoutMs: Math.min(found.definition.timeoutMs ?? stepTimeout, stepTimeout) };
-    await this.deps.bus.publishCommand(
+    const submitted = await this.deps.bus.publishCommand(
       {
         kind: 'run-submit',
         runId: childId,
@@ -643,7 +643,15 @@ export class CommandHandler {
         ...(state.traceparent !== undefined ? { traceparent: state.traceparent } : {}),
       },
       `submit.${childId}`,
-    );
+    ).catch((err: unknown) => {
+      // As large on every try: the step fails instead of its parent waiting for a child that cannot start.
+      if (err instanceof CommandTooLargeError) return err;
+      throw err;
+    });
+    if (submitted instanceof CommandTooLargeError) {
+      const { bytes, limitBytes } = submitted;
+      return void (await fail('MUSE_ERR_RUN_INPUT_TOO_LARGE', `step "${stepId}": the submission of "${workflow.name}" (its input and definition) makes a command of ${bytes} bytes, over the ${limitBytes}-byte limit of one message (the NATS server's max_payload)`, { bytes, limitBytes }));
+    }
     await this.deps.bus.publishCommand({ kind: 'step-report', runId: state.runId, project: state.project, stepId, attempt, agentId: childId, outcome: 'started', at }, `child-started.${childId}`);
   }
 
@@ -665,7 +673,10 @@ export class CommandHandler {
               details: { childRunId: state.runId, status: state.status, ...(state.error ? { error: state.error } : {}) },
             },
           };
-    await this.deps.bus.publishCommand(report, `child-report.${state.runId}`);
+    // An output too large for the report fails the parent's step (MUSE_ERR_STEP_OUTPUT_TOO_LARGE) rather than leave it waiting.
+    await sendStepReport(report, (r) => this.deps.bus.publishCommand(r, `child-report.${state.runId}`), (err) =>
+      this.deps.logger.warn({ runId: state.runId, parent: p.runId, bytes: err.bytes, limitBytes: err.limitBytes }, "child run's output too large to report to its parent; the parent's step fails"),
+    );
   }
 
   /** Cancelling (or failing) a run cancels the child runs of its sub-workflow steps that were still going. */

@@ -54,6 +54,7 @@ export const ERROR_CATALOGUE = {
   MUSE_ERR_RUN_NOT_RETRYABLE: { status: 409, retryable: false, message: 'Only a failed run that was not compensated can be retried' },
   MUSE_ERR_RUN_TIMEOUT: { status: 504, retryable: false, message: 'The run ran past its timeout' },
   MUSE_ERR_STEP_OUTPUT_TOO_LARGE: { status: 413, retryable: false, message: "The step's output is too large for its report, one message of the command stream (the NATS server's max_payload); details: bytes, limitBytes" },
+  MUSE_ERR_RUN_INPUT_TOO_LARGE: { status: 413, retryable: false, message: "A sub-workflow step's child run cannot be submitted: its input and definition are larger than one message of the command stream (the NATS server's max_payload); details: bytes, limitBytes" },
   MUSE_ERR_EVENT_TOO_LARGE: { status: 413, retryable: false, message: "An event of the run is larger than one message of the run log may be (the NATS server's max_payload); details: event, bytes, limitBytes" },
   MUSE_ERR_RUN_CANCELLED: { status: 409, retryable: false, message: 'The run was cancelled' },
   MUSE_ERR_CONFIG_INVALID: { status: 500, retryable: false, message: 'The configuration is invalid' },

@@ -11,5 +11,5 @@ export { retry } from './backoff.js';
 export type { RetryOptions } from './backoff.js';
 export { ArtifactUploader } from './artifact-uploader.js';
 export type { ArtifactUploaderOptions, BlobRef } from './artifact-uploader.js';
-export { StepReportPublisher, reportMsgId } from './step-report-publisher.js';
+export { StepReportPublisher, reportMsgId, sendStepReport } from './step-report-publisher.js';
 export type { CommandPublisher } from './step-report-publisher.js';

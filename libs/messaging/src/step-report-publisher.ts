@@ -31,26 +31,12 @@ export class StepReportPublisher {
 
   /**
    * Resolves once JetStream stored the report (`report`: the one stored); throws when every try failed. A completion
-   * too large for one message of the command stream can never reach the coordinator, however often it is sent: the
-   * attempt fails instead, for good, with MUSE_ERR_STEP_OUTPUT_TOO_LARGE (`details`: `bytes`, `limitBytes`).
+   * too large for one message of the command stream becomes a failed report (`sendStepReport`).
    */
   async publish(report: StepReport): Promise<{ seq: number; duplicate: boolean; report: StepReport }> {
-    const cmd = StepReportSchema.parse(report);
-    try {
-      return { ...(await this.send(cmd)), report: cmd };
-    } catch (err) {
-      if (!(err instanceof CommandTooLargeError) || cmd.outcome !== 'completed') throw err;
-      const { output: _output, artifacts: _artifacts, ...rest } = cmd;
-      const failed: StepReport = {
-        ...rest,
-        outcome: 'failed',
-        error: new MuseError('MUSE_ERR_STEP_OUTPUT_TOO_LARGE', `the step's output makes a report of ${err.bytes} bytes, over the ${err.limitBytes}-byte limit of one message (the NATS server's max_payload)`, {
-          details: { bytes: err.bytes, limitBytes: err.limitBytes },
-        }).toWire(),
-      };
-      this.logger?.warn({ msgId: reportMsgId(cmd), bytes: err.bytes, limitBytes: err.limitBytes }, 'step output too large to report; the attempt fails');
-      return { ...(await this.send(failed)), report: failed };
-    }
+    return sendStepReport(StepReportSchema.parse(report), (r) => this.send(r), (err, r) =>
+      this.logger?.warn({ msgId: reportMsgId(r), bytes: err.bytes, limitBytes: err.limitBytes }, 'step output too large to report; the attempt fails'),
+    );
   }
 
   private send(cmd: StepReport): Promise<{ seq: number; duplicate: boolean }> {
@@ -65,5 +51,33 @@ export class StepReportPublisher {
         this.logger?.warn({ err: (err as Error).message, msgId, attempt, delayMs }, 'step report not stored; retrying'),
       ...this.retryOptions,
     });
+  }
+}
+
+/**
+ * Sends a step report with `send`. A completion too large for one message of the command stream can never reach the
+ * coordinator, however often it is sent: the attempt fails instead, for good, with MUSE_ERR_STEP_OUTPUT_TOO_LARGE
+ * (`details`: `bytes`, `limitBytes`), sent in its place. For the workers' reports and a child run's report to its parent.
+ * @returns what `send` returned for the report stored, and that report
+ */
+export async function sendStepReport<T>(
+  report: StepReport,
+  send: (r: StepReport) => Promise<T>,
+  onTooLarge?: (err: CommandTooLargeError, report: StepReport) => void,
+): Promise<T & { report: StepReport }> {
+  try {
+    return { ...(await send(report)), report };
+  } catch (err) {
+    if (!(err instanceof CommandTooLargeError) || report.outcome !== 'completed') throw err;
+    const { output: _output, artifacts: _artifacts, ...rest } = report;
+    const failed: StepReport = {
+      ...rest,
+      outcome: 'failed',
+      error: new MuseError('MUSE_ERR_STEP_OUTPUT_TOO_LARGE', `the step's output makes a report of ${err.bytes} bytes, over the ${err.limitBytes}-byte limit of one message (the NATS server's max_payload)`, {
+        details: { bytes: err.bytes, limitBytes: err.limitBytes },
+      }).toWire(),
+    };
+    onTooLarge?.(err, report);
+    return { ...(await send(failed)), report: failed };
   }
 }
