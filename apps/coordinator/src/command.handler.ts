@@ -629,27 +629,26 @@ export class CommandHandler {
     if (missing.length > 0) return void (await fail('MUSE_ERR_RUN_INPUT_INVALID', `step "${stepId}": the input of "${workflow.name}" lacks ${missing.map((i) => i.path).join(', ')}`, { issues: missing }));
     const stepTimeout = state.definition.steps.find((d) => d.id === stepId)?.timeoutMs;
     const definition = stepTimeout === undefined ? found.definition : { ...found.definition, timeoutMs: Math.min(found.definition.timeoutMs ?? stepTimeout, stepTimeout) };
-    const submitted = await this.deps.bus.publishCommand(
-      {
-        kind: 'run-submit',
-        runId: childId,
-        project: state.project,
-        workflow: { name: found.name, version: found.version },
-        definition,
-        input,
-        parent: { runId: state.runId, stepId, attempt, depth },
-        submittedAt: at,
-        ...(state.priority !== undefined ? { priority: state.priority } : {}),
-        ...(state.traceparent !== undefined ? { traceparent: state.traceparent } : {}),
-      },
-      `submit.${childId}`,
-    ).catch((err: unknown) => {
+    try {
+      await this.deps.bus.publishCommand(
+        {
+          kind: 'run-submit',
+          runId: childId,
+          project: state.project,
+          workflow: { name: found.name, version: found.version },
+          definition,
+          input,
+          parent: { runId: state.runId, stepId, attempt, depth },
+          submittedAt: at,
+          ...(state.priority !== undefined ? { priority: state.priority } : {}),
+          ...(state.traceparent !== undefined ? { traceparent: state.traceparent } : {}),
+        },
+        `submit.${childId}`,
+      );
+    } catch (err) {
       // As large on every try: the step fails instead of its parent waiting for a child that cannot start.
-      if (err instanceof CommandTooLargeError) return err;
-      throw err;
-    });
-    if (submitted instanceof CommandTooLargeError) {
-      const { bytes, limitBytes } = submitted;
+      if (!(err instanceof CommandTooLargeError)) throw err;
+      const { bytes, limitBytes } = err;
       return void (await fail('MUSE_ERR_RUN_INPUT_TOO_LARGE', `step "${stepId}": the submission of "${workflow.name}" (its input and definition) makes a command of ${bytes} bytes, over the ${limitBytes}-byte limit of one message (the NATS server's max_payload)`, { bytes, limitBytes }));
     }
     await this.deps.bus.publishCommand({ kind: 'step-report', runId: state.runId, project: state.project, stepId, attempt, agentId: childId, outcome: 'started', at }, `child-started.${childId}`);
