@@ -65,6 +65,8 @@ export interface Gate {
 export interface ItemCounts {
   succeeded: number;
   open: number;
+  /** The lowest index of an element still `pending` (`items.length` when none is): where planning looks for the next to queue. */
+  firstPending: number;
 }
 
 /** One element of a `forEach` step. */
@@ -202,7 +204,7 @@ function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
   if (ev.type === 'budget.waiting' && ev.data.index !== undefined) {
     const it = item(ev.data.stepId, ev.data.index);
     if (it && next.steps[ev.data.stepId]!.status === 'running' && it.attempts === ev.data.attempt) {
-      countChange(next.steps[ev.data.stepId]!, it.status, 'waiting');
+      countChange(next.steps[ev.data.stepId]!, ev.data.index, it.status, 'waiting');
       it.status = 'waiting';
       it.budgetWait = true;
       it.error = ev.data.error;
@@ -214,7 +216,7 @@ function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
     const s = next.steps[ev.data.stepId]!;
     const before = it?.status;
     applyItemEvent(ev, s, it);
-    if (it && before !== undefined) countChange(s, before, it.status);
+    if (it && before !== undefined) countChange(s, ev.data.index, before, it.status);
     return next;
   }
 
@@ -223,7 +225,7 @@ function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
       const s = step(ev.data.stepId);
       if (s.items) break;
       s.items = ev.data.items.map((value) => ({ value, status: 'pending', attempts: 0 }));
-      s.itemCounts = { succeeded: 0, open: 0 };
+      s.itemCounts = { succeeded: 0, open: 0, firstPending: 0 };
       s.status = 'running';
       s.attempts = 1;
       s.startedAt = ev.at;
@@ -486,20 +488,35 @@ const isOpen = (status: StepStatus): boolean => status === 'queued' || status ==
 export function countItems(items: readonly ItemState[]): ItemCounts {
   let succeeded = 0;
   let open = 0;
-  for (const i of items) {
+  let firstPending = items.length;
+  items.forEach((i, index) => {
     if (i.status === 'succeeded') succeeded++;
     else if (isOpen(i.status)) open++;
-  }
-  return { succeeded, open };
+    else if (i.status === 'pending' && firstPending === items.length) firstPending = index;
+  });
+  return { succeeded, open, firstPending };
 }
 
-/** Keeps a fan-out's counts right as one element goes from one status to another (a new object: states are shared). */
-function countChange(s: StepState, before: StepStatus, after: StepStatus): void {
+/**
+ * Keeps a fan-out's counts right as element `index` goes from one status to another (a new object: states are
+ * shared). `s.items` already holds the element's new status. The first pending element moves back when an element
+ * before it becomes pending again (a retry), and on past elements no longer pending when it stops being so: elements
+ * are queued in order, so that is usually the next one, and each element is passed over about once.
+ */
+function countChange(s: StepState, index: number, before: StepStatus, after: StepStatus): void {
   const c = s.itemCounts;
   if (before === after || !c) return;
+  let firstPending = c.firstPending;
+  if (after === 'pending' && index < firstPending) firstPending = index;
+  else if (before === 'pending' && index === firstPending) {
+    const items = s.items!;
+    do firstPending++;
+    while (firstPending < items.length && items[firstPending]!.status !== 'pending');
+  }
   s.itemCounts = {
     succeeded: c.succeeded + (after === 'succeeded' ? 1 : 0) - (before === 'succeeded' ? 1 : 0),
     open: c.open + (isOpen(after) ? 1 : 0) - (isOpen(before) ? 1 : 0),
+    firstPending,
   };
 }
 

@@ -480,8 +480,10 @@ export class RunTransition {
   private fillItems(def: StepDefinition, defaults: EngineDefaults): boolean {
     const limit = typeof def.concurrency === 'number' ? def.concurrency : DEFAULT_FOREACH_CONCURRENCY;
     const items = this.state!.steps[def.id]!.items!;
-    let open = this.state!.steps[def.id]!.itemCounts!.open;
-    for (let index = 0; index < items.length && open < limit; index++) {
+    const counts = this.state!.steps[def.id]!.itemCounts!;
+    let open = counts.open;
+    // No element before the first pending one can be queued: the search starts there, not at element 0.
+    for (let index = counts.firstPending; index < items.length && open < limit; index++) {
       const it = this.state!.steps[def.id]!.items![index]!;
       if (it.status !== 'pending') continue;
       const attempt = it.attempts + 1;
