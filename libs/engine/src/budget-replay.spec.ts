@@ -97,13 +97,13 @@ test('wait in a forEach: the waiting elements are raised together, and spend add
   let view = toRunView(tx.state!);
   assert.equal(view.status, 'waiting');
   assert.match(view.steps[1]!.reason!, /^2 element\(s\) waiting for budget/);
-  assert.deepEqual(tx.state!.steps.fan!.itemCounts, { succeeded: 0, open: 0, firstPending: 2 }, 'waiting elements are not open');
+  assert.deepEqual(tx.state!.steps.fan!.itemCounts, { succeeded: 0, open: 0, waiting: 2, firstPending: 2 }, 'waiting elements are not open');
   const raise = new RunTransition(tx.state, now);
   raise.raiseBudget({ kind: 'run-budget', runId: 'run_b', project: 'p', addTokens: 10 }, defaults);
   push(raise);
   assert.deepEqual(raise.events.filter((e) => e.type === 'step.queued').map((e) => e.type === 'step.queued' && [e.data.index, e.data.attempt]), [[0, 2], [1, 2]]);
   tx = raise;
-  assert.deepEqual(tx.state!.steps.fan!.itemCounts, { succeeded: 0, open: 2, firstPending: 2 });
+  assert.deepEqual(tx.state!.steps.fan!.itemCounts, { succeeded: 0, open: 2, waiting: 0, firstPending: 2 });
   tx = push(report(tx.state!, 'fan', 2, 'completed', { index: 0, output: agentOutput(5, 0.002) }));
   tx = push(report(tx.state!, 'fan', 2, 'completed', { index: 1, output: agentOutput(5, 0.002) }));
   assert.equal(tx.state!.status, 'succeeded');

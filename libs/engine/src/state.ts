@@ -40,8 +40,9 @@ export interface StepState {
   /** A `forEach` step's elements, once its list was evaluated (`step.expanded`). */
   items?: ItemState[];
   /**
-   * How many of `items` succeeded and how many are open (queued or running), kept as they change so that a wide
-   * fan-out's fold and planning do not count every element at every event. Set with `items`, and only ever with it.
+   * How many of `items` succeeded, are open (queued or running) or wait for budget, and the first still pending, kept
+   * as they change so that a wide fan-out's fold and planning do not look at every element at every event. Set with
+   * `items`, and only ever with it.
    */
   itemCounts?: ItemCounts;
   /** A keyed concurrency limit on the step: its evaluated key, and whether it holds a slot. */
@@ -65,6 +66,8 @@ export interface Gate {
 export interface ItemCounts {
   succeeded: number;
   open: number;
+  /** Elements waiting for the run's budget to be raised (`budget.waiting`). */
+  waiting: number;
   /** The lowest index of an element still `pending` (`items.length` when none is): where planning looks for the next to queue. */
   firstPending: number;
 }
@@ -145,7 +148,7 @@ export function applyEvent(state: RunState | undefined, ev: RunEvent): RunState 
   const next = applyOne(state, ev);
   // A run that is going is `waiting` while a gate waits for a person or it is paused, else `running`.
   if (next !== state && (next.status === 'running' || next.status === 'waiting')) {
-    next.status = next.paused || (next.gate && !next.gate.admitted) || Object.values(next.steps).some((s) => s.status === 'waiting' || s.items?.some((i) => i.status === 'waiting')) ? 'waiting' : 'running';
+    next.status = next.paused || (next.gate && !next.gate.admitted) || Object.values(next.steps).some((s) => s.status === 'waiting' || (s.itemCounts?.waiting ?? 0) > 0) ? 'waiting' : 'running';
   }
   return next;
 }
@@ -225,7 +228,7 @@ function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
       const s = step(ev.data.stepId);
       if (s.items) break;
       s.items = ev.data.items.map((value) => ({ value, status: 'pending', attempts: 0 }));
-      s.itemCounts = { succeeded: 0, open: 0, firstPending: 0 };
+      s.itemCounts = { succeeded: 0, open: 0, waiting: 0, firstPending: 0 };
       s.status = 'running';
       s.attempts = 1;
       s.startedAt = ev.at;
@@ -488,13 +491,15 @@ const isOpen = (status: StepStatus): boolean => status === 'queued' || status ==
 export function countItems(items: readonly ItemState[]): ItemCounts {
   let succeeded = 0;
   let open = 0;
+  let waiting = 0;
   let firstPending = items.length;
   items.forEach((i, index) => {
     if (i.status === 'succeeded') succeeded++;
     else if (isOpen(i.status)) open++;
+    else if (i.status === 'waiting') waiting++;
     else if (i.status === 'pending' && firstPending === items.length) firstPending = index;
   });
-  return { succeeded, open, firstPending };
+  return { succeeded, open, waiting, firstPending };
 }
 
 /**
@@ -516,6 +521,7 @@ function countChange(s: StepState, index: number, before: StepStatus, after: Ste
   s.itemCounts = {
     succeeded: c.succeeded + (after === 'succeeded' ? 1 : 0) - (before === 'succeeded' ? 1 : 0),
     open: c.open + (isOpen(after) ? 1 : 0) - (isOpen(before) ? 1 : 0),
+    waiting: c.waiting + (after === 'waiting' ? 1 : 0) - (before === 'waiting' ? 1 : 0),
     firstPending,
   };
 }

@@ -115,7 +115,7 @@ test('a fan-out keeps its elements’ artifacts on them and gathers them on the 
   }
   assert.equal(s!.steps.each!.status, 'succeeded');
   assert.deepEqual(s!.steps.each!.artifacts.map((a) => a.name), ['a', 'b', 'c']);
-  assert.deepEqual(s!.steps.each!.itemCounts, { succeeded: 3, open: 0, firstPending: 3 });
+  assert.deepEqual(s!.steps.each!.itemCounts, { succeeded: 3, open: 0, waiting: 0, firstPending: 3 });
   assert.deepEqual(foldEvents(log), s);
 });
 
