@@ -144,8 +144,14 @@ export class FoldError extends Error {
   }
 }
 
-export function applyEvent(state: RunState | undefined, ev: RunEvent): RunState {
-  const next = applyOne(state, ev);
+/**
+ * The state after `ev`. States are shared, so nothing of `state` is changed: what the event changes is copied first.
+ * `owned` holds the fan-out element arrays and elements a caller's earlier calls copied and nobody else holds (a
+ * `RunTransition`'s own, since only its latest state is ever read): those are changed in place, so that a wide
+ * fan-out's array is copied once per transition instead of once per event.
+ */
+export function applyEvent(state: RunState | undefined, ev: RunEvent, owned?: WeakSet<object>): RunState {
+  const next = applyOne(state, ev, owned);
   // A run that is going is `waiting` while a gate waits for a person or it is paused, else `running`.
   if (next !== state && (next.status === 'running' || next.status === 'waiting')) {
     next.status = next.paused || (next.gate && !next.gate.admitted) || Object.values(next.steps).some((s) => s.status === 'waiting' || (s.itemCounts?.waiting ?? 0) > 0) ? 'waiting' : 'running';
@@ -153,7 +159,7 @@ export function applyEvent(state: RunState | undefined, ev: RunEvent): RunState 
   return next;
 }
 
-function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
+function applyOne(state: RunState | undefined, ev: RunEvent, owned: WeakSet<object> | undefined): RunState {
   if (ev.type === 'run.created') {
     if (state) return state; // a second creation is a duplicate
     const steps: Record<string, StepState> = {};
@@ -194,9 +200,14 @@ function applyOne(state: RunState | undefined, ev: RunEvent): RunState {
     const s = step(id);
     const it = s.items?.[index];
     if (!it) return undefined;
+    if (!owned?.has(s.items!)) {
+      s.items = [...s.items!];
+      owned?.add(s.items);
+    }
+    if (owned?.has(it)) return it;
     const copy = { ...it };
-    s.items = [...s.items!];
-    s.items[index] = copy;
+    s.items![index] = copy;
+    owned?.add(copy);
     return copy;
   };
 
@@ -542,7 +553,9 @@ function cancelOpenSteps(state: RunState): void {
 /** Folds a whole log; `undefined` for an empty one. */
 export function foldEvents(events: Iterable<RunEvent>, initial?: RunState): RunState | undefined {
   let state = initial;
-  for (const ev of events) state = applyEvent(state, ev);
+  // Only the last state is returned: what the folds copy is theirs to change again (`initial` is never changed).
+  const owned = new WeakSet<object>();
+  for (const ev of events) state = applyEvent(state, ev, owned);
   return state;
 }
 

@@ -119,6 +119,30 @@ test('a fan-out keeps its elements’ artifacts on them and gathers them on the 
   assert.deepEqual(foldEvents(log), s);
 });
 
+test('a transition never changes the state it started from, nor a fold its initial state, though each changes its own copies in place', () => {
+  const fanDef: WorkflowDefinition = { name: 'fan', steps: [{ id: 'each', tool: 'shell', command: 'echo {{ item }}', forEach: 'input.xs', concurrency: 2 }] };
+  const t0 = new RunTransition(undefined, now);
+  t0.submit({ ...submit, definition: fanDef, input: { xs: ['x', 'y', 'z', 'w'] } }, defaults);
+  const start = t0.state!;
+  const snapshot = structuredClone(start);
+  // Several events on the same elements within one transition: started, completed, the next queued; a retry.
+  const tx = new RunTransition(start, now);
+  tx.report(report('each', 1, 'started', { index: 0 }), defaults);
+  tx.report(report('each', 1, 'completed', { index: 0, output: { stdout: 'x', exitCode: 0, stderr: '' } }), defaults);
+  tx.report(report('each', 1, 'failed', { index: 1, error: { code: 'MUSE_ERR_TOOL_FAILED', message: 'once', retryable: true } }), defaults);
+  assert.deepEqual(start, snapshot, 'the state the transition started from');
+  const mid = tx.state!;
+  const midSnapshot = structuredClone(mid);
+  const next = new RunTransition(mid, now);
+  next.report(report('each', 1, 'completed', { index: 2, startedAt: now(), output: { stdout: 'z', exitCode: 0, stderr: '' } }), defaults);
+  assert.deepEqual(mid, midSnapshot, 'a finished transition’s state, under the next transition');
+  const log = [...t0.events, ...tx.events, ...next.events];
+  assert.deepEqual(foldEvents(log), next.state);
+  assert.deepEqual(foldEvents([...tx.events, ...next.events], start), next.state);
+  assert.deepEqual(start, snapshot, 'a fold’s initial state');
+  assert.deepEqual(next.state!.steps.each!.itemCounts, { succeeded: 2, open: 2, waiting: 0, firstPending: 4 });
+});
+
 test('fail ends a run still going with the error given; a finished run stays as it is', () => {
   const t0 = new RunTransition(undefined, now);
   t0.submit(submit, defaults);

@@ -53,6 +53,8 @@ export interface EngineDefaults {
 /** Accumulates new events, folding each into the state as it is emitted. */
 export class RunTransition {
   readonly events: RunEvent[] = [];
+  /** What this transition's folds copied, theirs to change again (see `applyEvent`). */
+  private readonly owned = new WeakSet<object>();
 
   constructor(
     public state: RunState | undefined,
@@ -64,7 +66,7 @@ export class RunTransition {
   emit(runId: string, project: string, ev: NewRunEvent): RunEvent {
     const seq = (this.state?.seq ?? 0) + 1;
     const full = { id: `${runId}.${seq}`, runId, project, seq, at: this.now(), ...ev } as RunEvent;
-    this.state = applyEvent(this.state, full);
+    this.state = applyEvent(this.state, full, this.owned);
     this.events.push(full);
     return full;
   }
