@@ -27,7 +27,7 @@ export function toRunView(s: RunState): RunView {
             : 'waiting for an approval decision';
     }
     // A fan-out whose elements wait on the budget waits too, though the step itself is still running.
-    const waitingItems = st.items?.filter((i) => i.budgetWait).length ?? 0;
+    const waitingItems = st.itemCounts?.waiting ?? 0;
     if (waitingItems > 0) v.reason = `${waitingItems} element(s) ${budgetReason(st.items!.find((i) => i.budgetWait)?.error?.message)}`;
     return v;
   });
