@@ -56,12 +56,7 @@ export function openRedis(host: ConnectionHost, url: string, opts: OpenRedisOpti
     ...(opts.mode === 'request' ? { maxRetriesPerRequest: 2, retryStrategy: (times: number) => Math.min(times * 100, 1_000) } : {}),
     enableAutoPipelining: opts.autoPipelining ?? opts.mode === 'request',
   });
-  let lastError = 0;
-  redis.on('error', (err: Error) => {
-    if (Date.now() - lastError < ERROR_LOG_INTERVAL_MS) return;
-    lastError = Date.now();
-    host.logger.warn({ err: err.message }, 'redis connection error (reconnecting)');
-  });
+  logConnectionErrors(redis, host, 'redis connection error (reconnecting)');
   host.readiness.add(opts.readinessName ?? 'redis', async () => {
     await redis.ping();
   });
@@ -71,4 +66,14 @@ export function openRedis(host: ConnectionHost, url: string, opts: OpenRedisOpti
     else redis.disconnect();
   });
   return redis;
+}
+
+/** Logs a connection's errors as JSON, at most once per ERROR_LOG_INTERVAL_MS while it keeps reconnecting. */
+export function logConnectionErrors(redis: Redis, host: Pick<ConnectionHost, 'logger'>, message: string): void {
+  let lastError = 0;
+  redis.on('error', (err: Error) => {
+    if (Date.now() - lastError < ERROR_LOG_INTERVAL_MS) return;
+    lastError = Date.now();
+    host.logger.warn({ err: err.message }, message);
+  });
 }

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { createRedis, type ConnectionHost } from './redis-connection.js';
+import { createRedis, logConnectionErrors, type ConnectionHost } from './redis-connection.js';
 
 /** Where Redis sends a tracking connection's invalidations under RESP2. */
 const INVALIDATE_CHANNEL = '__redis__:invalidate';
@@ -67,12 +67,7 @@ export class TrackedReads {
     // RESP2: under RESP3 the invalidations arrive as pushes, which ioredis drops. No automatic resubscription: after a
     // reconnect, tracking must be on before the subscription (a subscribed RESP2 connection takes no other command).
     const connection = createRedis(url, { connectionName: opts.connectionName, protocol: 2, autoResubscribe: false });
-    let lastError = 0;
-    connection.on('error', (err: Error) => {
-      if (Date.now() - lastError < 30_000) return;
-      lastError = Date.now();
-      host.logger.warn({ err: err.message }, 'redis tracking connection error (reconnecting; reads go to Redis meanwhile)');
-    });
+    logConnectionErrors(connection, host, 'redis tracking connection error (reconnecting; reads go to Redis meanwhile)');
     host.onShutdown(() => connection.disconnect());
     const onTrackingError = (err: Error) => host.logger.warn({ err: err.message }, 'redis refused client tracking; values are read from Redis every time');
     return new TrackedReads(connection, opts.prefixes, { maxAgeMs: opts.maxAgeMs, onTrackingError });
@@ -90,9 +85,9 @@ export class TrackedReads {
    * Kept values are shared between callers: never change one.
    */
   async read<T>(key: string, field: string, load: () => Promise<T>, keep: (value: T) => boolean = () => true): Promise<T> {
-    const byField = this.kept.get(key);
-    const hit = byField?.get(field);
-    if (hit && this.tracking && performance.now() - hit.at < this.maxAgeMs) return hit.value as T;
+    // Nothing is kept unless tracking: setTracking clears all whenever it changes.
+    const hit = this.kept.get(key)?.get(field);
+    if (hit && performance.now() - hit.at < this.maxAgeMs) return hit.value as T;
     const generation = this.generation;
     const value = await load();
     if (this.tracking && generation === this.generation && keep(value) && this.prefixes.some((p) => key.startsWith(p))) {
