@@ -21,9 +21,10 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ArtifactLineage, ArtifactMeta, RunView, StepView } from '@muse/contracts';
+import { Redis } from 'ioredis';
+import type { ArtifactLineage, ArtifactMeta, RunEvent, RunView, StepView } from '@muse/contracts';
 import { FakeModelServer } from '@muse/providers/testing';
-import { http, startTestCluster, waitForRun, type TestCluster } from '../support/harness.js';
+import { http, REDIS_URL, startTestCluster, waitForRun, type TestCluster } from '../support/harness.js';
 
 interface LocalServer {
   server: Server;
@@ -251,13 +252,24 @@ describe('tools: http steps, SSRF rules and function calling end to end', { time
     await checkToolArtifacts(r, 'look');
   });
 
-  test('more tool calls than maxToolCalls fail the step with MUSE_ERR_TOOL_CALLS_EXCEEDED, not retried', async () => {
-    const r = await run({ name: 'agent-too-many', steps: [{ id: 'look', agent: 'orchestrator', prompt: script(allowed.port), tools: ['http'], maxToolCalls: 1 }] });
+  test('more tool calls than maxToolCalls fail the step with MUSE_ERR_TOOL_CALLS_EXCEEDED, not retried; the call made counts in the spend', async () => {
+    const budget = { maxTokens: 100_000 };
+    const r = await run({ name: 'agent-too-many', budget, steps: [{ id: 'look', agent: 'orchestrator', prompt: script(allowed.port), tools: ['http'], maxToolCalls: 1 }] });
     assert.equal(r.status, 'failed');
     const s = step(r, 'look');
     assert.equal(s.attempts, 1);
     assert.equal(s.error?.code, 'MUSE_ERR_TOOL_CALLS_EXCEEDED');
     assert.equal(s.error?.retryable, false);
+    // The model call that asked for too many tools was charged to the budget: the run's spend says so too.
+    const redis = new Redis(REDIS_URL);
+    const charged = Number(await redis.hget(`${t.namespace}:run-budget:${r.id}`, 'spentTokens').finally(() => redis.disconnect()));
+    assert.ok(charged > 0, `the budget was charged (${charged})`);
+    assert.equal(r.spend?.tokens, charged);
+    assert.deepEqual(r.spend?.byStep, { look: { tokens: charged, cost: 0 } });
+    assert.deepEqual(Object.keys(r.spend?.byProvider ?? {}), ['local']);
+    const events = (await http<{ items: RunEvent[] }>(t.gateway, 'GET', `/v1/runs/${r.id}/events`)).body.items;
+    const failed = events.find((e) => e.type === 'step.failed');
+    assert.equal(failed?.type === 'step.failed' && failed.data.spent ? failed.data.spent.inputTokens + failed.data.spent.outputTokens : undefined, charged);
   });
 
   for (const [role, provider, server, idPrefix] of [

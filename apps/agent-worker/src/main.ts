@@ -104,6 +104,7 @@ await runService({
       ),
       recordings: calls,
       toolResults: tools.loop,
+      spend: calls,
       shell: shellSteps,
       http: tools.httpSteps,
       scrubber: processScrubber,

@@ -84,3 +84,22 @@ test('a replay serves the recorded answer when the request hashes the same, and 
   await assert.rejects(replay.complete(job({ replay: { runId: 'run_1' } }), 'Plan it', new AbortController().signal), /no recording/);
   assert.equal(provider.seen.length, 0);
 });
+
+test("a job attempt's calls add up to what it spent, taken once; an unpriced call adds no cost", async () => {
+  const provider = new Recording();
+  const priced = new ModelCalls({ provider, pricing: new Pricing({ m: { inputPerMTok: 1, outputPerMTok: 2 } }) });
+  const a = await priced.complete(job(), 'Plan it', new AbortController().signal);
+  const b = await priced.complete(job(), 'Plan it again, longer', new AbortController().signal);
+  assert.deepEqual(priced.takeSpent(job()), {
+    inputTokens: a.res.usage.inputTokens + b.res.usage.inputTokens,
+    outputTokens: a.res.usage.outputTokens + b.res.usage.outputTokens,
+    cost: a.cost! + b.cost!,
+    provider: 'local',
+    model: 'm',
+  });
+  assert.equal(priced.takeSpent(job()), undefined, 'taken once');
+  assert.equal(priced.takeSpent(job({ attempt: 3 })), undefined, 'another attempt made no call');
+  const unpriced = new ModelCalls({ provider });
+  const c = await unpriced.complete(job(), 'Plan it', new AbortController().signal);
+  assert.deepEqual(unpriced.takeSpent(job()), { ...c.res.usage, provider: 'local', model: 'm' });
+});

@@ -7,7 +7,7 @@
  * `llm-call.json` (schema `muse.llm-call/v1`), which the step processor
  * uploads with the step's output.
  */
-import { deriveSeed, MuseError, stepKey, type AgentOutput, type ModelPrices, type StepJob } from '@muse/contracts';
+import { deriveSeed, MuseError, stepKey, type AgentOutput, type AttemptSpend, type ModelPrices, type StepJob } from '@muse/contracts';
 import {
   countTokens,
   diffRequests,
@@ -70,9 +70,14 @@ export interface ModelCallResult {
   call: NonNullable<AgentOutput['call']>;
 }
 
+/** What a job attempt's model calls spent so far, and the model of the last (for the token metrics). */
+export type SpentSoFar = AttemptSpend & { model: string };
+
 export class ModelCalls {
   /** Calls recorded per job attempt, until the step processor takes them. */
   private readonly records = new Map<string, LlmCallRecord[]>();
+  /** What each job attempt's calls spent (replayed calls spend nothing), until the step processor takes it. */
+  private readonly spent = new Map<string, SpentSoFar>();
 
   constructor(private readonly opts: ModelCallsOptions) {}
 
@@ -141,6 +146,7 @@ export class ModelCalls {
         throw err;
       }
       cost = this.opts.pricing?.cost(res.provider, res.model, res.usage);
+      this.tally(key, res, cost);
       await budgets?.settle(job.runId, callId, { tokens: res.usage.inputTokens + res.usage.outputTokens, cost: cost ?? 0 });
     }
 
@@ -160,6 +166,30 @@ export class ModelCalls {
     };
     this.records.set(key, [...(this.records.get(key) ?? []), this.opts.scrubber ? this.opts.scrubber.scrubDeep(record) : record]);
     return { res, ...(cost !== undefined ? { cost } : {}), call: { requestHash: hash, seed: req.seed, temperature: req.temperature, topP: req.topP, ...(replayed ? { replayed: true } : {}) } };
+  }
+
+  /**
+   * What the job attempt's calls spent, forgotten here once taken: a failed attempt reports it (a completed one's output
+   * carries its usage). Undefined when it made no call, or only replayed ones.
+   */
+  takeSpent(job: StepJob): SpentSoFar | undefined {
+    const key = jobKey(job);
+    const spent = this.spent.get(key);
+    this.spent.delete(key);
+    return spent;
+  }
+
+  private tally(key: string, res: CompletionResult, cost: number | undefined): void {
+    const so = this.spent.get(key);
+    const sum = (a: number | undefined, b: number | undefined) => (a === undefined && b === undefined ? undefined : (a ?? 0) + (b ?? 0));
+    const total = sum(so?.cost, cost);
+    this.spent.set(key, {
+      inputTokens: (so?.inputTokens ?? 0) + res.usage.inputTokens,
+      outputTokens: (so?.outputTokens ?? 0) + res.usage.outputTokens,
+      ...(total !== undefined ? { cost: total } : {}),
+      provider: res.provider,
+      model: res.model,
+    });
   }
 
   /** The job's recorded calls as artifacts (`llm-call.json`, then `llm-call-2.json`...), forgotten here once taken. */

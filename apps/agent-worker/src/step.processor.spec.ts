@@ -7,6 +7,8 @@ import { SecretScrubber } from '@muse/telemetry';
 import { AgentStepExecutor } from './agent-step.executor.js';
 import { StepProcessor, type StepProcessorDeps } from './step.processor.js';
 import { StepHandedBackError } from './step.errors.js';
+import { ModelCalls, Pricing } from './model-calls.js';
+import { ToolLoop } from './tool-loop.js';
 import { reportMsgId } from './step-report.publisher.js';
 
 const agentJob: StepJob = {
@@ -107,6 +109,37 @@ describe('StepProcessor', () => {
     assert.equal(failed.artifacts, undefined);
     assert.equal(reportMsgId(failed), 'run_p1.build.1.failed');
     assert.deepEqual(uploads, []);
+  });
+
+  test('a failed agent attempt reports what its model calls spent, and the observer counts those tokens', async () => {
+    const provider = new LocalDeterministicProvider();
+    const calls = new ModelCalls({ provider, pricing: new Pricing({ 'muse-local': { inputPerMTok: 1, outputPerMTok: 2 } }) });
+    const tokens: unknown[][] = [];
+    const { processor, published } = harness({
+      agent: new AgentStepExecutor(provider, undefined, undefined, undefined, calls, new ToolLoop({ call: async () => assert.fail('no tool runs past maxToolCalls') })),
+      recordings: calls,
+      spend: calls,
+      observer: { finished: () => undefined, tokens: (...a) => void tokens.push(a) },
+    });
+    // The model asks for two calls where the step allows one: the attempt fails after one model call.
+    const prompt = ['Look around', '::tool-call http {"method":"GET","url":"http://127.0.0.1:9/a"}', '::tool-call http {"method":"GET","url":"http://127.0.0.1:9/b"}'].join('\n');
+    const res = await processor.process({ ...agentJob, prompt, tools: ['http'], maxToolCalls: 1 });
+    assert.equal(res.outcome, 'failed');
+    const failed = published.at(-1)!;
+    assert.equal(failed.error?.code, 'MUSE_ERR_TOOL_CALLS_EXCEEDED');
+    const spent = failed.spent!;
+    assert.ok(spent.inputTokens > 0 && spent.outputTokens > 0, JSON.stringify(spent));
+    assert.deepEqual(spent, { inputTokens: spent.inputTokens, outputTokens: spent.outputTokens, cost: (spent.inputTokens + 2 * spent.outputTokens) / 1e6, provider: 'local' });
+    assert.deepEqual(tokens, [
+      ['local', 'muse-local', 'input', spent.inputTokens, 'default'],
+      ['local', 'muse-local', 'output', spent.outputTokens, 'default'],
+    ]);
+    // A completed attempt's spend is in its output's usage: no `spent`, nothing counted here, and the tally is gone.
+    const ok = await processor.process({ ...agentJob, attempt: 2 });
+    assert.equal(ok.outcome, 'completed');
+    assert.equal(published.at(-1)!.spent, undefined);
+    assert.equal(tokens.length, 2);
+    assert.equal(calls.takeSpent({ ...agentJob, attempt: 2 }), undefined, 'taken by the processor');
   });
 
   test('the deadline aborts the step: MUSE_ERR_STEP_TIMEOUT', async () => {

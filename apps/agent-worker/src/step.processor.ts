@@ -12,7 +12,7 @@
  * so a repeated publish is dropped.
  */
 import { createHash } from 'node:crypto';
-import { StepJobSchema, toErrorBody, MuseError, type AgentOutput, type HttpOutput, type ShellOutput, type StepJob, type StepReport } from '@muse/contracts';
+import { StepJobSchema, toErrorBody, MuseError, type AgentOutput, type AttemptSpend, type HttpOutput, type ShellOutput, type StepJob, type StepReport } from '@muse/contracts';
 import type { Logger } from '@muse/telemetry';
 import type { BlobRef } from './artifact.uploader.js';
 import { httpOutputArtifact } from './http-step.executor.js';
@@ -42,6 +42,8 @@ export interface StepProcessorDeps {
   recordings?: { take(job: StepJob): (OutputArtifact & { schema?: string })[] };
   /** The results of the tool calls a job's model made (`tool-calls/NN-<tool>.json`), taken once the step ran: uploaded with its output. */
   toolResults?: { take(job: StepJob): (OutputArtifact & { schema?: string })[] };
+  /** What a job's model calls spent, taken once the step ran: a failed attempt reports it (and counts its tokens). */
+  spend?: { takeSpent(job: StepJob): (AttemptSpend & { model: string }) | undefined };
   observer?: StepObserver;
   /**
    * How long a step runs before its `started` report is sent, in ms (MUSE_STARTED_REPORT_DELAY_MS); 0 sends it before
@@ -61,6 +63,8 @@ export interface StepProcessorDeps {
 
 export interface StepObserver {
   finished(e: { role: string; kind: StepKind; outcome: StepOutcome; durationMs: number; project: string }): void;
+  /** Tokens a failed attempt's calls used (a completed agent step's are counted as it completes). */
+  tokens?(provider: string, model: string, direction: 'input' | 'output', count: number, project: string): void;
 }
 
 /** What a step's output becomes in the artifact store. */
@@ -123,8 +127,14 @@ export class StepProcessor {
     let report: StepReport & { outcome: StepOutcome };
     /** The step's recorded model calls (`llm-call.json`), uploaded beside its output. */
     let recorded: (OutputArtifact & { schema?: string })[] = [];
+    let spent: ReturnType<NonNullable<StepProcessorDeps['spend']>['takeSpent']>;
     try {
-      const output = this.scrub(await this.execute(job).finally(() => (recorded = [...(this.deps.recordings?.take(job) ?? []), ...(this.deps.toolResults?.take(job) ?? [])])));
+      const output = this.scrub(
+        await this.execute(job).finally(() => {
+          recorded = [...(this.deps.recordings?.take(job) ?? []), ...(this.deps.toolResults?.take(job) ?? [])];
+          spent = this.deps.spend?.takeSpent(job);
+        }),
+      );
       const artifacts = await this.storeAll([outputArtifact(job.kind, output), ...recorded]);
       report = { ...base, outcome: 'completed', at: this.now().toISOString(), output, artifacts };
     } catch (err) {
@@ -133,7 +143,7 @@ export class StepProcessor {
         this.deps.logger?.warn(log, 'step handed back unfinished');
         throw err;
       }
-      report = { ...base, outcome: 'failed', at: this.now().toISOString(), error: this.scrub(toErrorBody(err)) };
+      report = { ...base, outcome: 'failed', at: this.now().toISOString(), error: this.scrub(toErrorBody(err)), ...(spent ? { spent: this.failedSpend(spent, job.project) } : {}) };
     }
 
     clearTimeout(startedTimer);
@@ -169,6 +179,14 @@ export class StepProcessor {
         return { name: a.name, ...blob, mediaType: a.mediaType, tool: a.tool, ...(a.toolVersion !== undefined ? { toolVersion: a.toolVersion } : {}), ...(a.schema !== undefined ? { schema: a.schema } : {}) };
       }),
     );
+  }
+
+  /** A failed attempt's calls were charged to the budget: the run's spend (its report) and the token metrics count them too. */
+  private failedSpend({ model, ...spent }: AttemptSpend & { model: string }, project: string): AttemptSpend {
+    const provider = spent.provider ?? 'unknown';
+    this.deps.observer?.tokens?.(provider, model, 'input', spent.inputTokens, project);
+    this.deps.observer?.tokens?.(provider, model, 'output', spent.outputTokens, project);
+    return spent;
   }
 
   private scrub<T>(value: T): T {

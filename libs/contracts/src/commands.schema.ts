@@ -1,6 +1,6 @@
 /** Commands carried on the JetStream command stream to the coordinator. */
 import { z } from 'zod';
-import { ArtifactRefSchema, ReplayOfSchema, RunParentSchema } from './events.schema.js';
+import { ArtifactRefSchema, AttemptSpendSchema, ReplayOfSchema, RunParentSchema } from './events.schema.js';
 
 /** A blob a producer uploaded, to be bound to a run as a named artifact. */
 export const ArtifactUploadSchema = z.object({
@@ -137,6 +137,8 @@ export const StepReportSchema = z.object({
   /** Blobs the worker uploaded; the coordinator commits them under the run's fencing token. */
   artifacts: z.array(ArtifactUploadSchema).optional(),
   error: ErrorBodySchema.optional(),
+  /** On a failed report: what the attempt's model calls spent (the budget was charged for them already). */
+  spent: AttemptSpendSchema.optional(),
 });
 export type StepReport = z.infer<typeof StepReportSchema>;
 

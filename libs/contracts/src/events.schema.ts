@@ -26,6 +26,33 @@ export type ArtifactRef = z.infer<typeof ArtifactRefSchema>;
 export const ReplayOfSchema = z.object({ runId: z.string(), recordings: z.record(z.string(), z.string()) });
 export type ReplayOf = z.infer<typeof ReplayOfSchema>;
 
+/**
+ * What a failed attempt's model calls spent (replayed calls spend nothing): a completed attempt's spend is in its
+ * output's `usage` and `cost`. `provider` answered the last call.
+ */
+export const AttemptSpendSchema = z.object({
+  inputTokens: z.number().int().min(0),
+  outputTokens: z.number().int().min(0),
+  cost: z.number().min(0).optional(),
+  provider: z.string().optional(),
+});
+export type AttemptSpend = z.infer<typeof AttemptSpendSchema>;
+
+/**
+ * What an agent step's output says its calls spent: its usage and cost. Outputs without usage (shell, approvals) and
+ * replayed calls spent nothing.
+ */
+export function outputSpend(output: unknown): AttemptSpend | undefined {
+  const o = output as { usage?: { inputTokens?: unknown; outputTokens?: unknown }; cost?: unknown; provider?: unknown; call?: { replayed?: unknown } } | null;
+  if (!o || typeof o !== 'object' || !o.usage || o.call?.replayed === true) return undefined;
+  return {
+    inputTokens: Number(o.usage.inputTokens) || 0,
+    outputTokens: Number(o.usage.outputTokens) || 0,
+    ...(typeof o.cost === 'number' ? { cost: o.cost } : {}),
+    ...(typeof o.provider === 'string' ? { provider: o.provider } : {}),
+  };
+}
+
 const base = {
   /** Unique event id (also the JetStream message id, for dedupe). */
   id: z.string(),
@@ -171,6 +198,8 @@ export const StepFailedEventSchema = z.object({
     finishedAt: z.string(),
     /** A `forEach` element; `final` then means the element (and so the step) failed for good. */
     index: z.number().int().min(0).optional(),
+    /** What the attempt's model calls spent before it failed; counted in the run's spend. */
+    spent: AttemptSpendSchema.optional(),
   }),
 });
 /**
@@ -180,7 +209,15 @@ export const StepFailedEventSchema = z.object({
 export const BudgetWaitingEventSchema = z.object({
   ...base,
   type: z.literal('budget.waiting'),
-  data: z.object({ stepId: z.string(), attempt: z.number().int().min(1), index: z.number().int().min(0).optional(), error: ErrorBodySchema }),
+  data: z.object({
+    stepId: z.string(),
+    attempt: z.number().int().min(1),
+    index: z.number().int().min(0).optional(),
+    error: ErrorBodySchema,
+    /** The agent that found the budget exhausted, and what the attempt's earlier calls spent (a tool loop's). */
+    agentId: z.string().optional(),
+    spent: AttemptSpendSchema.optional(),
+  }),
 });
 /** `POST /v1/runs/{id}/budget`: the run's limits grow by these; the steps waiting on the budget are queued again. */
 export const BudgetRaisedEventSchema = z.object({

@@ -76,6 +76,8 @@ export {
 export type { RunStatus, StepStatus } from './status.js';
 export {
   ArtifactRefSchema,
+  AttemptSpendSchema,
+  outputSpend,
   RunEventSchema,
   RunCreatedEventSchema,
   RunStartedEventSchema,
@@ -104,7 +106,7 @@ export {
   LeaseGrantedEventSchema,
 } from './events.schema.js';
 export type { RunParent, ReplayOf } from './events.schema.js';
-export type { ArtifactRef, RunEvent, RunEventType, RunEventOf, NewRunEvent } from './events.schema.js';
+export type { ArtifactRef, AttemptSpend, RunEvent, RunEventType, RunEventOf, NewRunEvent } from './events.schema.js';
 export {
   RunSubmitCommandSchema,
   RunCancelCommandSchema,

@@ -116,6 +116,34 @@ test('wait in a forEach: the waiting elements are raised together, and spend add
   assert.deepEqual(foldEvents(log), tx.state);
 });
 
+test("a failed attempt's spend counts in the run's spend, by step, agent and provider; folding the log again gives the same", () => {
+  let tx = submitted(definition('wait'));
+  const log = [...tx.events];
+  const push = (t: RunTransition) => (log.push(...t.events), t);
+  // A tool loop ran past maxToolCalls after spending; then a budget refusal after earlier calls; then a completion.
+  const tooMany = { code: 'MUSE_ERR_TOOL_CALLS_EXCEEDED', message: 'too many', retryable: true };
+  tx = push(report(tx.state!, 'a', 1, 'failed', { error: tooMany, spent: { inputTokens: 6, outputTokens: 2, cost: 0.003, provider: 'an' } }));
+  const failed = tx.events.find((e) => e.type === 'step.failed');
+  assert.deepEqual(failed?.type === 'step.failed' && failed.data.spent, { inputTokens: 6, outputTokens: 2, cost: 0.003, provider: 'an' });
+  tx = push(report(tx.state!, 'a', 2, 'failed', { error: exceeded, spent: { inputTokens: 3, outputTokens: 1 } }));
+  assert.deepEqual(tx.events.map((e) => e.type), ['budget.waiting']);
+  const raise = new RunTransition(tx.state, now);
+  raise.raiseBudget({ kind: 'run-budget', runId: 'run_b', project: 'p', addTokens: 50 }, defaults);
+  tx = push(raise);
+  tx = push(report(tx.state!, 'a', 3, 'completed', { output: agentOutput(10, 0.01) }));
+  const view = toRunView(tx.state!);
+  assert.equal(view.spend!.tokens, 8 + 4 + 10);
+  assert.ok(Math.abs(view.spend!.cost - 0.013) < 1e-12);
+  assert.deepEqual(view.spend!.byStep, { a: view.spend!.byStep.a });
+  assert.equal(view.spend!.byStep.a!.tokens, 22);
+  assert.deepEqual(view.spend!.byAgent, { w1: view.spend!.byStep.a });
+  assert.deepEqual(Object.fromEntries(Object.entries(view.spend!.byProvider).map(([k, v]) => [k, v.tokens])), { an: 8, unknown: 4, oa: 10 });
+  // A failure that spent nothing adds nothing.
+  const quiet = report(tx.state!, 'fan', 1, 'failed', { index: 0, error: tooMany });
+  assert.equal(toRunView(quiet.state!).spend!.tokens, 22);
+  assert.deepEqual(foldEvents(log), tx.state);
+});
+
 test('a replay carries the recording of each step key to its jobs, spends nothing, and the view names the first divergence', () => {
   const def = definition();
   let tx = submitted(def, { replayOf: { runId: 'run_orig', recordings: { a: 'art_a', 'fan#1': 'art_f1' } } });

@@ -8,6 +8,8 @@ import {
   DEFAULT_TOOL_ROLE,
   stepRole,
   type ArtifactRef,
+  type AttemptSpend,
+  outputSpend,
   type ErrorBody,
   type RunEvent,
   type RunParent,
@@ -211,7 +213,8 @@ function applyOne(state: RunState | undefined, ev: RunEvent, owned: WeakSet<obje
     return copy;
   };
 
-  if (ev.type === 'step.completed') addSpend(next, ev.data.stepId, ev.data.agentId, ev.data.output);
+  if (ev.type === 'step.completed') addSpend(next, ev.data.stepId, ev.data.agentId, outputSpend(ev.data.output));
+  if ((ev.type === 'step.failed' || ev.type === 'budget.waiting') && ev.data.spent) addSpend(next, ev.data.stepId, ev.data.agentId ?? 'unknown', ev.data.spent);
   if (ev.type === 'step.failed' && ev.data.error.code === 'MUSE_ERR_REPLAY_DIVERGED' && !next.divergence) {
     next.divergence = { stepId: ev.data.stepId, ...(ev.data.index !== undefined ? { index: ev.data.index } : {}), ...((ev.data.error.details as Record<string, unknown> | undefined) ?? {}) };
   }
@@ -559,12 +562,11 @@ export function foldEvents(events: Iterable<RunEvent>, initial?: RunState): RunS
   return state;
 }
 
-/** Adds an agent step's usage (and cost) to the run's spend; outputs without usage (shell, approvals) and replayed calls add nothing. */
-function addSpend(next: RunState, stepId: string, agentId: string, output: unknown): void {
-  const o = output as { usage?: { inputTokens?: unknown; outputTokens?: unknown }; cost?: unknown; provider?: unknown; call?: { replayed?: unknown } } | null;
-  if (!o || typeof o !== 'object' || !o.usage || o.call?.replayed === true) return;
-  const tokens = (Number(o.usage.inputTokens) || 0) + (Number(o.usage.outputTokens) || 0);
-  const cost = typeof o.cost === 'number' ? o.cost : 0;
+/** Adds what an attempt spent (a completed one's output, a failed one's `spent`) to the run's spend. */
+function addSpend(next: RunState, stepId: string, agentId: string, spent: AttemptSpend | undefined): void {
+  if (!spent) return;
+  const tokens = spent.inputTokens + spent.outputTokens;
+  const cost = spent.cost ?? 0;
   if (tokens === 0 && cost === 0) return;
   const add = (m: Record<string, SpendFigures>, k: string): Record<string, SpendFigures> => {
     const cur = m[k] ?? { tokens: 0, cost: 0 };
@@ -576,7 +578,7 @@ function addSpend(next: RunState, stepId: string, agentId: string, output: unkno
     cost: sp.cost + cost,
     byStep: add(sp.byStep, stepId),
     byAgent: add(sp.byAgent, agentId),
-    byProvider: add(sp.byProvider, typeof o.provider === 'string' ? o.provider : 'unknown'),
+    byProvider: add(sp.byProvider, spent.provider ?? 'unknown'),
   };
 }
 

@@ -30,6 +30,7 @@ import {
   type RunSubmitCommand,
   type StepJob,
   type StepReport,
+  type AttemptSpend,
   type ArtifactRef,
 } from '@muse/contracts';
 import { applyEvent, runOutput, templateContext, type RunState } from './state.js';
@@ -143,13 +144,13 @@ export class RunTransition {
       case 'failed': {
         const error: ErrorBody = r.error ?? { code: 'MUSE_ERR_INTERNAL', message: 'step failed without an error', retryable: true };
         if (waitsForBudget(s, error)) {
-          this.emitFor({ type: 'budget.waiting', data: { stepId: r.stepId, attempt: r.attempt, error } });
+          this.emitFor({ type: 'budget.waiting', data: { stepId: r.stepId, attempt: r.attempt, error, agentId: r.agentId, ...spentOf(r) } });
           break;
         }
         const final = !error.retryable || r.attempt - (step.attemptBase ?? 0) >= maxAttemptsOf(s, r.stepId, defaults);
         this.emitFor({
           type: 'step.failed',
-          data: { stepId: r.stepId, attempt: r.attempt, agentId: r.agentId, error, final, finishedAt: r.at },
+          data: { stepId: r.stepId, attempt: r.attempt, agentId: r.agentId, error, final, finishedAt: r.at, ...spentOf(r) },
         });
         break;
       }
@@ -179,11 +180,11 @@ export class RunTransition {
       case 'failed': {
         const error: ErrorBody = r.error ?? { code: 'MUSE_ERR_INTERNAL', message: 'step failed without an error', retryable: true };
         if (waitsForBudget(s, error)) {
-          this.emitFor({ type: 'budget.waiting', data: { ...at, error } });
+          this.emitFor({ type: 'budget.waiting', data: { ...at, error, agentId: r.agentId, ...spentOf(r) } });
           break;
         }
         const final = !error.retryable || r.attempt - (it.attemptBase ?? 0) >= maxAttemptsOf(s, r.stepId, defaults);
-        this.emitFor({ type: 'step.failed', data: { ...at, agentId: r.agentId, error, final, finishedAt: r.at } });
+        this.emitFor({ type: 'step.failed', data: { ...at, agentId: r.agentId, error, final, finishedAt: r.at, ...spentOf(r) } });
         break;
       }
     }
@@ -649,6 +650,11 @@ export function budgetOf(s: RunState): { maxTokens?: number; maxCost?: number; o
 }
 
 /** An exhausted budget under `onBudgetExceeded: wait` makes the step wait rather than fail. */
+/** A failed report's spend, for its event (counted in the run's spend). */
+function spentOf(r: StepReport): { spent?: AttemptSpend } {
+  return r.spent !== undefined ? { spent: r.spent } : {};
+}
+
 function waitsForBudget(s: RunState, error: ErrorBody): boolean {
   return error.code === 'MUSE_ERR_BUDGET_EXCEEDED' && s.definition.budget?.onBudgetExceeded === 'wait';
 }

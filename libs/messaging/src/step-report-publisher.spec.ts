@@ -79,6 +79,14 @@ describe('StepReportPublisher', () => {
     const details = stored.report.error?.details as { bytes: number; limitBytes: number };
     assert.equal(details.limitBytes, limit);
     assert.ok(details.bytes > 2_000);
+    assert.equal(stored.report.spent, undefined, 'an output without usage spent nothing');
+    // An agent's output: its calls were charged, so the failure carries what they spent.
+    const usage = { inputTokens: 120, outputTokens: 3_000 };
+    const agent = await p.publish({ ...big, attempt: 2, output: { text: 'y'.repeat(2_000), model: 'm', provider: 'oa', usage, cost: 0.25 } });
+    assert.equal(agent.report.outcome, 'failed');
+    assert.deepEqual(agent.report.spent, { ...usage, cost: 0.25, provider: 'oa' });
+    const replayed = await p.publish({ ...big, attempt: 3, output: { text: 'y'.repeat(2_000), model: 'm', usage, call: { replayed: true } } });
+    assert.equal(replayed.report.spent, undefined, 'a replayed call spent nothing');
     // Anything else too large (a failure's own report) is refused at once, not tried six times.
     let tries = 0;
     const never = new StepReportPublisher({ publishCommand: async (cmd) => { tries++; throw new CommandTooLargeError(cmd.kind, 2_000, limit); } }, undefined, noSleep);

@@ -3,7 +3,7 @@
  * message id makes a retry (or a re-run of the whole job after a crash) a
  * no-op within JetStream's duplicate window.
  */
-import { MuseError, StepReportSchema, stepKey, type Command, type StepReport } from '@muse/contracts';
+import { MuseError, StepReportSchema, outputSpend, stepKey, type Command, type StepReport } from '@muse/contracts';
 import type { Logger } from '@muse/telemetry';
 import { retry, type RetryOptions } from './backoff.js';
 import { CommandTooLargeError } from './errors.js';
@@ -69,9 +69,12 @@ export async function sendStepReport<T>(
     return { ...(await send(report)), report };
   } catch (err) {
     if (!(err instanceof CommandTooLargeError) || report.outcome !== 'completed') throw err;
-    const { output: _output, artifacts: _artifacts, ...rest } = report;
+    const { output, artifacts: _artifacts, ...rest } = report;
+    // The attempt's model calls were charged to the budget: the run's spend counts them though the output is lost.
+    const spent = outputSpend(output);
     const failed: StepReport = {
       ...rest,
+      ...(spent ? { spent } : {}),
       outcome: 'failed',
       error: new MuseError('MUSE_ERR_STEP_OUTPUT_TOO_LARGE', `the step's output makes a report of ${err.bytes} bytes, over the ${err.limitBytes}-byte limit of one message (the NATS server's max_payload)`, {
         details: { bytes: err.bytes, limitBytes: err.limitBytes },
