@@ -145,6 +145,41 @@ describe('security: identity, projects, scopes, limits and audit at the gateway'
     }
   });
 
+  test('a workflow version registered by another process is what the next submission runs, though the gateway keeps versions in memory', async () => {
+    const names = museNames(t.namespace);
+    const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    const def = (n: number) => ({ name: 'kept-wf', steps: [{ id: 'echo', tool: 'shell', command: `echo version ${n}` }] });
+    const submitted = async (): Promise<number> => {
+      const res = await http<{ id: string }>(t.gateway, 'POST', '/v1/runs', { workflow: 'kept-wf' });
+      assert.equal(res.status, 202, res.text);
+      const view = await http<{ workflow: { version: number } }>(t.gateway, 'GET', `/v1/runs/${res.body.id}`);
+      assert.equal(view.status, 200, view.text);
+      return view.body.workflow.version;
+    };
+    try {
+      assert.equal((await http(t.gateway, 'POST', '/v1/workflows', def(1))).status, 201);
+      // The second submission is served from the gateway's memory.
+      for (let i = 0; i < 2; i++) assert.equal(await submitted(), 1);
+      // Version 2 written straight in Redis, as another gateway's registration writes it.
+      const key = names.workflowKey('default', 'kept-wf');
+      await redis.hset(key, { latest: '2', 'digest:2': 'sha256:elsewhere', 'meta:2': JSON.stringify({ digest: 'sha256:elsewhere', createdAt: new Date().toISOString() }), 'def:2': JSON.stringify(def(2)) });
+      const changedAt = Date.now();
+      let version = 1;
+      // Polled every 100 ms, under the key's rate limit (KEY_RATE_PER_SEC).
+      while (version === 1 && Date.now() - changedAt < 1_000) {
+        version = await submitted();
+        if (version === 1) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(version, 2, `still version 1 ${Date.now() - changedAt} ms after version 2 was registered elsewhere`);
+      // Registered through this gateway: the very next submission runs it.
+      const third = await http<{ version: number }>(t.gateway, 'POST', '/v1/workflows', def(3));
+      assert.equal(third.body.version, 3, third.text);
+      assert.equal(await submitted(), 3);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
   test('scopes: a read key cannot submit, an agent key can do nothing at the gateway, a write key cannot manage keys', async () => {
     const reader = await createKey({ name: 'reader', projects: ['team-a'], scopes: ['read'] });
     const agent = await createKey({ name: 'agent', projects: ['team-a'], scopes: ['agent'] });

@@ -29,8 +29,9 @@ await runService({
     const names = museNames(config.MUSE_NAMESPACE);
     // Requests must fail (503) within a few seconds when Redis is down rather than wait for it.
     const redis = openRedis(kit, config.REDIS_URL, { connectionName: 'muse-gateway', mode: 'request' });
-    // Every request reads its API key (and, with a Muse-Project header, the project): kept until Redis says they changed.
-    const tracked = TrackedReads.open(kit, config.REDIS_URL, { connectionName: 'muse-gateway-tracking', prefixes: [names.apiKeysKey, names.projectsKey] });
+    // Every request reads its API key (and, with a Muse-Project header, the project), every submission its workflow:
+    // kept until Redis says they changed.
+    const tracked = TrackedReads.open(kit, config.REDIS_URL, { connectionName: 'muse-gateway-tracking', prefixes: [names.apiKeysKey, names.projectsKey, names.workflowKeyPrefix] });
     const bus = await JetStreamBus.open(kit, { url: config.NATS_URL, names, name: 'muse-gateway', auth: natsAuthFromConfig(config) });
     await bus.ensureAuditStream();
     return GatewayModule.forRoot({ config, names, bus, redis, tracked });

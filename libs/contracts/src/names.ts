@@ -74,6 +74,8 @@ export interface MuseNames {
   readonly artifactFenceKey: (runId: string) => string;
   readonly workflowsKey: string;
   readonly workflowKey: (project: string, name: string) => string;
+  /** What every `workflowKey` starts with. */
+  readonly workflowKeyPrefix: string;
   readonly runKey: (runId: string) => string;
   readonly runIndexKey: (project: string) => string;
   readonly agentsKey: string;
@@ -182,6 +184,7 @@ export function museNames(namespace: string): MuseNames {
     artifactFenceKey: (runId) => `${ns}:artifact-fence:${runId}`,
     workflowsKey: `${ns}:workflows`,
     workflowKey: (project, name) => `${ns}:workflow:${project}:${name}`,
+    workflowKeyPrefix: `${ns}:workflow:`,
     runKey: (runId) => `${ns}:run:${runId}`,
     runIndexKey: (project) => `${ns}:runs:${project}`,
     agentsKey: `${ns}:agents`,

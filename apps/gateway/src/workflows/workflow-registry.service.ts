@@ -13,12 +13,12 @@
  * is one Lua script, so two concurrent registrations never get the same
  * number and identical content never gets a second one.
  */
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { MuseError, WORKFLOW_NAME_PATTERN, type MuseNames, type StoredWorkflow, type WorkflowDefinition } from '@muse/contracts';
-import { parseWorkflowDefinition as parseDefinition, parseWorkflowMeta as parseMeta, readWorkflowVersion, resolveWorkflow, storedWorkflow as stored, type WorkflowVersionMeta as VersionMeta } from '@muse/queues';
+import { parseWorkflowDefinition as parseDefinition, type TrackedReads, parseWorkflowMeta as parseMeta, readWorkflowVersion, resolveWorkflow, storedWorkflow as stored, type WorkflowVersionMeta as VersionMeta } from '@muse/queues';
 import { contentDigest } from '../common/canonical-json.js';
-import { NAMES, REDIS } from '../gateway.tokens.js';
+import { NAMES, REDIS, TRACKED_READS } from '../gateway.tokens.js';
 
 // KEYS[1] workflow hash, KEYS[2] index; ARGV digest, definition JSON, meta JSON, description, index member.
 const REGISTER_LUA = `
@@ -57,6 +57,8 @@ export class WorkflowRegistry {
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(NAMES) private readonly names: MuseNames,
+    /** Where resolved versions are kept between submissions, dropped when Redis says the workflow changed; unset = read every time. */
+    @Optional() @Inject(TRACKED_READS) private readonly tracked?: TrackedReads,
   ) {}
 
   async register(project: string, definition: WorkflowDefinition, now = new Date()): Promise<Registered> {
@@ -73,6 +75,8 @@ export class WorkflowRegistry {
       definition.description ?? '',
       `${project}:${definition.name}`,
     )) as [number, number];
+    // This gateway's next submission sees the new version at once (Redis tells every gateway a moment later).
+    this.tracked?.forget(this.names.workflowKey(project, definition.name));
     // A workflow with `on: {subject}` starts on that subject's messages from now on (the latest version decides at each message).
     if (definition.on) await this.redis.sadd(triggerSetKey(this.names, project, definition.on.subject), definition.name);
     return { name: definition.name, version: Number(res[0]), created: Number(res[1]) === 1 };
@@ -120,10 +124,23 @@ export class WorkflowRegistry {
 
   /** The version a run pins: the one asked for, or the latest. Throws MUSE_ERR_WORKFLOW_NOT_FOUND. */
   async resolve(project: string, name: string, version?: number): Promise<StoredWorkflow> {
-    const found = await resolveWorkflow(this.redis, this.names, project, name, version);
+    const load = async () => deepFreeze(await resolveWorkflow(this.redis, this.names, project, name, version));
+    // Kept only while it exists (made-up names cannot fill memory), and frozen: every submission shares it.
+    const found = this.tracked
+      ? await this.tracked.read(this.names.workflowKey(project, name), version === undefined ? 'latest' : `version:${version}`, load, (w) => w !== null)
+      : await load();
     if (!found) throw notFound(name, version);
     return found;
   }
+}
+
+/** `value`, and everything in it, made read-only. */
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
 }
 
 /** Redis set of the workflows of a project that a trigger subject starts. */
