@@ -1,5 +1,5 @@
 /** BullMQ job payloads. */
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { z } from 'zod';
 
 export const StepJobSchema = z.object({
@@ -72,9 +72,20 @@ export function childRunId(parentRunId: string, stepId: string, attempt: number)
   return `run_${createHash('sha256').update(`${parentRunId}/${stepId}/${attempt}`).digest('hex').slice(0, 26)}`;
 }
 
+/** Hashes of the prompt templates seen lately: every job of a step carries its template's, and a workflow runs again and again. */
+const templateHashes = new Map<string, string>();
+/** How many template hashes are kept (the oldest goes first). */
+const TEMPLATE_HASHES_MAX = 1024;
+
 /** sha256 (hex) of a step's prompt template as defined: recorded with every call, so a changed prompt shows. */
 export function promptTemplateHash(template: string): string {
-  return createHash('sha256').update(template, 'utf8').digest('hex');
+  let digest = templateHashes.get(template);
+  if (digest === undefined) {
+    digest = hash('sha256', template, 'hex');
+    if (templateHashes.size >= TEMPLATE_HASHES_MAX) templateHashes.delete(templateHashes.keys().next().value!);
+    templateHashes.set(template, digest);
+  }
+  return digest;
 }
 
 /**
