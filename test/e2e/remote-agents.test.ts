@@ -235,6 +235,22 @@ describe('remote agents over WebSocket', { timeout: 360_000 }, () => {
     second.ws.close();
   });
 
+  test("a failing agent's usage counts in the run's spend; a `fail` with a malformed usage is refused", async () => {
+    const raw = await rawAgent(keys.agentA!, `spender-${Date.now()}`);
+    const runId = await submit({ name: 'remote-spend', steps: [{ id: 'review', agent: ROLE, prompt: 'spend then fail', maxAttempts: 1 }] }, bearer(keys.writerA!));
+    const assign = await raw.next('assign');
+    raw.ws.send(JSON.stringify({ type: 'fail', assignmentId: assign.assignmentId, usage: { inputTokens: -1, outputTokens: 2 }, error: { message: 'x' } }));
+    assert.equal((await raw.next('error')).error.code, 'MUSE_ERR_REQUEST_INVALID');
+    raw.ws.send(JSON.stringify({ type: 'fail', assignmentId: assign.assignmentId, usage: { inputTokens: 120, outputTokens: 30 }, error: { message: 'the model gave up' } }));
+    assert.equal((await raw.next('ack')).assignmentId, assign.assignmentId);
+    const run = await waitForRun(t.gateway, runId, 30_000);
+    assert.equal(run.status, 'failed', JSON.stringify(run));
+    assert.equal(run.steps[0]!.error?.code, 'MUSE_ERR_AGENT_FAILED');
+    assert.equal(run.spend?.tokens, 150);
+    assert.deepEqual(run.spend?.byStep, { review: { tokens: 150, cost: 0 } });
+    raw.ws.close();
+  });
+
   test('the gateway holds a remote step to its timeout, and passes a run\'s cancel on to the agent', async () => {
     const raw = await rawAgent(keys.agentA!, `slowpoke-${Date.now()}`);
     const late = await submit({ name: 'remote-timeout', steps: [{ id: 'review', agent: ROLE, prompt: 'never answered', timeoutMs: 1500, maxAttempts: 1 }] }, bearer(keys.writerA!));

@@ -15,6 +15,9 @@ export const REMOTE_AGENT_PATH = '/v1/agents/connect';
 /** Agent ids become Redis hash fields and log fields: short, printable, no spaces. */
 export const REMOTE_AGENT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
+/** Tokens an agent's model calls used, as the agent counts them. */
+const RemoteUsageSchema = z.strictObject({ inputTokens: z.number().int().min(0), outputTokens: z.number().int().min(0) });
+
 /** What a remote agent sends. */
 export const RemoteAgentClientMessageSchema = z.discriminatedUnion('type', [
   /**
@@ -42,14 +45,18 @@ export const RemoteAgentClientMessageSchema = z.discriminatedUnion('type', [
       exitCode: z.number().int().optional(),
       stderr: z.string().optional(),
       model: z.string().optional(),
-      usage: z.strictObject({ inputTokens: z.number().int().min(0), outputTokens: z.number().int().min(0) }).optional(),
+      usage: RemoteUsageSchema.optional(),
     }),
   }),
-  /** The assignment failed; `retryable` (default true) lets the coordinator queue another attempt under the step's policy. */
+  /**
+   * The assignment failed; `retryable` (default true) lets the coordinator queue another attempt under the step's
+   * policy. `usage`: what the agent's model calls spent before it failed, counted in the run's spend.
+   */
   z.strictObject({
     type: z.literal('fail'),
     assignmentId: z.string(),
     error: z.strictObject({ code: z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/).optional(), message: z.string().max(10_000), retryable: z.boolean().optional(), details: z.unknown().optional() }),
+    usage: RemoteUsageSchema.optional(),
   }),
   /** Keeps the connection (and so its assignments) alive; the gateway answers `heartbeat`. */
   z.strictObject({ type: z.literal('heartbeat') }),

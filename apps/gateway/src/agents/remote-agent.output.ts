@@ -8,6 +8,7 @@ import { ERROR_CATALOGUE, MuseError, type AgentOutput, type ErrorBody, type Muse
 
 export type RemoteOutput = Extract<RemoteAgentClientMessage, { type: 'complete' }>['output'];
 export type RemoteError = Extract<RemoteAgentClientMessage, { type: 'fail' }>['error'];
+export type RemoteUsage = NonNullable<Extract<RemoteAgentClientMessage, { type: 'fail' }>['usage']>;
 
 /** The model a remote agent step reports when the agent names none: the step's, else this. */
 export const REMOTE_MODEL = 'remote';

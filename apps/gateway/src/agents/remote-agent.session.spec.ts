@@ -103,9 +103,10 @@ test('a disconnect holds the assignment for the grace period; a reconnect in tim
   session.attach(second as never, identity, 2000);
   assert.deepEqual(second.of('welcome')[0].resumed, ['run_1.review.1']);
   assert.equal(second.of('assign')[0].assignmentId, 'run_1.review.1');
-  session.fail('run_1.review.1', { message: 'sh exited with 1', code: 'MUSE_ERR_STEP_EXIT_NONZERO' });
+  session.fail('run_1.review.1', { message: 'sh exited with 1', code: 'MUSE_ERR_STEP_EXIT_NONZERO' }, { inputTokens: 40, outputTokens: 7 });
   assert.deepEqual(await done, { outcome: 'failed' });
   assert.deepEqual([reports[1]!.error?.code, reports[1]!.error?.retryable], ['MUSE_ERR_STEP_EXIT_NONZERO', true]);
+  assert.deepEqual(reports[1]!.spent, { inputTokens: 40, outputTokens: 7 }, "what the agent's calls spent rides on the failed report");
   await tick(250);
   assert.equal(session.finished, false, 'the grace timer was cancelled by the reconnect');
   assert.deepEqual(beats, ['start agent-1'], 'the registry entry lived on through the drop');

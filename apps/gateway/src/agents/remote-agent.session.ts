@@ -27,6 +27,7 @@ import {
   StepJobSchema,
   queueRolesFor,
   toErrorBody,
+  type AttemptSpend,
   type ErrorBody,
   type MuseNames,
   type RemoteAgentServerMessage,
@@ -38,7 +39,7 @@ import {
 import type { BlobRef } from '@muse/messaging';
 import { DelayedError, createStepWorker, type Job, type Processor, type Worker } from '@muse/queues';
 import type { Logger } from '@muse/telemetry';
-import { remoteFailure, remoteOutputArtifact, remoteStepOutput, type RemoteError, type RemoteOutput } from './remote-agent.output.js';
+import { remoteFailure, remoteOutputArtifact, remoteStepOutput, type RemoteError, type RemoteOutput, type RemoteUsage } from './remote-agent.output.js';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -86,7 +87,7 @@ export interface RemoteAgentSessionDeps {
   onEnd(agentId: string): void;
 }
 
-type Result = { ok: true; output: RemoteOutput } | { ok: false; error: ErrorBody };
+type Result = { ok: true; output: RemoteOutput } | { ok: false; error: ErrorBody; spent?: AttemptSpend };
 
 interface OpenAssignment {
   message: RemoteAssignment;
@@ -230,10 +231,11 @@ export class RemoteAgentSession {
     return true;
   }
 
-  fail(assignmentId: string, error: RemoteError): boolean {
+  /** @param usage what the agent's model calls spent before it failed (agent steps: counted in the run's spend) */
+  fail(assignmentId: string, error: RemoteError, usage?: RemoteUsage): boolean {
     const a = this.open.get(assignmentId);
     if (!a) return false;
-    a.settle({ ok: false, error: remoteFailure(error) });
+    a.settle({ ok: false, error: remoteFailure(error), ...(usage !== undefined && a.job.kind === 'agent' ? { spent: usage } : {}) });
     return true;
   }
 
@@ -314,7 +316,7 @@ export class RemoteAgentSession {
           report = { ...base, outcome: 'failed', at: new Date().toISOString(), error: toErrorBody(err) };
         }
       } else {
-        report = { ...base, outcome: 'failed', at: new Date().toISOString(), error: result.error };
+        report = { ...base, outcome: 'failed', at: new Date().toISOString(), error: result.error, ...(result.spent ? { spent: result.spent } : {}) };
       }
       await this.deps.reports.publish(report);
       const outcome = report.outcome === 'completed' ? 'completed' : 'failed';

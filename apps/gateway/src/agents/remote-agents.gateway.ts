@@ -231,7 +231,7 @@ export class RemoteAgentsGateway {
       return;
     }
     const known =
-      msg.type === 'progress' ? session.progress(msg.assignmentId, msg.text) : msg.type === 'complete' ? session.complete(msg.assignmentId, msg.output) : session.fail(msg.assignmentId, msg.error);
+      msg.type === 'progress' ? session.progress(msg.assignmentId, msg.text) : msg.type === 'complete' ? session.complete(msg.assignmentId, msg.output) : session.fail(msg.assignmentId, msg.error, msg.usage);
     // Late answers (after a timeout, a cancel or a takeover) are dropped; the agent is told so once.
     if (!known && msg.type !== 'progress') this.error(ws, new MuseError('MUSE_ERR_REQUEST_INVALID', `no open assignment ${msg.assignmentId}`), msg.assignmentId);
   }
