@@ -70,14 +70,11 @@ export interface ModelCallResult {
   call: NonNullable<AgentOutput['call']>;
 }
 
-/** What a job attempt's model calls spent so far, and the model of the last (for the token metrics). */
-export type SpentSoFar = AttemptSpend & { model: string };
-
 export class ModelCalls {
   /** Calls recorded per job attempt, until the step processor takes them. */
   private readonly records = new Map<string, LlmCallRecord[]>();
   /** What each job attempt's calls spent (replayed calls spend nothing), until the step processor takes it. */
-  private readonly spent = new Map<string, SpentSoFar>();
+  private readonly spent = new Map<string, AttemptSpend>();
 
   constructor(private readonly opts: ModelCallsOptions) {}
 
@@ -172,7 +169,7 @@ export class ModelCalls {
    * What the job attempt's calls spent, forgotten here once taken: a failed attempt reports it (a completed one's output
    * carries its usage). Undefined when it made no call, or only replayed ones.
    */
-  takeSpent(job: StepJob): SpentSoFar | undefined {
+  takeSpent(job: StepJob): AttemptSpend | undefined {
     const key = jobKey(job);
     const spent = this.spent.get(key);
     this.spent.delete(key);

@@ -129,7 +129,7 @@ describe('StepProcessor', () => {
     assert.equal(failed.error?.code, 'MUSE_ERR_TOOL_CALLS_EXCEEDED');
     const spent = failed.spent!;
     assert.ok(spent.inputTokens > 0 && spent.outputTokens > 0, JSON.stringify(spent));
-    assert.deepEqual(spent, { inputTokens: spent.inputTokens, outputTokens: spent.outputTokens, cost: (spent.inputTokens + 2 * spent.outputTokens) / 1e6, provider: 'local' });
+    assert.deepEqual(spent, { inputTokens: spent.inputTokens, outputTokens: spent.outputTokens, cost: (spent.inputTokens + 2 * spent.outputTokens) / 1e6, provider: 'local', model: 'muse-local' });
     assert.deepEqual(tokens, [
       ['local', 'muse-local', 'input', spent.inputTokens, 'default'],
       ['local', 'muse-local', 'output', spent.outputTokens, 'default'],

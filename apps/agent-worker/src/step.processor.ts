@@ -43,7 +43,7 @@ export interface StepProcessorDeps {
   /** The results of the tool calls a job's model made (`tool-calls/NN-<tool>.json`), taken once the step ran: uploaded with its output. */
   toolResults?: { take(job: StepJob): (OutputArtifact & { schema?: string })[] };
   /** What a job's model calls spent, taken once the step ran: a failed attempt reports it (and counts its tokens). */
-  spend?: { takeSpent(job: StepJob): (AttemptSpend & { model: string }) | undefined };
+  spend?: { takeSpent(job: StepJob): AttemptSpend | undefined };
   observer?: StepObserver;
   /**
    * How long a step runs before its `started` report is sent, in ms (MUSE_STARTED_REPORT_DELAY_MS); 0 sends it before
@@ -182,8 +182,9 @@ export class StepProcessor {
   }
 
   /** A failed attempt's calls were charged to the budget: the run's spend (its report) and the token metrics count them too. */
-  private failedSpend({ model, ...spent }: AttemptSpend & { model: string }, project: string): AttemptSpend {
+  private failedSpend(spent: AttemptSpend, project: string): AttemptSpend {
     const provider = spent.provider ?? 'unknown';
+    const model = spent.model ?? 'unknown';
     this.deps.observer?.tokens?.(provider, model, 'input', spent.inputTokens, project);
     this.deps.observer?.tokens?.(provider, model, 'output', spent.outputTokens, project);
     return spent;

@@ -424,3 +424,18 @@ test('steps carry their needs from the definition; agent steps\' token usage add
   assert.deepEqual(snapshotRun(s, 'r1'), run);
   assert.equal(snapshotRun(s, 'nope'), undefined);
 });
+
+test("a failed attempt's spent tokens count per run and per model, but no step", () => {
+  const s = createLiveState('t', new Date(T0));
+  const r = runLog('r1');
+  for (const ev of [r.created(), r.started(), r.queued('plan', 'orchestrator'), r.stepStarted('plan')]) applyRunEvent(s, ev);
+  const failed = r.failed('plan', false);
+  (failed.data as { spent?: unknown }).spent = { inputTokens: 5, outputTokens: 2, provider: 'oa', model: 'gpt-x' };
+  applyRunEvent(s, failed);
+  // A failure that spent nothing adds nothing.
+  applyRunEvent(s, r.failed('plan', true, 2));
+  const snap = buildSnapshot(s, new Date(T0 + 5_000));
+  assert.doesNotThrow(() => SnapshotSchema.parse(snap));
+  assert.deepEqual(snap.runs.recent[0]!.tokens, { input: 5, output: 2 });
+  assert.deepEqual(snap.spend, { inputTokens: 5, outputTokens: 2, byModel: [{ model: 'gpt-x', inputTokens: 5, outputTokens: 2, steps: 0 }] });
+});

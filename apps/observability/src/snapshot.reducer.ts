@@ -14,6 +14,7 @@
  * carry no definition), where the engine's fold rejects anything before
  * `run.created`.
  */
+import { LRUCache } from 'lru-cache';
 import {
   DEFAULT_ROLES,
   toAgentView,
@@ -96,7 +97,12 @@ export interface LiveState {
   /** Oldest first; capped at `opts.recentEvents`. */
   readonly events: SnapshotEvent[];
   /** Insertion-ordered, so the oldest id is the first one evicted. */
-  readonly seenIds: Set<string>;
+  /**
+   * Event ids seen lately, the oldest forgotten first. An LRU cache rather than a Set trimmed from its front: V8 leaves
+   * a Set's deleted entries in place until it rehashes, so finding the oldest live id skipped up to `seenEventIds`
+   * holes, about 3 µs an event at 10,000.
+   */
+  readonly seenIds: LRUCache<string, true>;
   readonly agents: Map<string, AgentHeartbeat>;
   readonly roles: Set<string>;
   readonly queues: Map<string, { depth: QueueDepth; readAt: string }>;
@@ -107,15 +113,16 @@ export interface LiveState {
 
 export function createLiveState(namespace: string, now: Date, opts: Partial<LiveStateOptions> = {}): LiveState {
   const byStatus = Object.fromEntries(RUN_STATUSES.map((s) => [s, 0])) as Record<RunStatus, number>;
+  const o = { ...DEFAULT_LIVE_STATE_OPTIONS, ...opts };
   return {
-    opts: { ...DEFAULT_LIVE_STATE_OPTIONS, ...opts },
+    opts: o,
     namespace,
     since: now.toISOString(),
     runs: new Map(),
     terminal: new Set(),
     byStatus,
     events: [],
-    seenIds: new Set(),
+    seenIds: new LRUCache<string, true>({ max: o.seenEventIds }),
     agents: new Map(),
     roles: new Set(DEFAULT_ROLES),
     queues: new Map(),
@@ -249,7 +256,9 @@ export function applyRunEvent(state: LiveState, ev: RunEvent): EventResult {
       runOutcome = 'cancelled';
       break;
   }
-  if (ev.type === 'step.completed') countUsage(state, run, ev.data.output);
+  if (ev.type === 'step.completed') countUsage(state, run, ev.data.output, true);
+  // A failed attempt's calls were spent all the same (its `spent`); it counts no step.
+  if ((ev.type === 'step.failed' || ev.type === 'budget.waiting') && ev.data.spent) countUsage(state, run, { model: ev.data.spent.model, usage: ev.data.spent }, false);
   countOutcomes(state.totals, runOutcome, stepOutcome);
   state.totals.eventsSeen++;
   pushEvent(state, summarize(ev));
@@ -436,7 +445,8 @@ export function buildSnapshot(state: LiveState, now: Date): Snapshot {
  * inputTokens, outputTokens } }`) to the run and to the per-model spend; other
  * outputs (shell steps, approvals) carry none and add nothing.
  */
-function countUsage(state: LiveState, run: RunEntry, output: unknown): void {
+/** Adds an agent output's (or a failed attempt's) `usage` to the run's tokens and to the spend by model; `completed` counts the step. */
+function countUsage(state: LiveState, run: RunEntry, output: unknown, completed: boolean): void {
   if (typeof output !== 'object' || output === null) return;
   const { model, usage } = output as { model?: unknown; usage?: { inputTokens?: unknown; outputTokens?: unknown } };
   if (typeof usage !== 'object' || usage === null) return;
@@ -451,7 +461,7 @@ function countUsage(state: LiveState, run: RunEntry, output: unknown): void {
   const m = state.spend.get(name) ?? { inputTokens: 0, outputTokens: 0, steps: 0 };
   m.inputTokens += input;
   m.outputTokens += out;
-  m.steps++;
+  if (completed) m.steps++;
   state.spend.set(name, m);
 }
 
@@ -466,11 +476,7 @@ function duplicate(state: LiveState, reason: 'duplicate-id' | 'duplicate-seq'): 
 }
 
 function rememberId(state: LiveState, id: string): void {
-  state.seenIds.add(id);
-  if (state.seenIds.size > state.opts.seenEventIds) {
-    const oldest = state.seenIds.values().next();
-    if (!oldest.done) state.seenIds.delete(oldest.value);
-  }
+  state.seenIds.set(id, true);
 }
 
 /** A run first seen through an event other than `run.created`: we know only what the event says. */
@@ -566,6 +572,8 @@ function summarize(ev: RunEvent): SnapshotEvent {
  */
 function evictRuns(state: LiveState): void {
   let excess = state.runs.size - state.opts.maxTrackedRuns;
+  // Not even an iterator when under the limit: its first step skips the deleted entries at the front of the set.
+  if (excess <= 0) return;
   // From the terminal runs only, oldest first: with every tracked run still going there is nothing to look through
   // (a scan of all of them on every event cost O(runs) once more than `maxTrackedRuns` were active).
   for (const id of state.terminal) {

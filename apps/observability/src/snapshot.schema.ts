@@ -31,7 +31,7 @@ export const SnapshotRunSchema = z.object({
   steps: z.array(SnapshotStepSchema),
   /** Steps past the per-run cap, not listed. */
   stepsOmitted: z.number().int().min(1).optional(),
-  /** Model tokens of the run's agent steps seen live (from each `step.completed` output's `usage`). */
+  /** Model tokens of the run's agent steps seen live (each `step.completed` output's `usage`, each failed attempt's `spent`). */
   tokens: z.object({ input: z.number().int().min(0), output: z.number().int().min(0) }).optional(),
 });
 export type SnapshotRun = z.infer<typeof SnapshotRunSchema>;
@@ -71,9 +71,10 @@ export type SnapshotQueue = z.infer<typeof SnapshotQueueSchema>;
 const count = z.number().int().min(0);
 
 /**
- * Model tokens of the agent steps this process saw complete live, by model
- * (from each `step.completed` output's `usage`). No price is known here, so
- * there is no cost in money.
+ * Model tokens of the agent steps this process saw live, by model: each
+ * `step.completed` output's `usage`, and each failed attempt's `spent` (`steps`
+ * counts the completed ones). No price is known here, so there is no cost in
+ * money.
  */
 export const SnapshotSpendSchema = z.object({
   inputTokens: count,

@@ -28,13 +28,14 @@ export type ReplayOf = z.infer<typeof ReplayOfSchema>;
 
 /**
  * What a failed attempt's model calls spent (replayed calls spend nothing): a completed attempt's spend is in its
- * output's `usage` and `cost`. `provider` answered the last call.
+ * output's `usage` and `cost`. `provider` and `model` answered the last call.
  */
 export const AttemptSpendSchema = z.object({
   inputTokens: z.number().int().min(0),
   outputTokens: z.number().int().min(0),
   cost: z.number().min(0).optional(),
   provider: z.string().optional(),
+  model: z.string().optional(),
 });
 export type AttemptSpend = z.infer<typeof AttemptSpendSchema>;
 
@@ -43,13 +44,14 @@ export type AttemptSpend = z.infer<typeof AttemptSpendSchema>;
  * replayed calls spent nothing.
  */
 export function outputSpend(output: unknown): AttemptSpend | undefined {
-  const o = output as { usage?: { inputTokens?: unknown; outputTokens?: unknown }; cost?: unknown; provider?: unknown; call?: { replayed?: unknown } } | null;
+  const o = output as { usage?: { inputTokens?: unknown; outputTokens?: unknown }; cost?: unknown; provider?: unknown; model?: unknown; call?: { replayed?: unknown } } | null;
   if (!o || typeof o !== 'object' || !o.usage || o.call?.replayed === true) return undefined;
   return {
     inputTokens: Number(o.usage.inputTokens) || 0,
     outputTokens: Number(o.usage.outputTokens) || 0,
     ...(typeof o.cost === 'number' ? { cost: o.cost } : {}),
     ...(typeof o.provider === 'string' ? { provider: o.provider } : {}),
+    ...(typeof o.model === 'string' ? { model: o.model } : {}),
   };
 }
 

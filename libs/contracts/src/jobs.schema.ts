@@ -74,7 +74,7 @@ export function childRunId(parentRunId: string, stepId: string, attempt: number)
 
 /** Hashes of the prompt templates seen lately: every job of a step carries its template's, and a workflow runs again and again. */
 const templateHashes = new Map<string, string>();
-/** How many template hashes are kept (the oldest goes first). */
+/** How many template hashes are kept; past it they are all forgotten (contracts use no cache library, and an eviction by age would cost more than it saves). */
 const TEMPLATE_HASHES_MAX = 1024;
 
 /** sha256 (hex) of a step's prompt template as defined: recorded with every call, so a changed prompt shows. */
@@ -82,7 +82,7 @@ export function promptTemplateHash(template: string): string {
   let digest = templateHashes.get(template);
   if (digest === undefined) {
     digest = hash('sha256', template, 'hex');
-    if (templateHashes.size >= TEMPLATE_HASHES_MAX) templateHashes.delete(templateHashes.keys().next().value!);
+    if (templateHashes.size >= TEMPLATE_HASHES_MAX) templateHashes.clear();
     templateHashes.set(template, digest);
   }
   return digest;

@@ -84,7 +84,7 @@ describe('StepReportPublisher', () => {
     const usage = { inputTokens: 120, outputTokens: 3_000 };
     const agent = await p.publish({ ...big, attempt: 2, output: { text: 'y'.repeat(2_000), model: 'm', provider: 'oa', usage, cost: 0.25 } });
     assert.equal(agent.report.outcome, 'failed');
-    assert.deepEqual(agent.report.spent, { ...usage, cost: 0.25, provider: 'oa' });
+    assert.deepEqual(agent.report.spent, { ...usage, cost: 0.25, provider: 'oa', model: 'm' });
     const replayed = await p.publish({ ...big, attempt: 3, output: { text: 'y'.repeat(2_000), model: 'm', usage, call: { replayed: true } } });
     assert.equal(replayed.report.spent, undefined, 'a replayed call spent nothing');
     // Anything else too large (a failure's own report) is refused at once, not tried six times.

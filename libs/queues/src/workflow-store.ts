@@ -3,6 +3,7 @@
  * sub-workflow children). Per (project, name) one hash: `latest`, `meta:<v>` (JSON {digest, createdAt}), `def:<v>`.
  */
 import type { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
 import { evalCached } from './redis-script.js';
 import { z } from 'zod';
 import { WORKFLOW_NAME_PATTERN, WorkflowDefinitionSchema, type MuseNames, type StoredWorkflow, type WorkflowDefinition } from '@muse/contracts';
@@ -15,16 +16,13 @@ export function parseWorkflowMeta(raw: string): WorkflowVersionMeta {
   return VersionMetaSchema.parse(JSON.parse(raw));
 }
 
-/** Definitions parsed lately, by their stored JSON: a version never changes, and a busy workflow is submitted again and again. */
-const parsedDefinitions = new Map<string, WorkflowDefinition>();
-/** How many parsed definitions are kept (the oldest goes first). */
-const PARSED_DEFINITIONS_MAX = 256;
+/** Definitions parsed lately (256, the least recently used first out), by their stored JSON: a version never changes, and a busy workflow is submitted again and again. */
+const parsedDefinitions = new LRUCache<string, WorkflowDefinition>({ max: 256 });
 
 export function parseWorkflowDefinition(raw: string): WorkflowDefinition {
   const known = parsedDefinitions.get(raw);
   if (known) return structuredClone(known);
   const def = WorkflowDefinitionSchema.parse(JSON.parse(raw));
-  if (parsedDefinitions.size >= PARSED_DEFINITIONS_MAX) parsedDefinitions.delete(parsedDefinitions.keys().next().value!);
   parsedDefinitions.set(raw, def);
   return structuredClone(def);
 }
