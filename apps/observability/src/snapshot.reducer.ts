@@ -96,7 +96,6 @@ export interface LiveState {
   readonly byStatus: Record<RunStatus, number>;
   /** Oldest first; capped at `opts.recentEvents`. */
   readonly events: SnapshotEvent[];
-  /** Insertion-ordered, so the oldest id is the first one evicted. */
   /**
    * Event ids seen lately, the oldest forgotten first. An LRU cache rather than a Set trimmed from its front: V8 leaves
    * a Set's deleted entries in place until it rehashes, so finding the oldest live id skipped up to `seenEventIds`
@@ -442,10 +441,10 @@ export function buildSnapshot(state: LiveState, now: Date): Snapshot {
 
 /**
  * Adds an agent step's token usage (its output `{ text, model, usage: {
- * inputTokens, outputTokens } }`) to the run and to the per-model spend; other
+ * inputTokens, outputTokens } }`, or a failed attempt's `spent` in that shape)
+ * to the run and to the per-model spend; `completed` counts the step. Other
  * outputs (shell steps, approvals) carry none and add nothing.
  */
-/** Adds an agent output's (or a failed attempt's) `usage` to the run's tokens and to the spend by model; `completed` counts the step. */
 function countUsage(state: LiveState, run: RunEntry, output: unknown, completed: boolean): void {
   if (typeof output !== 'object' || output === null) return;
   const { model, usage } = output as { model?: unknown; usage?: { inputTokens?: unknown; outputTokens?: unknown } };
