@@ -178,8 +178,8 @@ export class ModelCalls {
 
   private tally(key: string, res: CompletionResult, cost: number | undefined): void {
     const so = this.spent.get(key);
-    const sum = (a: number | undefined, b: number | undefined) => (a === undefined && b === undefined ? undefined : (a ?? 0) + (b ?? 0));
-    const total = sum(so?.cost, cost);
+    // Priced when any call was.
+    const total = so?.cost === undefined && cost === undefined ? undefined : (so?.cost ?? 0) + (cost ?? 0);
     this.spent.set(key, {
       inputTokens: (so?.inputTokens ?? 0) + res.usage.inputTokens,
       outputTokens: (so?.outputTokens ?? 0) + res.usage.outputTokens,

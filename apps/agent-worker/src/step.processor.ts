@@ -127,7 +127,7 @@ export class StepProcessor {
     let report: StepReport & { outcome: StepOutcome };
     /** The step's recorded model calls (`llm-call.json`), uploaded beside its output. */
     let recorded: (OutputArtifact & { schema?: string })[] = [];
-    let spent: ReturnType<NonNullable<StepProcessorDeps['spend']>['takeSpent']>;
+    let spent: AttemptSpend | undefined;
     try {
       const output = this.scrub(
         await this.execute(job).finally(() => {

@@ -649,12 +649,12 @@ export function budgetOf(s: RunState): { maxTokens?: number; maxCost?: number; o
   };
 }
 
-/** An exhausted budget under `onBudgetExceeded: wait` makes the step wait rather than fail. */
 /** A failed report's spend, for its event (counted in the run's spend). */
 function spentOf(r: StepReport): { spent?: AttemptSpend } {
   return r.spent !== undefined ? { spent: r.spent } : {};
 }
 
+/** An exhausted budget under `onBudgetExceeded: wait` makes the step wait rather than fail. */
 function waitsForBudget(s: RunState, error: ErrorBody): boolean {
   return error.code === 'MUSE_ERR_BUDGET_EXCEEDED' && s.definition.budget?.onBudgetExceeded === 'wait';
 }

@@ -16,7 +16,7 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { MuseError, WORKFLOW_NAME_PATTERN, type MuseNames, type StoredWorkflow, type WorkflowDefinition } from '@muse/contracts';
-import { parseWorkflowDefinition as parseDefinition, type TrackedReads, parseWorkflowMeta as parseMeta, readWorkflowVersion, resolveWorkflow, storedWorkflow as stored, type WorkflowVersionMeta as VersionMeta } from '@muse/queues';
+import { parseWorkflowDefinition as parseDefinition, parseWorkflowMeta as parseMeta, readWorkflowVersion, resolveWorkflow, storedWorkflow as stored, type TrackedReads, type WorkflowVersionMeta as VersionMeta } from '@muse/queues';
 import { contentDigest } from '../common/canonical-json.js';
 import { NAMES, REDIS, TRACKED_READS } from '../gateway.tokens.js';
 
