@@ -150,15 +150,17 @@ function serverPids(): Record<string, number> {
 
 /**
  * Where the CPU goes and how many writes (each wakes a peer: a context switch on 2 cores) a unit of work costs, by
- * process (the cluster's, and Redis and NATS when local), summed over the windows passed to `measure`.
+ * process (the cluster's, or the `processes` given, and Redis and NATS when local), summed over the windows passed
+ * to `measure`.
  */
 export class ProcessUsage {
   private readonly pids: Record<string, number>;
   private readonly cpuMs = new Map<string, number>();
   private readonly writes = new Map<string, number>();
 
-  constructor(ctx: BenchContext) {
-    this.pids = { ...Object.fromEntries(ctx.cluster.processes.flatMap((p) => (p.pid ? [[p.instance, p.pid]] : []))), ...serverPids() };
+  constructor(ctx: BenchContext, processes?: Record<string, number>) {
+    const own = processes ?? Object.fromEntries(ctx.cluster.processes.flatMap((p) => (p.pid ? [[p.instance, p.pid]] : [])));
+    this.pids = { ...own, ...serverPids() };
     for (const n of Object.keys(this.pids)) {
       this.cpuMs.set(n, 0);
       this.writes.set(n, 0);

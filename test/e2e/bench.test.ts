@@ -12,9 +12,10 @@ import { join } from 'node:path';
 import { REPO_ROOT } from '@muse/cluster';
 
 const SCENARIOS = ['idle RSS', 'single-step run', '50-step sequential chain', 'throughput', 'forEach fan-out', 'POST /v1/runs accepted', 'GET /v1/runs/{id}', 'event appended', 'Redis memory per queued step', 'profiling session: cluster CPU it adds'];
-/** Rows that say where time goes rather than meet a target: they carry their figures in `extra`. */
+/** Figures rows carry in `extra` to say where the time goes (the traced chain has no target of its own). */
 const DIAGNOSTIC: Record<string, readonly string[]> = {
-  '50-step chain with tracing on': ['add', 'pickup', 'runAndReport', 'beforeCommit', 'commit', 'foldToNextAdd', 'stepsTraced', 'inlineCommits', 'floorNatsPush', 'floorBullmqDispatch'],
+  '50-step chain with tracing on': ['add', 'pickup', 'runAndReport', 'beforeCommit', 'commit', 'foldToNextAdd', 'stepsTraced', 'inlineCommits', 'floorNatsPush', 'floorBullmqDispatch', 'floorToday'],
+  'throughput: steps/s': ['floorTodayStepsPerS', 'floorTodayCpuMsPerStep', 'floorNatsPushStepsPerS', 'floorNatsPushCpuMsPerStep'],
 };
 /** The single-step timeline's spans (the chain breakdown's `detail`), in the order a run goes through them. */
 const TIMELINE = ['submit', 'runSubmit', 'enqueue', 'attempt', 'modelCall', 'stepReport', 'commit'];
@@ -47,6 +48,8 @@ test('npm run bench -- --quick completes and reports every scenario with its bas
       assert.equal(row.note, undefined, `${name}: ${row.note}`);
       assert.ok(Number.isFinite(row.muse?.median) && Number.isFinite(row.baseline?.median), `${name} has its figure and baseline`);
       for (const f of figures) assert.ok(Number.isFinite(row.extra?.[f]) && row.extra![f]! >= 0, `${name}: ${f} = ${row.extra?.[f]}`);
+      // A design floor (bench/src/design-floor.ts) ran its steps: it took time and CPU.
+      for (const f of figures.filter((f) => f.startsWith('floor'))) assert.ok(row.extra![f]! > 0, `${name}: ${f} = ${row.extra![f]}`);
     }
     // Where the CPU goes: in all and by process (the gateway and the coordinator work for every step and every run).
     for (const [name, unit] of [['throughput', 'Step'], ['POST /v1/runs accepted', 'Run']] as const) {

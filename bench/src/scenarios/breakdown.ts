@@ -7,7 +7,7 @@
  */
 import { OtlpReceiver, type ReceivedSpan } from '@muse/cluster';
 import { bullChain } from '../baselines.js';
-import { threeHopChain } from '../design-floor.js';
+import { floorChain } from '../design-floor.js';
 import { register, RunWatcher, startBench, submit, type BenchContext } from '../context.js';
 import { CHAIN_DEFINITION, CHAIN_LENGTH, SINGLE_STEP_DEFINITION } from './latency.js';
 import type { Row } from '../report.js';
@@ -118,17 +118,19 @@ export async function chainBreakdown(ctx: BenchContext): Promise<Row> {
   const extra = Object.fromEntries(HOPS.map((h) => [h, mean(h)]));
   const base: number[] = [];
   for (let rep = 0; rep < ctx.reps; rep++) base.push(await bullChain(ctx, length));
-  // What the same chain costs with 3 hops a step and no Muse code: the design that would reach the chain's target.
+  // What the same chain costs with no Muse code: with 3 hops a step (the design that would reach the chain's target),
+  // and with today's design's round trips (the run lock of every command, the job through BullMQ).
   const floorReps = ctx.quick ? 1 : ctx.reps;
-  const floorNatsPush = await threeHopChain(ctx, 'nats', length, floorReps);
-  const floorBullmqDispatch = await threeHopChain(ctx, 'bullmq', length, floorReps);
+  const floorNatsPush = await floorChain(ctx, { dispatch: 'nats' }, length, floorReps);
+  const floorBullmqDispatch = await floorChain(ctx, { dispatch: 'bullmq' }, length, floorReps);
+  const floorToday = await floorChain(ctx, { dispatch: 'bullmq', lock: true }, length, floorReps);
   const muse = summarize(perStep);
   const baseline = summarize(base);
   return {
     scenario: "50-step chain with tracing on: time per step, and the mean of each hop (ms) from the spans; beside them a 3-hop design's floor (ms/step)",
     unit: 'ms/step',
     muse,
-    extra: { ...extra, stepsTraced: hops.length, inlineCommits: hops.filter((h) => h.inlineCommit).length, floorNatsPush, floorBullmqDispatch },
+    extra: { ...extra, stepsTraced: hops.length, inlineCommits: hops.filter((h) => h.inlineCommit).length, floorNatsPush, floorBullmqDispatch, floorToday },
     detail: timeline,
     baseline,
     baselineLabel: 'BullMQ chain',

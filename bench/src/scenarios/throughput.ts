@@ -1,5 +1,6 @@
 /** Throughput scenarios: a 10-step DAG at scale, a 1,000-item fan-out. */
 import { bullThroughput } from '../baselines.js';
+import { floorThroughput } from '../design-floor.js';
 import { ProcessUsage, register, RunWatcher, submit, type BenchContext } from '../context.js';
 import type { Row } from '../report.js';
 import { summarize } from '../stats.js';
@@ -20,6 +21,8 @@ async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise
     while (i < items.length) await fn(items[i++]!);
   }));
 }
+
+const prefixed = (prefix: string, o: Record<string, number>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [prefix + k, v]));
 
 export async function dagThroughput(ctx: BenchContext): Promise<Row> {
   await register(ctx, dag);
@@ -45,9 +48,18 @@ export async function dagThroughput(ctx: BenchContext): Promise<Row> {
   }
   const base: number[] = [];
   for (let rep = 0; rep < ctx.reps; rep++) base.push(await bullThroughput(ctx, ctx.quick ? 2_000 : 20_000));
+  // The same load with no Muse code (design-floor.ts): runs of the same shape, each report a command appended to a
+  // run log, with today's design's round trips (the run lock taken for every report, the jobs through BullMQ) and with
+  // the 3-hop design's (no lock, jobs pushed over NATS). One worker process, with both Muse workers' 50 slots.
+  const shape = [1, 8, 1];
+  // One round and no warm-up with --quick (its figures are not judged; it keeps to its minute).
+  const floorReps = ctx.quick ? 1 : ctx.reps;
+  const today = await floorThroughput(ctx, { dispatch: 'bullmq', lock: true, concurrency: 50 }, runs, shape, floorReps, !ctx.quick);
+  const push = await floorThroughput(ctx, { dispatch: 'nats' }, runs, shape, floorReps, !ctx.quick);
   const muse = summarize(rates);
   const baseline = summarize(base);
   const steps = runs * 10 * ctx.reps;
+  const { extra, detail } = usage.per(steps, 'Step');
   return {
     scenario: `throughput: steps/s over ${runs} concurrent runs of a 10-step DAG`,
     unit: 'steps/s',
@@ -55,7 +67,14 @@ export async function dagThroughput(ctx: BenchContext): Promise<Row> {
     baseline,
     baselineLabel: 'BullMQ no-op jobs/s',
     ratio: muse.median / baseline.median,
-    ...usage.per(steps, 'Step'),
+    extra: {
+      ...extra,
+      floorTodayStepsPerS: today.stepsPerS,
+      floorTodayCpuMsPerStep: today.cpuMsPerStep,
+      floorNatsPushStepsPerS: push.stepsPerS,
+      floorNatsPushCpuMsPerStep: push.cpuMsPerStep,
+    },
+    detail: { ...detail, ...prefixed('floorToday.', today.detail), ...prefixed('floorNatsPush.', push.detail) },
     target: '≥ 2000',
     met: muse.median >= 2000,
   };
