@@ -10,7 +10,8 @@
  *   through BullMQ;
  * - today's (`lock: true`, BullMQ dispatch): each command handled under Muse's own run lock (`RunLocks`: lock and
  *   fencing token in one round trip, released after), the job through BullMQ. Muse's coordinator adds the engine, the
- *   run's view and the bookkeeping around them to this; whatever this floor cannot reach, Muse cannot either.
+ *   run's view and the bookkeeping around them to this: where a run has one command at a time (a chain), whatever
+ *   this floor cannot reach, Muse cannot either (with several, Muse handles those queued for a run under one hold).
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -63,9 +64,11 @@ async function openFloor(ctx: BenchContext, design: FloorDesign): Promise<Floor>
   const nc = await connect({ servers: ctx.natsUrl });
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
-  const conn = design.dispatch === 'bullmq' || design.lock ? createRedis(ctx.redisUrl, { enableAutoPipelining: true }) : undefined;
-  const queue = design.dispatch === 'bullmq' ? new Queue(names.queue, { connection: createRedis(ctx.redisUrl), prefix: names.bullPrefix }) : undefined;
-  const locks = design.lock ? new RunLocks(conn!, ctx.names) : undefined;
+  // The lock's connection auto-pipelined, as the coordinator's state connection is; the queue's of its own.
+  const lockConn = design.lock ? createRedis(ctx.redisUrl, { enableAutoPipelining: true }) : undefined;
+  const queueConn = design.dispatch === 'bullmq' ? createRedis(ctx.redisUrl) : undefined;
+  const queue = queueConn ? new Queue(names.queue, { connection: queueConn, prefix: names.bullPrefix }) : undefined;
+  const locks = lockConn ? new RunLocks(lockConn, ctx.names) : undefined;
   let worker: ReturnType<typeof fork> | undefined;
   let stopConsuming = () => {};
   const close = async () => {
@@ -73,7 +76,8 @@ async function openFloor(ctx: BenchContext, design: FloorDesign): Promise<Floor>
     worker?.kill();
     await queue?.obliterate({ force: true }).catch(() => undefined);
     await queue?.close();
-    conn?.disconnect();
+    queueConn?.disconnect();
+    lockConn?.disconnect();
     await jsm.streams.delete(names.runStream).catch(() => undefined);
     await jsm.streams.delete(names.commandStream).catch(() => undefined);
     await nc.close();
@@ -173,9 +177,8 @@ export async function floorChain(ctx: BenchContext, design: FloorDesign, length:
 
 /**
  * Steps a second with `runs` runs of the shape `layers` at once (the median of `reps` rounds, after one warm-up
- * unless `warmUp` is false), and
- * the CPU a step costs this design's processes, Redis and NATS together (over the measured rounds); `detail` has it
- * by process, with the writes.
+ * unless `warmUp` is false), and the CPU a step costs this design's processes, Redis and NATS together (over the
+ * measured rounds); `detail` has it by process, with the writes.
  */
 export async function floorThroughput(ctx: BenchContext, design: FloorDesign, runs: number, layers: readonly number[], reps: number, warmUp = true): Promise<{ stepsPerS: number; cpuMsPerStep: number; detail: Record<string, number> }> {
   const floor = await openFloor(ctx, design);

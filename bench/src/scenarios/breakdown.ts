@@ -127,7 +127,7 @@ export async function chainBreakdown(ctx: BenchContext): Promise<Row> {
   const muse = summarize(perStep);
   const baseline = summarize(base);
   return {
-    scenario: "50-step chain with tracing on: time per step, and the mean of each hop (ms) from the spans; beside them a 3-hop design's floor (ms/step)",
+    scenario: "50-step chain with tracing on: time per step, and the mean of each hop (ms) from the spans; beside them, with no Muse code, the floors of a 3-hop design and of today's (ms/step)",
     unit: 'ms/step',
     muse,
     extra: { ...extra, stepsTraced: hops.length, inlineCommits: hops.filter((h) => h.inlineCommit).length, floorNatsPush, floorBullmqDispatch, floorToday },
