@@ -50,7 +50,8 @@ export async function dagThroughput(ctx: BenchContext): Promise<Row> {
   for (let rep = 0; rep < ctx.reps; rep++) base.push(await bullThroughput(ctx, ctx.quick ? 2_000 : 20_000));
   // The same load with no Muse code (design-floor.ts): runs of the same shape, each report a command appended to a
   // run log, with today's design's round trips (the run lock taken for every report, the jobs through BullMQ) and with
-  // the 3-hop design's (no lock, jobs pushed over NATS). One worker process, with both Muse workers' 50 slots.
+  // the 3-hop design's (no lock, jobs pushed over NATS). One worker process: both Muse workers' 50 slots with BullMQ,
+  // every pushed job at once over NATS.
   const shape = [1, 8, 1];
   // Three rounds after a warm-up (they are not judged, and the whole run keeps to its 10 minutes on a slow day); one
   // and no warm-up with --quick (it keeps to its minute).
