@@ -142,6 +142,28 @@ describe('StepProcessor', () => {
     assert.equal(calls.takeSpent({ ...agentJob, attempt: 2 }), undefined, 'taken by the processor');
   });
 
+  test('an attempt whose model answered but whose upload failed reports its spend, and its tokens are counted once', async () => {
+    const provider = new LocalDeterministicProvider();
+    const calls = new ModelCalls({ provider });
+    const tokens: unknown[][] = [];
+    const { processor, published } = harness({
+      agent: new AgentStepExecutor(provider, { request: () => undefined, tokens: (...a) => void tokens.push(a) }, undefined, undefined, calls),
+      recordings: calls,
+      spend: calls,
+      observer: { finished: () => undefined, tokens: (...a) => void tokens.push(a) },
+      artifacts: { upload: async () => { throw new Error('artifact store unreachable'); } },
+    });
+    const res = await processor.process(agentJob);
+    assert.equal(res.outcome, 'failed');
+    const spent = published.at(-1)!.spent!;
+    assert.ok(spent.inputTokens > 0 && spent.outputTokens > 0, JSON.stringify(spent));
+    // The executor counted them as the model answered; the failed report does not count them again.
+    assert.deepEqual(tokens, [
+      ['local', 'muse-local', 'input', spent.inputTokens, 'default'],
+      ['local', 'muse-local', 'output', spent.outputTokens, 'default'],
+    ]);
+  });
+
   test('the deadline aborts the step: MUSE_ERR_STEP_TIMEOUT', async () => {
     const { processor, published } = harness({
       agent: new AgentStepExecutor(new LocalDeterministicProvider(5_000)),

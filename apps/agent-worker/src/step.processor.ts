@@ -128,6 +128,8 @@ export class StepProcessor {
     /** The step's recorded model calls (`llm-call.json`), uploaded beside its output. */
     let recorded: (OutputArtifact & { schema?: string })[] = [];
     let spent: AttemptSpend | undefined;
+    /** The executor returned: an agent step's executor has counted its calls' tokens in the metrics then. */
+    let executed = false;
     try {
       const output = this.scrub(
         await this.execute(job).finally(() => {
@@ -135,6 +137,7 @@ export class StepProcessor {
           spent = this.deps.spend?.takeSpent(job);
         }),
       );
+      executed = true;
       const artifacts = await this.storeAll([outputArtifact(job.kind, output), ...recorded]);
       report = { ...base, outcome: 'completed', at: this.now().toISOString(), output, artifacts };
     } catch (err) {
@@ -143,7 +146,8 @@ export class StepProcessor {
         this.deps.logger?.warn(log, 'step handed back unfinished');
         throw err;
       }
-      report = { ...base, outcome: 'failed', at: this.now().toISOString(), error: this.scrub(toErrorBody(err)), ...(spent ? { spent: this.failedSpend(spent, job.project) } : {}) };
+      if (spent && !executed) this.countTokens(spent, job.project);
+      report = { ...base, outcome: 'failed', at: this.now().toISOString(), error: this.scrub(toErrorBody(err)), ...(spent ? { spent } : {}) };
     }
 
     clearTimeout(startedTimer);
@@ -181,13 +185,15 @@ export class StepProcessor {
     );
   }
 
-  /** A failed attempt's calls were charged to the budget: the run's spend (its report) and the token metrics count them too. */
-  private failedSpend(spent: AttemptSpend, project: string): AttemptSpend {
+  /**
+   * A failed attempt's calls were charged to the budget: its report's `spent` puts them in the run's spend, and this
+   * in the token metrics (an executor that threw counted none; one that returned, before an upload failed, did).
+   */
+  private countTokens(spent: AttemptSpend, project: string): void {
     const provider = spent.provider ?? 'unknown';
     const model = spent.model ?? 'unknown';
     this.deps.observer?.tokens?.(provider, model, 'input', spent.inputTokens, project);
     this.deps.observer?.tokens?.(provider, model, 'output', spent.outputTokens, project);
-    return spent;
   }
 
   private scrub<T>(value: T): T {
