@@ -276,9 +276,7 @@ export class CommandHandler {
       }
       for (const ev of events) this.appended.inc({ type: ev.type });
       // Once the effects' first writes are on their way (they are sent as they are made, before this runs).
-      setImmediate(() => {
-        for (const ev of events) this.auditTransition(ev);
-      });
+      setImmediate(() => this.auditTransitions(events));
       // The reports queued behind this fold start their commits now, while its effects go out.
       this.precommit(cmd.runId, entry.state, token);
       await this.effects(events, entry.state!);
@@ -353,22 +351,25 @@ export class CommandHandler {
   /**
    * Every state transition also goes to the audit stream (`GET /v1/audit`), beside the API's mutations: who (the
    * agent, the approver, or the coordinator), what (the event type), which run or step, and when. Best effort and
-   * off the hot path (sent without waiting for an ack): the run's own log, already appended, is the record that counts.
+   * off the hot path (sent without waiting for an ack, the fold's records in one message): the run's own log, already
+   * appended, is the record that counts.
    */
-  private auditTransition(ev: RunEvent): void {
-    const data = ev.data as { stepId?: string; agentId?: string; index?: number };
-    const record: AuditRecord = {
-      time: ev.at,
-      principal: data.agentId ?? 'coordinator',
-      project: ev.project,
-      action: ev.type,
-      target: data.stepId !== undefined ? `${ev.runId}/${stepKey(data.stepId, data.index)}` : ev.runId,
-      outcome: ev.type.endsWith('.failed') ? 'failed' : 'allowed',
-    };
+  private auditTransitions(events: readonly RunEvent[]): void {
+    const records = events.map((ev): AuditRecord => {
+      const data = ev.data as { stepId?: string; agentId?: string; index?: number };
+      return {
+        time: ev.at,
+        principal: data.agentId ?? 'coordinator',
+        project: ev.project,
+        action: ev.type,
+        target: data.stepId !== undefined ? `${ev.runId}/${stepKey(data.stepId, data.index)}` : ev.runId,
+        outcome: ev.type.endsWith('.failed') ? 'failed' : 'allowed',
+      };
+    });
     try {
-      this.deps.bus.sendAudit(record);
+      this.deps.bus.sendAudit(records);
     } catch (err) {
-      this.deps.logger.debug({ err, runId: ev.runId, type: ev.type }, 'audit record of a transition not sent');
+      this.deps.logger.debug({ err, runId: events[0]?.runId, types: events.map((e) => e.type) }, 'audit records of transitions not sent');
     }
   }
 

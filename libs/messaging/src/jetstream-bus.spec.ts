@@ -1,10 +1,10 @@
-/** The run log on the real NATS server: what an append does with an event no message can hold. */
+/** The bus on the real NATS server: what an append does with an event no message can hold; the audit stream's batches. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { museNames, type RunEvent } from '@muse/contracts';
+import { museNames, type AuditRecord, type RunEvent } from '@muse/contracts';
 import { CommandTooLargeError, EventTooLargeError } from './errors.js';
-import { JetStreamBus } from './jetstream-bus.js';
+import { AUDIT_BATCH_MAX, JetStreamBus } from './jetstream-bus.js';
 
 const names = museNames(`t-bus-${randomBytes(4).toString('hex')}`);
 let bus: JetStreamBus;
@@ -12,6 +12,7 @@ let bus: JetStreamBus;
 before(async () => {
   bus = await JetStreamBus.connect({ url: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', names, name: 'muse-spec-bus' });
   await bus.ensureStreams();
+  await bus.ensureAuditStream();
 });
 after(async () => {
   await bus.deleteStreams();
@@ -59,4 +60,29 @@ test('a command larger than one message is refused before it is sent, and says h
   assert.equal((await bus.jsm.streams.info(names.commandStream)).state.messages, 0);
   const small = await bus.publishCommand({ ...cmd, output: { text: 'ok' } });
   assert.equal(small.duplicate, false);
+});
+
+test("sendAudit sends a project's records as one message (at most AUDIT_BATCH_MAX each); readAudit gives them back one by one, beside single records", async () => {
+  const at = (i: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString();
+  const transition = (project: string, i: number): AuditRecord => ({ time: at(i), principal: 'coordinator', project, action: 'step.queued', target: `run_a/s${i}`, outcome: 'allowed' });
+  const messages = async () => (await bus.jsm.streams.info(names.auditStream)).state.messages;
+  // Plain publishes: the stream stores them a moment after the server took them.
+  const stored = async (from: number, n: number) => {
+    for (let i = 0; i < 100 && (await messages()) - from < n; i++) await new Promise((r) => setTimeout(r, 20));
+    return (await messages()) - from;
+  };
+  const before = await messages();
+  bus.sendAudit([transition('p', 1), transition('q', 2), transition('p', 3)]);
+  await bus.appendAudit({ time: at(4), principal: 'key:k1', project: 'p', action: 'POST /v1/runs', target: 'run_b', outcome: 'allowed', status: 202 });
+  bus.sendAudit([transition('q', 5)]);
+  assert.equal(await stored(before, 4), 4, "p's two records in one message, q's in one, the request's, q's single one");
+  assert.deepEqual((await bus.readAudit(['p'], 100)).map((r) => r.time), [at(1), at(3), at(4)]);
+  assert.deepEqual((await bus.readAudit('*', 100)).map((r) => r.time), [at(1), at(3), at(2), at(4), at(5)]);
+  assert.deepEqual((await bus.readAudit('*', 2)).map((r) => r.time), [at(4), at(5)], 'the newest two');
+  // A fold that queues more steps than one message holds: as many messages as it takes, every record read back.
+  const many = Array.from({ length: AUDIT_BATCH_MAX + 10 }, (_, i) => transition('r', 100 + i));
+  const mid = await messages();
+  bus.sendAudit(many);
+  assert.equal(await stored(mid, 2), 2);
+  assert.deepEqual((await bus.readAudit(['r'], 1000)).map((r) => r.target), many.map((r) => r.target));
 });

@@ -54,6 +54,8 @@ const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 const HEADER_ROOM = 4 * 1024;
 /** Bytes a command leaves below the message limit for the event it becomes, whose envelope is a little larger. */
 const COMMAND_TO_EVENT_ROOM = 1024;
+/** Audit records one message holds at most (`sendAudit`). */
+export const AUDIT_BATCH_MAX = 256;
 
 export interface BusOptions {
   url: string;
@@ -292,18 +294,44 @@ export class JetStreamBus {
   }
 
   /**
-   * Sends an audit record without waiting for the stream's ack (a plain publish the audit stream captures): for
+   * Sends audit records without waiting for the stream's ack (a plain publish the audit stream captures): for
    * records that restate what a log already holds durably (the coordinator's state transitions, each an event of
-   * its run's log), where an ack per record would cost a round trip per event. A record the server drops is not
-   * retried.
+   * its run's log), where an ack per record would cost a round trip per event. The records of one project go out
+   * together, as one message holding a JSON array of up to AUDIT_BATCH_MAX of them (a fold of a run's commands
+   * makes several transitions at once: a step completed and the next ones queued). A message the server drops is
+   * not retried.
    */
-  sendAudit(record: AuditRecord): void {
-    this.nc.publish(this.names.auditSubject(record.project ?? '_'), encodeJson(AuditRecordSchema.parse(record)));
+  sendAudit(records: readonly AuditRecord[]): void {
+    const byProject = new Map<string, string[]>();
+    for (const r of records) {
+      const project = r.project ?? '_';
+      const json = JSON.stringify(AuditRecordSchema.parse(r));
+      const list = byProject.get(project);
+      if (list) list.push(json);
+      else byProject.set(project, [json]);
+    }
+    for (const [project, list] of byProject) {
+      let batch: string[] = [];
+      let bytes = 2;
+      const send = (): void => {
+        if (batch.length > 0) this.nc.publish(this.names.auditSubject(project), batch.length === 1 ? batch[0]! : `[${batch.join(',')}]`);
+        batch = [];
+        bytes = 2;
+      };
+      for (const json of list) {
+        const size = Buffer.byteLength(json) + 1;
+        if (batch.length >= AUDIT_BATCH_MAX || (batch.length > 0 && bytes + size > this.maxMessageBytes)) send();
+        batch.push(json);
+        bytes += size;
+      }
+      send();
+    }
   }
 
   /**
    * The newest `limit` audit records of `projects` (`'*'`: every project),
-   * oldest first, looking back at most `scan` records of the whole stream.
+   * oldest first, looking back at most `scan` messages of the whole stream
+   * (a message holds one record, or several of one project: see `sendAudit`).
    */
   async readAudit(projects: readonly string[] | '*', limit: number, scan = 10_000): Promise<AuditRecord[]> {
     const info = await this.jsm.streams.info(this.names.auditStream);
@@ -325,9 +353,12 @@ export class JetStreamBus {
         let done = false;
         for await (const m of batch) {
           got++;
-          const record = AuditRecordSchema.parse(decodeJson(m.data));
-          if (wanted === null || (record.project !== undefined && wanted.has(record.project))) out.push(record);
-          if (out.length > limit) out.shift();
+          const body = decodeJson(m.data);
+          for (const raw of Array.isArray(body) ? body : [body]) {
+            const record = AuditRecordSchema.parse(raw);
+            if (wanted === null || (record.project !== undefined && wanted.has(record.project))) out.push(record);
+            if (out.length > limit) out.shift();
+          }
           if (m.info.pending === 0 || m.seq >= last) {
             done = true;
             break;
