@@ -21,12 +21,14 @@ await runService({
   setup: async (kit) => {
     const c = kit.config;
     const names = museNames(c.MUSE_NAMESPACE);
-    // BullMQ's connection (queues, timers), and one for the coordinator's own state (locks, views, leases, gates,
-    // dispatch) whose commands issued in one tick go out as one write: under load that halves its socket writes.
+    // BullMQ's connection for the timers (a Worker, whose blocking connection is a copy of it), and one for the rest,
+    // whose commands issued in one tick go out as one write: the coordinator's own state (locks, views, leases, gates,
+    // dispatch), which under load halved its socket writes, and the step queues' adds, which then go out with the
+    // watches and view of their fold (the DAG row: 2.15 -> 1.13-1.24 coordinator writes a step).
     const redis = openRedis(kit, c.REDIS_URL, { connectionName: 'muse-coordinator' });
     const state = openRedis(kit, c.REDIS_URL, { connectionName: 'muse-coordinator-state', autoPipelining: true, readinessName: 'redis-state' });
     const bus = await JetStreamBus.open(kit, { url: c.NATS_URL, names, name: 'muse-coordinator', auth: natsAuthFromConfig(c) });
-    const queues = new StepQueues(redis, names);
+    const queues = new StepQueues(state, names);
     queues.useDispatcher(new AgentDispatcher(state, names, c.MUSE_DISPATCH, { agentTtlMs: c.MUSE_AGENT_TTL_MS }, (q) => queues.depth(q)));
     const leases = new LeaseTable(state, names, c.MUSE_LEASE_TTL_MS);
     const timers = new StepTimers({
