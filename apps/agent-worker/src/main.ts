@@ -51,10 +51,7 @@ await runService({
     kit.metrics.registry.setDefaultLabels({ service: kit.service, agent: agentId });
     const metrics = new WorkerMetrics(kit.metrics);
 
-    // BullMQ's connection for every step worker of this process (each makes its own blocking copy). Auto-pipelined:
-    // the job moves its workers ask for in one tick (a job finished and the next one taken, on several queues) go out
-    // as one write. The DAG row: 1.24-1.35 -> 0.66-0.76 socket writes a step per worker process, Redis's 0.87 -> 0.62-0.66.
-    const redis = openRedis(kit, c.REDIS_URL, { connectionName: `muse-agent-worker-${agentId}`, autoPipelining: true });
+    const redis = openRedis(kit, c.REDIS_URL, { connectionName: `muse-agent-worker-${agentId}` });
     const bus = await JetStreamBus.open(kit, { url: c.NATS_URL, names, name: `muse-agent-worker-${agentId}`, auth: natsAuthFromConfig(c) });
 
     // Every secret this worker can resolve is scrubbed from its outputs, prompts and logs from now on.
