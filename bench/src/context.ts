@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, ensureInfra, purgeNamespace, type InfraHandle } from '@muse/cluster';
 import { museNames, type MuseNames, type RunEvent } from '@muse/contracts';
+import { createRedis } from '@muse/queues';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 
@@ -186,6 +187,51 @@ export class ProcessUsage {
       extra: { [`cpuMsPer${unit}`]: sum(this.cpuMs) / units, [`writesPer${unit}`]: sum(this.writes) / units },
       detail: Object.fromEntries([...this.cpuMs.keys()].flatMap((n) => [[`cpuMsPer${unit}.${n}`, this.cpuMs.get(n)! / units], [`writesPer${unit}.${n}`, this.writes.get(n)! / units]])),
     };
+  }
+}
+
+/**
+ * What a unit of work stores and runs in the shared servers, counted alike on any machine however fast it is that
+ * day: the JetStream messages stored in the namespace's run log, command and audit streams (by the streams' last
+ * sequence, so messages aged out meanwhile still count), and the commands Redis ran, those inside scripts included
+ * (`INFO commandstats`: the whole server's, so nothing else may use it meanwhile; the INFO of the sample before
+ * the work, which the one after counts, is left out).
+ */
+export class StoreUsage {
+  private messages = 0;
+  private redisCalls = 0;
+
+  constructor(private readonly ctx: BenchContext) {}
+
+  /** Runs `work` and adds what it stored and ran meanwhile. */
+  async measure<T>(work: () => Promise<T>): Promise<T> {
+    const nc = await connect({ servers: this.ctx.natsUrl });
+    const redis = createRedis(this.ctx.redisUrl);
+    try {
+      const jsm = await jetstreamManager(nc);
+      const streams = [this.ctx.names.runsStream, this.ctx.names.commandStream, this.ctx.names.auditStream];
+      const sample = async () => {
+        let seq = 0;
+        for (const s of streams) seq += (await jsm.streams.info(s).catch(() => null))?.state.last_seq ?? 0;
+        const stats = await redis.info('commandstats');
+        const calls = [...stats.matchAll(/^cmdstat_[^:]+:calls=(\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+        return { seq, calls };
+      };
+      const before = await sample();
+      const out = await work();
+      const after = await sample();
+      this.messages += after.seq - before.seq;
+      this.redisCalls += after.calls - before.calls - 1;
+      return out;
+    } finally {
+      await nc.close();
+      redis.disconnect();
+    }
+  }
+
+  /** Totals per `units`: `jsMessagesPer<Unit>`, `redisCallsPer<Unit>`. */
+  per(units: number, unit: string): Record<string, number> {
+    return { [`jsMessagesPer${unit}`]: this.messages / units, [`redisCallsPer${unit}`]: this.redisCalls / units };
   }
 }
 

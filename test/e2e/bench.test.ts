@@ -55,6 +55,8 @@ test('npm run bench -- --quick completes and reports every scenario with its bas
     for (const [name, unit] of [['throughput', 'Step'], ['POST /v1/runs accepted', 'Run']] as const) {
       const row = result.rows.find((r) => r.scenario.includes(name))!;
       assert.ok(row.extra![`cpuMsPer${unit}`]! > 0 && row.extra![`writesPer${unit}`]! > 0, `${name}: ${JSON.stringify(row.extra)}`);
+      // What it stored and ran: at least the submission's command and the run's first events, and Redis's work for them.
+      assert.ok(row.extra![`jsMessagesPer${unit}`]! > 0 && row.extra![`redisCallsPer${unit}`]! > 0, `${name}: ${JSON.stringify(row.extra)}`);
       for (const p of ['gateway', 'coordinator']) assert.ok((row.detail?.[`cpuMsPer${unit}.${p}`] ?? 0) > 0, `${name}: cpuMsPer${unit}.${p} in ${JSON.stringify(row.detail)}`);
     }
     // The single-step timeline: every span found, each inside the run (after the POST went out, ending before the

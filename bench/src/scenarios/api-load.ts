@@ -5,7 +5,7 @@ import autocannon from 'autocannon';
 import { SERVICE_NODE_FLAGS } from '@muse/cluster';
 import { createRedis } from '@muse/queues';
 import { jsPublishRate } from '../baselines.js';
-import { clusterCpuMs, processCpuMs, ProcessUsage, register, settleCluster, submit, type BenchContext } from '../context.js';
+import { clusterCpuMs, processCpuMs, ProcessUsage, register, settleCluster, StoreUsage, submit, type BenchContext } from '../context.js';
 import type { Row } from '../report.js';
 import { SINGLE_STEP_DEFINITION } from './latency.js';
 import { percentile, summarize } from '../stats.js';
@@ -28,6 +28,8 @@ export async function acceptRate(ctx: BenchContext): Promise<Row> {
   // What an accepted run costs the whole cluster, by process: the measured reps, each until the coordinators have
   // started every run it accepted (their share of the CPU the accept rate competes with).
   const usage = new ProcessUsage(ctx);
+  // And what an accepted run stores and runs in JetStream and Redis, the same on any machine.
+  const stores = new StoreUsage(ctx);
   let accepted = 0;
   for (let rep = 0; rep <= ctx.reps; rep++) {
     const load = async () => {
@@ -42,7 +44,7 @@ export async function acceptRate(ctx: BenchContext): Promise<Row> {
       await settleCluster(ctx);
       return res;
     };
-    const res = rep === 0 ? await load() : await usage.measure(load);
+    const res = rep === 0 ? await load() : await stores.measure(() => usage.measure(load));
     if (res.non2xx > 0) ctx.log(`accept: ${res.non2xx} non-2xx answers`);
     if (rep === 0) continue;
     accepted += res['2xx'];
@@ -59,7 +61,7 @@ export async function acceptRate(ctx: BenchContext): Promise<Row> {
     scenario: 'POST /v1/runs accepted per second (durable)',
     unit: 'runs/s',
     muse,
-    extra: { p99ms: p99, ...extra },
+    extra: { p99ms: p99, ...extra, ...stores.per(accepted, 'Run') },
     detail,
     baseline,
     baselineLabel: 'JetStream acked publishes/s',

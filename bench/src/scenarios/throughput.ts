@@ -1,7 +1,7 @@
 /** Throughput scenarios: a 10-step DAG at scale, a 1,000-item fan-out. */
 import { bullThroughput } from '../baselines.js';
 import { floorThroughput } from '../design-floor.js';
-import { ProcessUsage, register, RunWatcher, submit, type BenchContext } from '../context.js';
+import { ProcessUsage, register, RunWatcher, StoreUsage, submit, type BenchContext } from '../context.js';
 import type { Row } from '../report.js';
 import { summarize } from '../stats.js';
 
@@ -30,6 +30,8 @@ export async function dagThroughput(ctx: BenchContext): Promise<Row> {
   const rates: number[] = [];
   // Where the CPU goes and how many writes a step costs, by process, over the measured reps (not the warm-up).
   const usage = new ProcessUsage(ctx);
+  // And what a step stores and runs in JetStream and Redis, the same on any machine.
+  const stores = new StoreUsage(ctx);
   for (let rep = 0; rep <= ctx.reps; rep++) {
     const watcher = await RunWatcher.open(ctx);
     try {
@@ -41,7 +43,7 @@ export async function dagThroughput(ctx: BenchContext): Promise<Row> {
         return (runs * 10) / ((performance.now() - t0) / 1000);
       };
       if (rep === 0) await work();
-      else rates.push(await usage.measure(work));
+      else rates.push(await stores.measure(() => usage.measure(work)));
     } finally {
       watcher.close();
     }
@@ -73,6 +75,7 @@ export async function dagThroughput(ctx: BenchContext): Promise<Row> {
     ratio: muse.median / baseline.median,
     extra: {
       ...extra,
+      ...stores.per(steps, 'Step'),
       floorTodayStepsPerS: today.stepsPerS,
       floorTodayCpuMsPerStep: today.cpuMsPerStep,
       floorNatsPushStepsPerS: push.stepsPerS,
