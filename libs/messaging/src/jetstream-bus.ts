@@ -41,7 +41,7 @@ import {
   type ScalerDecisionEvent,
 } from '@muse/contracts';
 import { withSpan } from '@muse/telemetry';
-import { decodeJson, encodeJson } from './codec.js';
+import { decodeJson, decodeJsonBatch, encodeJson, encodeJsonBatches } from './codec.js';
 import { CommandTooLargeError, EventTooLargeError, WrongLastSequenceError } from './errors.js';
 import { RunEventFeed } from './run-event-feed.js';
 import { RUN_LOG_CHUNK_BYTES, decodeRunEvents, encodeRunEvents } from './run-log-codec.js';
@@ -302,29 +302,15 @@ export class JetStreamBus {
    * not retried.
    */
   sendAudit(records: readonly AuditRecord[]): void {
-    const byProject = new Map<string, string[]>();
+    const byProject = new Map<string, AuditRecord[]>();
     for (const r of records) {
       const project = r.project ?? '_';
-      const json = JSON.stringify(AuditRecordSchema.parse(r));
       const list = byProject.get(project);
-      if (list) list.push(json);
-      else byProject.set(project, [json]);
+      if (list) list.push(AuditRecordSchema.parse(r));
+      else byProject.set(project, [AuditRecordSchema.parse(r)]);
     }
     for (const [project, list] of byProject) {
-      let batch: string[] = [];
-      let bytes = 2;
-      const send = (): void => {
-        if (batch.length > 0) this.nc.publish(this.names.auditSubject(project), batch.length === 1 ? batch[0]! : `[${batch.join(',')}]`);
-        batch = [];
-        bytes = 2;
-      };
-      for (const json of list) {
-        const size = Buffer.byteLength(json) + 1;
-        if (batch.length >= AUDIT_BATCH_MAX || (batch.length > 0 && bytes + size > this.maxMessageBytes)) send();
-        batch.push(json);
-        bytes += size;
-      }
-      send();
+      for (const { data } of encodeJsonBatches(list, this.maxMessageBytes, AUDIT_BATCH_MAX)) this.nc.publish(this.names.auditSubject(project), data);
     }
   }
 
@@ -353,8 +339,7 @@ export class JetStreamBus {
         let done = false;
         for await (const m of batch) {
           got++;
-          const body = decodeJson(m.data);
-          for (const raw of Array.isArray(body) ? body : [body]) {
+          for (const raw of decodeJsonBatch(m.data)) {
             const record = AuditRecordSchema.parse(raw);
             if (wanted === null || (record.project !== undefined && wanted.has(record.project))) out.push(record);
             if (out.length > limit) out.shift();
