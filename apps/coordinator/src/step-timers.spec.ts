@@ -11,7 +11,7 @@ function setup(state: string, processedOn?: number, waitingMaxMs?: number) {
   const timers = new StepTimers({
     connection: undefined as never,
     names: museNames('unit'),
-    queues: { findJob: async () => (state === 'missing' ? undefined : { getState: async () => state, processedOn }) } as never,
+    queues: { jobState: async () => ({ state: state === 'missing' ? 'unknown' : state, ...(processedOn !== undefined ? { processedOn } : {}) }) },
     publish: async (cmd, msgId) => void published.push({ cmd, msgId }),
     watchMs: 1000,
     ...(waitingMaxMs !== undefined ? { waitingMaxMs } : {}),
@@ -107,7 +107,7 @@ test("a finished attempt drops its watch; a failing remove is only logged", asyn
   const failing = new StepTimers({
     connection: undefined as never,
     names: museNames('unit'),
-    queues: { findJob: async () => undefined } as never,
+    queues: { jobState: async () => ({ state: 'unknown' }) },
     publish: async () => undefined,
     watchMs: 1000,
     logger: { debug: ((_o: object, msg: string) => void logged.push(msg)) as never, warn: () => undefined },

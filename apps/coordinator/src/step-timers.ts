@@ -41,7 +41,7 @@ const KEEP_FINISHED_S = 3600;
 export interface StepTimersDeps {
   connection: Redis;
   names: MuseNames;
-  queues: Pick<StepQueues, 'findJob'>;
+  queues: Pick<StepQueues, 'jobState'>;
   publish: (cmd: Command, msgId: string) => Promise<unknown>;
   /** Period of step watches, in ms. */
   watchMs: number;
@@ -138,14 +138,13 @@ export class StepTimers {
 
   /** One look at a watched attempt: it goes on (when, with what), or it is over (the job completed, or was reported). */
   async look(t: WatchStep): Promise<WatchOutcome<WatchStep>> {
-    const stepJob = await this.deps.queues.findJob(t.role, t.jobId);
-    const state = stepJob ? await stepJob.getState() : 'missing';
+    const { state, processedOn } = await this.deps.queues.jobState(t.role, t.jobId);
     if (state === 'completed') return undefined; // its final report is stored before a step job completes
-    if (state === 'failed' || state === 'missing' || state === 'unknown') {
-      await this.report(t, 'MUSE_ERR_STEP_LOST', `the worker lost attempt ${t.attempt} of step "${t.stepId}" (job ${state})`, 'lost');
+    if (state === 'failed' || state === 'unknown') {
+      await this.report(t, 'MUSE_ERR_STEP_LOST', `the worker lost attempt ${t.attempt} of step "${t.stepId}" (job ${state === 'unknown' ? 'missing' : state})`, 'lost');
       return undefined;
     }
-    if (state === 'active' && stepJob?.processedOn !== undefined && this.now() - stepJob.processedOn > t.timeoutMs + this.deps.watchMs) {
+    if (state === 'active' && processedOn !== undefined && this.now() - processedOn > t.timeoutMs + this.deps.watchMs) {
       await this.report(t, 'MUSE_ERR_STEP_TIMEOUT', `step "${t.stepId}" attempt ${t.attempt} ran past ${t.timeoutMs} ms without its worker reporting`, 'timeout');
       return undefined;
     }

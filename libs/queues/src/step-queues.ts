@@ -88,14 +88,34 @@ export class StepQueues {
 
   /** The step job `jobId` of queue role `role` (or of the agent's own queue it was sent to), if it exists. */
   async findJob(role: string, jobId: string): Promise<Job<StepJob> | undefined> {
-    const q = this.dispatcher ? await this.dispatcher.queueOf(role, jobId) : role;
-    return this.queue(q).getJob(jobId);
+    return (await this.queueOf(role, jobId)).getJob(jobId);
   }
 
-  /** Removes a queued (not yet running) job; a running job is left to finish. */
+  /** The queue the step job `jobId` of role `role` went to: the role's, or an agent's own under targeted dispatch. */
+  private async queueOf(role: string, jobId: string): Promise<Queue<StepJob>> {
+    return this.queue(this.dispatcher ? await this.dispatcher.queueOf(role, jobId) : role);
+  }
+
+  /**
+   * Where the step job `jobId` is (BullMQ's state: `unknown` when it does not exist), and when a running one
+   * started. One script for a job that is not running; a running one's hash is read too, for `processedOn`. The
+   * coordinator's step watches look at backlogs of waiting jobs this way, without loading each job (its hash,
+   * its data and options parsed into a Job) to read its state.
+   */
+  async jobState(role: string, jobId: string): Promise<{ state: string; processedOn?: number }> {
+    const q = await this.queueOf(role, jobId);
+    const state = await q.getJobState(jobId);
+    if (state !== 'active') return { state };
+    const processedOn = (await q.getJob(jobId))?.processedOn;
+    return processedOn === undefined ? { state } : { state, processedOn };
+  }
+
+  /** Removes a queued (waiting, prioritized or delayed, not yet running) job; a running job is left to finish. */
   async remove(role: string, jobId: string): Promise<void> {
-    const job = await this.findJob(role, jobId);
-    if (job && (await job.isWaiting() || await job.isDelayed())) await job.remove().catch(() => undefined);
+    const q = await this.queueOf(role, jobId);
+    const state = await q.getJobState(jobId);
+    // A job a worker took meanwhile is locked: BullMQ's remove leaves it (and says so by throwing).
+    if (state === 'waiting' || state === 'prioritized' || state === 'delayed') await q.remove(jobId).catch(() => undefined);
   }
 
   /** Jobs of one queue role. */
