@@ -25,8 +25,13 @@ export const CommonConfigShape = {
   HOST: z.string().default('127.0.0.1'),
   /** Grace period for in-flight work on SIGTERM, in ms. */
   MUSE_SHUTDOWN_GRACE_MS: ms(10_000),
-  /** Length of the quiet period after work (or startup) after which the service compacts its heap once, in ms; 0 = never. */
+  /** Length of a period of the memory trim: one quiet period after startup, the service compacts its heap once, in ms; 0 = never. */
   MUSE_MEMORY_TRIM_PERIOD_MS: z.coerce.number().int().min(0).default(2_000),
+  /**
+   * How long a service stays quiet after work (not after startup) before it trims, in ms (whole periods, at least
+   * one): a trim makes the next burst compile its code and fault its heap in again.
+   */
+  MUSE_MEMORY_TRIM_AFTER_WORK_MS: z.coerce.number().int().min(0).default(30_000),
   /** OTLP/HTTP endpoint for traces; unset means no export. */
   OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
   /** NATS user of this service (see `infra/nats/nats-server.conf`); unset = connect without credentials. */

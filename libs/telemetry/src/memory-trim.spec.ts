@@ -9,12 +9,13 @@ import { MemoryTrimmer, compactAfterStartup, type GcFunction } from './memory-tr
 const MB = 1024 * 1024;
 
 /** A trimmer whose event-loop shares come from `shares`, one per period, counting its GCs; `heap.used` is its heap in use. */
-function scripted(shares: number[], heap = { used: 30 * MB }) {
+function scripted(shares: number[], heap = { used: 30 * MB }, afterWorkMs?: number) {
   const gcs: unknown[] = [];
   const queue = [0, ...shares]; // start() reads once to open the first period
   let afterGc = false; // the trimmer reads once more right after its GC, to start the next period there
   const trimmer = new MemoryTrimmer({
     periodMs: 1_000,
+    ...(afterWorkMs !== undefined ? { afterWorkMs } : {}),
     logger: createLogger('spec', 'silent'),
     metrics: new MuseMetrics('spec'),
     gc: ((o) => (gcs.push(o), (afterGc = true))) as GcFunction,
@@ -31,6 +32,13 @@ describe('MemoryTrimmer', () => {
     const { periods, gcs } = scripted([0.01, 0.01, 0.4, 0.2, 0.01, 0.0]);
     assert.deepEqual(periods(), [true, false, false, false, true, false]);
     assert.deepEqual(gcs[0], { type: 'major', flavor: 'last-resort', execution: 'sync' });
+  });
+
+  test('after work, trims once the loop was quiet for afterWorkMs (whole periods); startup needs one quiet period', () => {
+    // Periods of 1 s, 3 s of quiet after work. 0.03 is not quiet (nor work): the count starts again after it.
+    const { periods, gcs } = scripted([0.01, 0.4, 0.01, 0.01, 0.03, 0.01, 0.01, 0.01, 0.01, 0.3, 0.01, 0.01, 0.01], undefined, 3_000);
+    assert.deepEqual(periods(), [true, false, false, false, false, false, false, true, false, false, false, false, true]);
+    assert.equal(gcs.length, 3);
   });
 
   test('a period between quiet and busy neither trims nor counts as work', () => {

@@ -2,10 +2,17 @@
  * Gives memory back once a service goes idle. V8 keeps the heap a process grew to (startup's module loading, a
  * burst of work) and the bytecode of every function that ran once, and its memory reducer does not compact it:
  * measured here, a service at rest after start holds ~10-18 MB more than it needs, for as long as it stays idle.
- * After each stretch of work (startup counts as one) followed by one whole quiet period, and after the heap grew
- * by TRIM_GROWTH_BYTES since the last trim without any busy period (start-up work that finished after the first
- * trim, or what a long idle stretch allocates), the trimmer runs one memory-reducing full GC, the same V8 runs on a low-memory notification: it compacts the heap, flushes bytecode
- * of functions that have not run lately (they are compiled again if they run), and releases the freed pages.
+ * Once startup is followed by one whole quiet period, after each later stretch of work followed by `afterWorkMs` of
+ * quiet, and after the heap grew by TRIM_GROWTH_BYTES since the last trim without any busy period (start-up work that
+ * finished after the first trim, or what a long idle stretch allocates), the trimmer runs one memory-reducing full
+ * GC, the same V8 runs on a low-memory notification: it compacts the heap, flushes bytecode of functions that have
+ * not run lately (they are compiled again if they run), and releases the freed pages.
+ *
+ * The next burst of work pays for a trim: its code compiled and optimized again, its heap faulted in again. Measured
+ * with two clusters taking turns at 4 s of `POST /v1/runs` (the bench's accept load): a burst after a trim accepted
+ * 979-1,334 runs/s at 0.43-0.60 gateway cpu-ms a request, one right after another burst 1,617-1,923 at 0.27-0.35,
+ * and with the trimmer off every burst ran at the second rate. So work that comes and goes every few seconds is not
+ * trimmed after each burst: only once it has stopped for `afterWorkMs` (the service's `MUSE_MEMORY_TRIM_AFTER_WORK_MS`).
  *
  * It needs V8's `gc` function (`--expose-gc`, which the cluster launcher and the Dockerfile pass); without it the
  * trimmer does nothing. The GC blocks the event loop for ~0.1-0.3 s, only ever while the process is idle.
@@ -33,6 +40,8 @@ export type GcFunction = (options: { type: 'major'; flavor: 'last-resort'; execu
 export interface MemoryTrimOptions {
   /** Length of a period, in ms; 0 turns the trimmer off. */
   periodMs: number;
+  /** Quiet after work (not startup's) before a trim, in ms; counted in whole periods, at least one. @default periodMs */
+  afterWorkMs?: number;
   logger: Logger;
   metrics: MuseMetrics;
   /** @default globalThis.gc */
@@ -53,6 +62,8 @@ export class MemoryTrimmer {
   private timer?: NodeJS.Timeout;
   /** Work happened since the last trim; startup is work. */
   private dirty = true;
+  /** Quiet periods in a row, up to now. */
+  private quietPeriods = 0;
 
   constructor(private readonly opts: MemoryTrimOptions) {
     this.gc = opts.gc ?? (globalThis as { gc?: GcFunction }).gc;
@@ -78,8 +89,15 @@ export class MemoryTrimmer {
   check(): boolean {
     const share = this.utilization();
     if (share > TRIM_BUSY_SHARE) this.dirty = true;
-    if (share >= TRIM_IDLE_SHARE || !this.gc) return false;
-    if (!this.dirty && this.heapUsed() - this.heapAfterTrim < TRIM_GROWTH_BYTES) return false;
+    if (share >= TRIM_IDLE_SHARE || !this.gc) {
+      this.quietPeriods = 0;
+      return false;
+    }
+    this.quietPeriods++;
+    const afterStartup = this.heapAfterTrim === Infinity;
+    if (this.dirty) {
+      if (!afterStartup && this.quietPeriods * this.opts.periodMs < (this.opts.afterWorkMs ?? 0)) return false;
+    } else if (this.heapUsed() - this.heapAfterTrim < TRIM_GROWTH_BYTES) return false;
     const before = process.memoryUsage();
     const started = performance.now();
     this.gc({ type: 'major', flavor: 'last-resort', execution: 'sync' });

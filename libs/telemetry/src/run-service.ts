@@ -64,7 +64,7 @@ export async function runService<S extends z.ZodType>(spec: ServiceSpec<S>): Pro
     process.stderr.write(`muse-${spec.service}: ${(err as Error).message}\n`);
     process.exit(78); // EX_CONFIG
   }
-  const c = config as unknown as { LOG_LEVEL: string; OTEL_EXPORTER_OTLP_ENDPOINT?: string; HOST: string; MUSE_SHUTDOWN_GRACE_MS: number; MUSE_MEMORY_TRIM_PERIOD_MS: number };
+  const c = config as unknown as { LOG_LEVEL: string; OTEL_EXPORTER_OTLP_ENDPOINT?: string; HOST: string; MUSE_SHUTDOWN_GRACE_MS: number; MUSE_MEMORY_TRIM_PERIOD_MS: number; MUSE_MEMORY_TRIM_AFTER_WORK_MS: number };
   const logger = createLogger(spec.service, c.LOG_LEVEL);
   const stopTracing = await startTracing(spec.service, c.OTEL_EXPORTER_OTLP_ENDPOINT);
   const metrics = new MuseMetrics(spec.service);
@@ -103,7 +103,7 @@ export async function runService<S extends z.ZodType>(spec: ServiceSpec<S>): Pro
   // Always printed, whatever LOG_LEVEL says: launchers and tests learn the URL from this line.
   logger.child({}, { level: 'info' }).info({ url }, `muse-${spec.service} listening`);
   logger.debug({ ms: Math.round(compactMs), rssMb: Math.round(process.memoryUsage().rss / 1048576) }, 'start-up garbage collected');
-  const trimmer = new MemoryTrimmer({ periodMs: c.MUSE_MEMORY_TRIM_PERIOD_MS, logger, metrics }).start();
+  const trimmer = new MemoryTrimmer({ periodMs: c.MUSE_MEMORY_TRIM_PERIOD_MS, afterWorkMs: c.MUSE_MEMORY_TRIM_AFTER_WORK_MS, logger, metrics }).start();
   closers.push(() => trimmer.stop());
 
   let stopping: Promise<void> | undefined;
