@@ -25,7 +25,7 @@ export const CommonConfigShape = {
   HOST: z.string().default('127.0.0.1'),
   /** Grace period for in-flight work on SIGTERM, in ms. */
   MUSE_SHUTDOWN_GRACE_MS: ms(10_000),
-  /** Length of a period of the memory trim: one quiet period after startup, the service compacts its heap once, in ms; 0 = never. */
+  /** The memory trim's period, in ms: one quiet period after startup (and MUSE_MEMORY_TRIM_AFTER_WORK_MS of them after work) and the service compacts its heap once; 0 = never. */
   MUSE_MEMORY_TRIM_PERIOD_MS: z.coerce.number().int().min(0).default(2_000),
   /**
    * How long a service stays quiet after work (not after startup) before it trims, in ms (whole periods, at least
