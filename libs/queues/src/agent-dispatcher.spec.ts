@@ -62,6 +62,8 @@ test('a targeted job goes to the chosen agent\'s own queue, and again there when
     assert.deepEqual(counts.map((d) => d.waiting), [1, 1, 0], 'one copy of each job, none on the role queue');
     assert.equal((await queues.roleDepth('executor')).waiting, 2, 'the role depth counts the agents\' queues');
 
+    assert.deepEqual(await queues.jobState('executor', 'run_x.s1.1'), { state: 'waiting' }, "a step watch finds the job on the agent's queue");
+    assert.deepEqual(await queues.jobState('executor', 'run_x.nothing.1'), { state: 'unknown' });
     assert.equal(await queues.forgetAgentQueue('executor', 'executor@w1'), false, 'a queue with a job is kept');
     await queues.remove('executor', 'run_x.s1.1');
     await queues.remove('executor', 'run_x.s2.1');

@@ -103,17 +103,27 @@ export class StepQueues {
    * its data and options parsed into a Job) to read its state.
    */
   async jobState(role: string, jobId: string): Promise<{ state: string; processedOn?: number }> {
-    const q = await this.queueOf(role, jobId);
-    const state = await q.getJobState(jobId);
+    const { queue: q, state } = await this.locate(role, jobId);
     if (state !== 'active') return { state };
     const processedOn = (await q.getJob(jobId))?.processedOn;
     return processedOn === undefined ? { state } : { state, processedOn };
   }
 
+  /**
+   * The queue the step job went to and the job's state there. The dispatcher's record of where the job went and
+   * the job's state on the role's own queue are asked at once (one round trip on an auto-pipelined connection):
+   * only a job a targeted strategy sent to an agent's queue costs a second one.
+   */
+  private async locate(role: string, jobId: string): Promise<{ queue: Queue<StepJob>; state: string }> {
+    const [target, state] = await Promise.all([this.dispatcher ? this.dispatcher.queueOf(role, jobId) : role, this.queue(role).getJobState(jobId)]);
+    if (target === role) return { queue: this.queue(role), state };
+    const queue = this.queue(target);
+    return { queue, state: await queue.getJobState(jobId) };
+  }
+
   /** Removes a queued (waiting, prioritized or delayed, not yet running) job; a running job is left to finish. */
   async remove(role: string, jobId: string): Promise<void> {
-    const q = await this.queueOf(role, jobId);
-    const state = await q.getJobState(jobId);
+    const { queue: q, state } = await this.locate(role, jobId);
     // A job a worker took meanwhile is locked: BullMQ's remove leaves it (and says so by throwing).
     if (state === 'waiting' || state === 'prioritized' || state === 'delayed') await q.remove(jobId).catch(() => undefined);
   }
