@@ -304,10 +304,11 @@ export class JetStreamBus {
   sendAudit(records: readonly AuditRecord[]): void {
     const byProject = new Map<string, AuditRecord[]>();
     for (const r of records) {
-      const project = r.project ?? '_';
+      const record = AuditRecordSchema.parse(r);
+      const project = record.project ?? '_';
       const list = byProject.get(project);
-      if (list) list.push(AuditRecordSchema.parse(r));
-      else byProject.set(project, [AuditRecordSchema.parse(r)]);
+      if (list) list.push(record);
+      else byProject.set(project, [record]);
     }
     for (const [project, list] of byProject) {
       for (const { data } of encodeJsonBatches(list, this.maxMessageBytes, AUDIT_BATCH_MAX)) this.nc.publish(this.names.auditSubject(project), data);

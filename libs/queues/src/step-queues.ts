@@ -88,12 +88,8 @@ export class StepQueues {
 
   /** The step job `jobId` of queue role `role` (or of the agent's own queue it was sent to), if it exists. */
   async findJob(role: string, jobId: string): Promise<Job<StepJob> | undefined> {
-    return (await this.queueOf(role, jobId)).getJob(jobId);
-  }
-
-  /** The queue the step job `jobId` of role `role` went to: the role's, or an agent's own under targeted dispatch. */
-  private async queueOf(role: string, jobId: string): Promise<Queue<StepJob>> {
-    return this.queue(this.dispatcher ? await this.dispatcher.queueOf(role, jobId) : role);
+    const q = this.dispatcher ? await this.dispatcher.queueOf(role, jobId) : role;
+    return this.queue(q).getJob(jobId);
   }
 
   /**
