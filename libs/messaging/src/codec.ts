@@ -12,16 +12,16 @@ export function decodeJson(data: Uint8Array): unknown {
 /**
  * Items as messages of JSON arrays, in order: each message under `maxBytes` (unless one item alone is larger) and at
  * most `maxItems` long; a message of one item is that item's bare object, so a stream written one item a message
- * reads the same (`decodeJsonBatch`). Each item is encoded once.
+ * reads the same (`decodeJsonBatch`). Each item is encoded once. `count`: how many items a message holds.
  */
-export function encodeJsonBatches<T>(items: readonly T[], maxBytes: number, maxItems = Infinity): Array<{ data: Uint8Array; first: T }> {
-  const out: Array<{ data: Uint8Array; first: T }> = [];
+export function encodeJsonBatches<T>(items: readonly T[], maxBytes: number, maxItems = Infinity): Array<{ data: Uint8Array; first: T; count: number }> {
+  const out: Array<{ data: Uint8Array; first: T; count: number }> = [];
   let group: Uint8Array[] = [];
   let groupItems: T[] = [];
   let size = 0;
   const flush = (): void => {
     if (groupItems.length === 0) return;
-    out.push({ data: groupItems.length === 1 ? group[0]! : joinArray(group, size), first: groupItems[0]! });
+    out.push({ data: groupItems.length === 1 ? group[0]! : joinArray(group, size), first: groupItems[0]!, count: groupItems.length });
     group = [];
     groupItems = [];
     size = 0;

@@ -73,7 +73,7 @@ test("sendAudit sends a project's records as one message (at most AUDIT_BATCH_MA
   };
   const before = await messages();
   bus.sendAudit([transition('p', 1), transition('q', 2), transition('p', 3)]);
-  await bus.appendAudit({ time: at(4), principal: 'key:k1', project: 'p', action: 'POST /v1/runs', target: 'run_b', outcome: 'allowed', status: 202 });
+  assert.deepEqual(await bus.appendAudit([{ time: at(4), principal: 'key:k1', project: 'p', action: 'POST /v1/runs', target: 'run_b', outcome: 'allowed', status: 202 }]), []);
   bus.sendAudit([transition('q', 5)]);
   assert.equal(await stored(before, 4), 4, "p's two records in one message, q's in one, the request's, q's single one");
   assert.deepEqual((await bus.readAudit(['p'], 100)).map((r) => r.time), [at(1), at(3), at(4)]);
@@ -85,4 +85,24 @@ test("sendAudit sends a project's records as one message (at most AUDIT_BATCH_MA
   bus.sendAudit(many);
   assert.equal(await stored(mid, 2), 2);
   assert.deepEqual((await bus.readAudit(['r'], 1000)).map((r) => r.target), many.map((r) => r.target));
+});
+
+test("appendAudit stores a project's records as one acked message and says which records were not stored", async () => {
+  const at = (i: number) => new Date(Date.UTC(2026, 0, 2, 0, 0, i)).toISOString();
+  const request = (project: string | undefined, i: number): AuditRecord => ({ time: at(i), principal: 'key:k1', ...(project ? { project } : {}), action: 'POST /v1/runs', target: `run_${i}`, outcome: 'allowed', status: 202 });
+  const before = (await bus.jsm.streams.info(names.auditStream)).state.messages;
+  const records = [request('s', 1), request('t', 2), request('s', 3), request(undefined, 4), request('s', 5)];
+  assert.deepEqual(await bus.appendAudit(records), []);
+  // Acked: stored by the time it resolves. s's three in one message, t's one, the project-less one under `_`.
+  assert.equal((await bus.jsm.streams.info(names.auditStream)).state.messages - before, 3);
+  assert.deepEqual((await bus.readAudit(['s'], 100)).map((r) => r.target), ['run_1', 'run_3', 'run_5']);
+  // A namespace without its audit stream stores nothing: every record comes back, grouped as it was sent.
+  const bare = await JetStreamBus.connect({ url: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', names: museNames(`t-bus-${randomBytes(4).toString('hex')}`), name: 'muse-spec-bus-bare' });
+  try {
+    const failed = await bare.appendAudit(records, 1_000);
+    assert.deepEqual(failed.map((f) => f.records.map((r) => r.target)).sort(), [['run_1', 'run_3', 'run_5'], ['run_2'], ['run_4']]);
+    for (const f of failed) assert.ok(f.err instanceof Error);
+  } finally {
+    await bare.close();
+  }
 });

@@ -54,7 +54,7 @@ const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 const HEADER_ROOM = 4 * 1024;
 /** Bytes a command leaves below the message limit for the event it becomes, whose envelope is a little larger. */
 const COMMAND_TO_EVENT_ROOM = 1024;
-/** Audit records one message holds at most (`sendAudit`). */
+/** Audit records one message holds at most (`appendAudit`, `sendAudit`). */
 export const AUDIT_BATCH_MAX = 256;
 
 export interface BusOptions {
@@ -288,20 +288,36 @@ export class JetStreamBus {
     return out;
   }
 
-  /** Stores one audit record under its project's subject (`_` when it has none); resolves once JetStream acked. */
-  async appendAudit(record: AuditRecord, timeoutMs = 5_000): Promise<void> {
-    await this.js.publish(this.names.auditSubject(record.project ?? '_'), encodeJson(AuditRecordSchema.parse(record)), { timeout: timeoutMs });
+  /**
+   * Stores audit records, each message acked by JetStream: the records of one project together, as one message
+   * holding a JSON array of up to AUDIT_BATCH_MAX of them (one record alone is stored as its bare object), so a
+   * gateway that audits many requests at once pays one publish and one ack for them.
+   * @returns the records of the messages that were not stored (none when all were), each group with why
+   */
+  async appendAudit(records: readonly AuditRecord[], timeoutMs = 5_000): Promise<Array<{ records: AuditRecord[]; err: unknown }>> {
+    const failed: Array<{ records: AuditRecord[]; err: unknown }> = [];
+    await Promise.all(
+      this.auditMessages(records).map((m) => this.js.publish(m.subject, m.data, { timeout: timeoutMs }).then(
+        () => undefined,
+        (err: unknown) => void failed.push({ records: m.records, err }),
+      )),
+    );
+    return failed;
   }
 
   /**
-   * Sends audit records without waiting for the stream's ack (a plain publish the audit stream captures): for
-   * records that restate what a log already holds durably (the coordinator's state transitions, each an event of
-   * its run's log), where an ack per record would cost a round trip per event. The records of one project go out
-   * together, as one message holding a JSON array of up to AUDIT_BATCH_MAX of them (a fold of a run's commands
-   * makes several transitions at once: a step completed and the next ones queued). A message the server drops is
-   * not retried.
+   * Sends audit records without waiting for the stream's ack (a plain publish the audit stream captures), in the
+   * messages `appendAudit` stores: for records that restate what a log already holds durably (the coordinator's
+   * state transitions, each an event of its run's log), where an ack per record would cost a round trip per event
+   * (a fold of a run's commands makes several transitions at once: a step completed and the next ones queued).
+   * A message the server drops is not retried.
    */
   sendAudit(records: readonly AuditRecord[]): void {
+    for (const m of this.auditMessages(records)) this.nc.publish(m.subject, m.data);
+  }
+
+  /** Records as audit messages: checked, by project (`_` for none), up to AUDIT_BATCH_MAX and the message limit each. */
+  private auditMessages(records: readonly AuditRecord[]): Array<{ subject: string; data: Uint8Array; records: AuditRecord[] }> {
     const byProject = new Map<string, AuditRecord[]>();
     for (const r of records) {
       const record = AuditRecordSchema.parse(r);
@@ -310,15 +326,20 @@ export class JetStreamBus {
       if (list) list.push(record);
       else byProject.set(project, [record]);
     }
+    const out: Array<{ subject: string; data: Uint8Array; records: AuditRecord[] }> = [];
     for (const [project, list] of byProject) {
-      for (const { data } of encodeJsonBatches(list, this.maxMessageBytes, AUDIT_BATCH_MAX)) this.nc.publish(this.names.auditSubject(project), data);
+      let at = 0;
+      for (const { data, count } of encodeJsonBatches(list, this.maxMessageBytes, AUDIT_BATCH_MAX)) {
+        out.push({ subject: this.names.auditSubject(project), data, records: list.slice(at, (at += count)) });
+      }
     }
+    return out;
   }
 
   /**
    * The newest `limit` audit records of `projects` (`'*'`: every project),
    * oldest first, looking back at most `scan` messages of the whole stream
-   * (a message holds one record, or several of one project: see `sendAudit`).
+   * (a message holds one record, or several of one project: see `appendAudit`).
    */
   async readAudit(projects: readonly string[] | '*', limit: number, scan = 10_000): Promise<AuditRecord[]> {
     const info = await this.jsm.streams.info(this.names.auditStream);

@@ -13,7 +13,7 @@ import { decodeJsonBatch, encodeJsonBatches } from './codec.js';
 export const RUN_LOG_CHUNK_BYTES = 256 * 1024;
 
 /** The events of one append as messages: in order, each under `maxBytes` unless one event alone is larger. */
-export function encodeRunEvents(events: readonly RunEvent[], maxBytes = RUN_LOG_CHUNK_BYTES): Array<{ data: Uint8Array; first: RunEvent }> {
+export function encodeRunEvents(events: readonly RunEvent[], maxBytes = RUN_LOG_CHUNK_BYTES): Array<{ data: Uint8Array; first: RunEvent; count: number }> {
   return encodeJsonBatches(events, maxBytes);
 }
 

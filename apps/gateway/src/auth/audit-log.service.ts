@@ -2,27 +2,60 @@
  * The audit log: every mutation and every denied request, as one record on
  * the namespace's audit stream (JetStream, one subject per project).
  * Records are written after the answer is sent (so a slow NATS never delays
- * a request); a record that cannot be stored is logged with all its fields.
+ * a request): those of one turn of the event loop together, one acked message
+ * per project (a gateway under load answers many requests a turn), so one
+ * publish and one ack serve them all. A record that cannot be stored is logged
+ * with all its fields. Records still waiting when the gateway stops are
+ * written before its NATS connection closes.
  */
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { AuditRecord } from '@muse/contracts';
 import type { JetStreamBus } from '@muse/messaging';
 import { LOGGER, type Logger } from '@muse/telemetry';
 import { BUS } from '../gateway.tokens.js';
 
 @Injectable()
-export class AuditLog {
+export class AuditLog implements OnApplicationShutdown {
+  private pending: AuditRecord[] = [];
+  private readonly writes = new Set<Promise<void>>();
+
   constructor(
-    @Inject(BUS) private readonly bus: JetStreamBus,
+    @Inject(BUS) private readonly bus: Pick<JetStreamBus, 'appendAudit' | 'readAudit'>,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
   record(r: AuditRecord): void {
-    this.bus.appendAudit(r).catch((err: unknown) => this.logger.error({ err, audit: r }, 'audit record not stored'));
+    if (this.pending.push(r) === 1) setImmediate(() => this.flush());
   }
 
   read(projects: readonly string[] | '*', limit: number): Promise<AuditRecord[]> {
     return this.bus.readAudit(projects, limit);
+  }
+
+  /** Resolves once every record given so far is stored, or logged as not stored. */
+  async drain(): Promise<void> {
+    this.flush();
+    await Promise.all(this.writes);
+  }
+
+  /** After the HTTP server has stopped (no request is left to audit), before the bus closes. */
+  onApplicationShutdown(): Promise<void> {
+    return this.drain();
+  }
+
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    const records = this.pending;
+    this.pending = [];
+    const lost = (audit: AuditRecord, err: unknown) => this.logger.error({ err, audit }, 'audit record not stored');
+    const write = this.bus
+      .appendAudit(records)
+      .then(
+        (failed) => failed.forEach(({ records: group, err }) => group.forEach((r) => lost(r, err))),
+        (err: unknown) => records.forEach((r) => lost(r, err)),
+      )
+      .finally(() => this.writes.delete(write));
+    this.writes.add(write);
   }
 }
 
