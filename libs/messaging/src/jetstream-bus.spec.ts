@@ -62,7 +62,7 @@ test('a command larger than one message is refused before it is sent, and says h
   assert.equal(small.duplicate, false);
 });
 
-test("sendAudit sends a project's records as one message (at most AUDIT_BATCH_MAX each); readAudit gives them back one by one, beside single records", async () => {
+test("sendAudit sends a project's records of one turn as one message (at most AUDIT_BATCH_MAX each); readAudit gives them back one by one, beside single records", async () => {
   const at = (i: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString();
   const transition = (project: string, i: number): AuditRecord => ({ time: at(i), principal: 'coordinator', project, action: 'step.queued', target: `run_a/s${i}`, outcome: 'allowed' });
   const messages = async () => (await bus.jsm.streams.info(names.auditStream)).state.messages;
@@ -72,7 +72,11 @@ test("sendAudit sends a project's records as one message (at most AUDIT_BATCH_MA
     return (await messages()) - from;
   };
   const before = await messages();
-  bus.sendAudit([transition('p', 1), transition('q', 2), transition('p', 3)]);
+  // Two calls in one turn: sent together after it.
+  bus.sendAudit([transition('p', 1), transition('q', 2)]);
+  bus.sendAudit([transition('p', 3)]);
+  // They go out after this turn: a request's record acked before then would be stored ahead of them.
+  await new Promise((r) => setImmediate(r));
   assert.deepEqual(await bus.appendAudit([{ time: at(4), principal: 'key:k1', project: 'p', action: 'POST /v1/runs', target: 'run_b', outcome: 'allowed', status: 202 }]), []);
   bus.sendAudit([transition('q', 5)]);
   assert.equal(await stored(before, 4), 4, "p's two records in one message, q's in one, the request's, q's single one");
@@ -105,4 +109,18 @@ test("appendAudit stores a project's records as one acked message and says which
   } finally {
     await bare.close();
   }
+});
+
+test('sendAudit checks each record when it is called; close sends the records still waiting for the end of the turn', async () => {
+  const record: AuditRecord = { time: new Date(Date.UTC(2026, 0, 3)).toISOString(), principal: 'coordinator', project: 'w', action: 'run.created', target: 'run_w', outcome: 'allowed' };
+  assert.throws(() => bus.sendAudit([{ ...record, outcome: 'maybe' } as unknown as AuditRecord]));
+  const other = await JetStreamBus.connect({ url: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', names, name: 'muse-spec-bus-closing' });
+  other.sendAudit([record]);
+  await other.close();
+  let found: AuditRecord[] = [];
+  for (let i = 0; i < 100 && found.length === 0; i++) {
+    found = await bus.readAudit(['w'], 10);
+    if (found.length === 0) await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.deepEqual(found, [record]);
 });

@@ -168,6 +168,8 @@ export class JetStreamBus {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly feeds = new Set<RunEventFeed>();
   private readonly subs: Subscription[] = [];
+  /** Records `sendAudit` took this turn, sent after it. */
+  private pendingAudit: AuditRecord[] = [];
 
   private constructor(
     readonly nc: NatsConnection,
@@ -297,7 +299,7 @@ export class JetStreamBus {
   async appendAudit(records: readonly AuditRecord[], timeoutMs = 5_000): Promise<Array<{ records: AuditRecord[]; err: unknown }>> {
     const failed: Array<{ records: AuditRecord[]; err: unknown }> = [];
     await Promise.all(
-      this.auditMessages(records).map((m) => this.js.publish(m.subject, m.data, { timeout: timeoutMs }).then(
+      this.auditMessages(records.map((r) => AuditRecordSchema.parse(r))).map((m) => this.js.publish(m.subject, m.data, { timeout: timeoutMs }).then(
         () => undefined,
         (err: unknown) => void failed.push({ records: m.records, err }),
       )),
@@ -308,19 +310,32 @@ export class JetStreamBus {
   /**
    * Sends audit records without waiting for the stream's ack (a plain publish the audit stream captures), in the
    * messages `appendAudit` stores: for records that restate what a log already holds durably (the coordinator's
-   * state transitions, each an event of its run's log), where an ack per record would cost a round trip per event
-   * (a fold of a run's commands makes several transitions at once: a step completed and the next ones queued).
-   * A message the server drops is not retried.
+   * state transitions, each an event of its run's log), where an ack per record would cost a round trip per event.
+   * The records of every call in one turn of the event loop go out together after it (a fold of a run's commands
+   * makes several transitions at once, and a coordinator folds many runs a turn under load); `close` sends what is
+   * still waiting. A message the server drops is not retried.
    */
   sendAudit(records: readonly AuditRecord[]): void {
-    for (const m of this.auditMessages(records)) this.nc.publish(m.subject, m.data);
+    if (records.length === 0) return;
+    if (this.pendingAudit.length === 0) setImmediate(() => this.flushAudit());
+    for (const r of records) this.pendingAudit.push(AuditRecordSchema.parse(r));
   }
 
-  /** Records as audit messages: checked, by project (`_` for none), up to AUDIT_BATCH_MAX and the message limit each. */
+  private flushAudit(): void {
+    const records = this.pendingAudit;
+    this.pendingAudit = [];
+    if (records.length === 0 || this.nc.isClosed()) return;
+    try {
+      for (const m of this.auditMessages(records)) this.nc.publish(m.subject, m.data);
+    } catch {
+      // The connection is draining: these records are dropped, as a message the server drops would be.
+    }
+  }
+
+  /** Checked records as audit messages: by project (`_` for none), up to AUDIT_BATCH_MAX and the message limit each. */
   private auditMessages(records: readonly AuditRecord[]): Array<{ subject: string; data: Uint8Array; records: AuditRecord[] }> {
     const byProject = new Map<string, AuditRecord[]>();
-    for (const r of records) {
-      const record = AuditRecordSchema.parse(r);
+    for (const record of records) {
       const project = record.project ?? '_';
       const list = byProject.get(project);
       if (list) list.push(record);
@@ -723,6 +738,7 @@ export class JetStreamBus {
   /** Stops consuming (in-flight handlers finish) and drains the connection. */
   async close(): Promise<void> {
     await this.stopConsuming();
+    this.flushAudit();
     for (const f of this.feeds) await f.stop();
     this.feeds.clear();
     for (const s of this.subs) s.unsubscribe();
