@@ -316,9 +316,10 @@ export class JetStreamBus {
    * still waiting. A message the server drops is not retried.
    */
   sendAudit(records: readonly AuditRecord[]): void {
-    if (records.length === 0) return;
+    const checked = records.map((r) => AuditRecordSchema.parse(r));
+    if (checked.length === 0) return;
     if (this.pendingAudit.length === 0) setImmediate(() => this.flushAudit());
-    for (const r of records) this.pendingAudit.push(AuditRecordSchema.parse(r));
+    for (const r of checked) this.pendingAudit.push(r);
   }
 
   private flushAudit(): void {
