@@ -4,6 +4,7 @@ export { natsServerConfig, servicePermissions, NATS_SERVICE_ROLES } from './nats
 export type { NatsPermissions, NatsServerConfigOptions, NatsServiceRole, NatsUserEntry } from './nats-permissions.js';
 export { CommandTooLargeError, EventTooLargeError, WrongLastSequenceError, isWrongLastSequence } from './errors.js';
 export { encodeJson, decodeJson } from './codec.js';
+export { TurnBatch } from './turn-batch.js';
 export { RunEventFeed } from './run-event-feed.js';
 export { decodeRunEvents, encodeRunEvents } from './run-log-codec.js';
 export type { RunEventFeedOptions } from './run-event-feed.js';

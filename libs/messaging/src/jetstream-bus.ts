@@ -42,6 +42,7 @@ import {
 } from '@muse/contracts';
 import { withSpan } from '@muse/telemetry';
 import { decodeJson, decodeJsonBatch, encodeJson, encodeJsonBatches } from './codec.js';
+import { TurnBatch } from './turn-batch.js';
 import { CommandTooLargeError, EventTooLargeError, WrongLastSequenceError } from './errors.js';
 import { RunEventFeed } from './run-event-feed.js';
 import { RUN_LOG_CHUNK_BYTES, decodeRunEvents, encodeRunEvents } from './run-log-codec.js';
@@ -169,7 +170,7 @@ export class JetStreamBus {
   private readonly feeds = new Set<RunEventFeed>();
   private readonly subs: Subscription[] = [];
   /** Records `sendAudit` took this turn, sent after it. */
-  private pendingAudit: AuditRecord[] = [];
+  private readonly auditTurn = new TurnBatch<AuditRecord>((records) => this.publishAudit(records));
 
   private constructor(
     readonly nc: NatsConnection,
@@ -316,16 +317,11 @@ export class JetStreamBus {
    * still waiting. A message the server drops is not retried.
    */
   sendAudit(records: readonly AuditRecord[]): void {
-    const checked = records.map((r) => AuditRecordSchema.parse(r));
-    if (checked.length === 0) return;
-    if (this.pendingAudit.length === 0) setImmediate(() => this.flushAudit());
-    for (const r of checked) this.pendingAudit.push(r);
+    this.auditTurn.add(records.map((r) => AuditRecordSchema.parse(r)));
   }
 
-  private flushAudit(): void {
-    const records = this.pendingAudit;
-    this.pendingAudit = [];
-    if (records.length === 0 || this.nc.isClosed()) return;
+  private publishAudit(records: AuditRecord[]): void {
+    if (this.nc.isClosed()) return;
     try {
       for (const m of this.auditMessages(records)) this.nc.publish(m.subject, m.data);
     } catch {
@@ -739,7 +735,7 @@ export class JetStreamBus {
   /** Stops consuming (in-flight handlers finish) and drains the connection. */
   async close(): Promise<void> {
     await this.stopConsuming();
-    this.flushAudit();
+    this.auditTurn.take();
     for (const f of this.feeds) await f.stop();
     this.feeds.clear();
     for (const s of this.subs) s.unsubscribe();

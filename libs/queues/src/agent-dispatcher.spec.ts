@@ -47,13 +47,14 @@ test('a targeted job goes to the chosen agent\'s own queue, and again there when
   const beat = (agentId: string): AgentHeartbeat => ({ agentId, roles: ['executor'], pid: 1, host: 'h', concurrency: 1, inFlight: 0, completed: 0, failed: 0, startedAt: new Date().toISOString(), at: new Date().toISOString(), version: '0' });
   await redis.hset(names.agentsKey, 'w1', JSON.stringify(beat('w1')), 'w2', JSON.stringify(beat('w2')));
   const queues = new StepQueues(redis, names);
-  queues.useDispatcher(new AgentDispatcher(redis, names, parseDispatchTable('executor=round-robin'), { agentTtlMs: 6000, registryCacheMs: 0 }, (q) => queues.depth(q)));
+  const dispatcher = new AgentDispatcher(redis, names, parseDispatchTable('executor=round-robin'), { agentTtlMs: 6000, registryCacheMs: 0 }, (q) => queues.depth(q));
+  queues.useDispatcher(dispatcher);
   try {
     const job = (stepId: string) => ({ runId: 'run_x', project: 'p', stepId, attempt: 1, role: 'executor', kind: 'shell' }) as unknown as StepJob;
     await queues.enqueue(job('s1'));
     await queues.enqueue(job('s2'));
     await queues.enqueue(job('s1')); // a coordinator re-driving after a crash
-    const where = async (jobId: string) => (await queues.findJob('executor', jobId))?.queueName;
+    const where = (jobId: string) => dispatcher.queueOf('executor', jobId);
     const q1 = await where('run_x.s1.1');
     const q2 = await where('run_x.s2.1');
     assert.ok(q1 && q2 && q1 !== q2, `two agents took turns: ${q1} / ${q2}`);

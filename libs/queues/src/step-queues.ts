@@ -86,12 +86,6 @@ export class StepQueues {
     return jobId;
   }
 
-  /** The step job `jobId` of queue role `role` (or of the agent's own queue it was sent to), if it exists. */
-  async findJob(role: string, jobId: string): Promise<Job<StepJob> | undefined> {
-    const q = this.dispatcher ? await this.dispatcher.queueOf(role, jobId) : role;
-    return this.queue(q).getJob(jobId);
-  }
-
   /**
    * Where the step job `jobId` is (BullMQ's state: `unknown` when it does not exist), and when a running one
    * started. One script for a job that is not running; a running one's hash is read too, for `processedOn`. The

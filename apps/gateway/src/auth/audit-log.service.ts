@@ -10,13 +10,13 @@
  */
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { AuditRecord } from '@muse/contracts';
-import type { JetStreamBus } from '@muse/messaging';
+import { TurnBatch, type JetStreamBus } from '@muse/messaging';
 import { LOGGER, type Logger } from '@muse/telemetry';
 import { BUS } from '../gateway.tokens.js';
 
 @Injectable()
 export class AuditLog implements OnApplicationShutdown {
-  private pending: AuditRecord[] = [];
+  private readonly turn = new TurnBatch<AuditRecord>((records) => this.write(records));
   private readonly writes = new Set<Promise<void>>();
 
   constructor(
@@ -25,7 +25,7 @@ export class AuditLog implements OnApplicationShutdown {
   ) {}
 
   record(r: AuditRecord): void {
-    if (this.pending.push(r) === 1) setImmediate(() => this.flush());
+    this.turn.add([r]);
   }
 
   read(projects: readonly string[] | '*', limit: number): Promise<AuditRecord[]> {
@@ -34,7 +34,7 @@ export class AuditLog implements OnApplicationShutdown {
 
   /** Resolves once every record given so far is stored, or logged as not stored. */
   async drain(): Promise<void> {
-    this.flush();
+    this.turn.take();
     await Promise.all(this.writes);
   }
 
@@ -43,10 +43,7 @@ export class AuditLog implements OnApplicationShutdown {
     return this.drain();
   }
 
-  private flush(): void {
-    if (this.pending.length === 0) return;
-    const records = this.pending;
-    this.pending = [];
+  private write(records: AuditRecord[]): void {
     const lost = (audit: AuditRecord, err: unknown) => this.logger.error({ err, audit }, 'audit record not stored');
     const write = this.bus
       .appendAudit(records)
