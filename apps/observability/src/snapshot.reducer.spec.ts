@@ -425,6 +425,22 @@ test('steps carry their needs from the definition; agent steps\' token usage add
   assert.equal(snapshotRun(s, 'nope'), undefined);
 });
 
+test("a step answered from a recording (a replay's) spent nothing: the live view counts what the run's spend counts", () => {
+  const s = createLiveState('t', new Date(T0));
+  const r = runLog('r1');
+  for (const ev of [r.created(), r.started(), r.queued('plan', 'orchestrator'), r.stepStarted('plan')]) applyRunEvent(s, ev);
+  const replayed = r.completed('plan');
+  const call = { requestHash: 'h', seed: 0, temperature: 0, topP: 1 };
+  (replayed.data as { output: unknown }).output = { text: 'ok', model: 'gpt-x', usage: { inputTokens: 7, outputTokens: 11 }, call: { ...call, replayed: true } };
+  applyRunEvent(s, replayed);
+  const live = r.completed('lint');
+  (live.data as { output: unknown }).output = { text: 'ok', model: 'gpt-x', usage: { inputTokens: 3, outputTokens: 4 }, call };
+  applyRunEvent(s, live);
+  const snap = buildSnapshot(s, new Date(T0 + 5_000));
+  assert.deepEqual(snap.runs.recent[0]!.tokens, { input: 3, output: 4 });
+  assert.deepEqual(snap.spend, { inputTokens: 3, outputTokens: 4, byModel: [{ model: 'gpt-x', inputTokens: 3, outputTokens: 4, steps: 1 }] });
+});
+
 test("a failed attempt's spent tokens count per run and per model, but no step", () => {
   const s = createLiveState('t', new Date(T0));
   const r = runLog('r1');

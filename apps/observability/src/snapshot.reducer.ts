@@ -22,9 +22,11 @@ import {
   RUN_STATUSES,
   TERMINAL_RUN_STATUSES,
   isTerminalRunStatus,
+  outputSpend,
   stepNeeds,
   stepRole,
   type AgentHeartbeat,
+  type AttemptSpend,
   type RunEvent,
   type RunStatus,
   type RunView,
@@ -255,9 +257,13 @@ export function applyRunEvent(state: LiveState, ev: RunEvent): EventResult {
       runOutcome = 'cancelled';
       break;
   }
-  if (ev.type === 'step.completed') countUsage(state, run, ev.data.output, true);
+  // What the run's `spend` counts (outputSpend): a step answered from a recording (a replay's) spent nothing.
+  if (ev.type === 'step.completed') {
+    const spent = outputSpend(ev.data.output);
+    if (spent) countUsage(state, run, spent, true);
+  }
   // A failed attempt's calls were spent all the same (its `spent`); it counts no step.
-  if ((ev.type === 'step.failed' || ev.type === 'budget.waiting') && ev.data.spent) countUsage(state, run, { model: ev.data.spent.model, usage: ev.data.spent }, false);
+  if ((ev.type === 'step.failed' || ev.type === 'budget.waiting') && ev.data.spent) countUsage(state, run, ev.data.spent, false);
   countOutcomes(state.totals, runOutcome, stepOutcome);
   state.totals.eventsSeen++;
   pushEvent(state, summarize(ev));
@@ -440,21 +446,17 @@ export function buildSnapshot(state: LiveState, now: Date): Snapshot {
 }
 
 /**
- * Adds an agent step's token usage (its output `{ text, model, usage: {
- * inputTokens, outputTokens } }`, or a failed attempt's `spent` in that shape)
- * to the run and to the per-model spend; `completed` counts the step. Other
- * outputs (shell steps, approvals) carry none and add nothing.
+ * Adds what an attempt's model calls spent (`outputSpend` of a completed agent step's output, or a failed attempt's
+ * `spent`) to the run and to the per-model spend; `completed` counts the step.
  */
-function countUsage(state: LiveState, run: RunEntry, output: unknown, completed: boolean): void {
-  if (typeof output !== 'object' || output === null) return;
-  const { model, usage } = output as { model?: unknown; usage?: { inputTokens?: unknown; outputTokens?: unknown } };
-  if (typeof usage !== 'object' || usage === null) return;
-  const input = tokenCount(usage.inputTokens);
-  const out = tokenCount(usage.outputTokens);
+function countUsage(state: LiveState, run: RunEntry, spent: AttemptSpend, completed: boolean): void {
+  const input = tokenCount(spent.inputTokens);
+  const out = tokenCount(spent.outputTokens);
   if (input === 0 && out === 0) return;
   run.tokens ??= { input: 0, output: 0 };
   run.tokens.input += input;
   run.tokens.output += out;
+  const model = spent.model;
   let name = typeof model === 'string' && model.length > 0 && model.length <= 128 ? model : 'unknown';
   if (!state.spend.has(name) && state.spend.size >= state.opts.maxSpendModels) name = 'other';
   const m = state.spend.get(name) ?? { inputTokens: 0, outputTokens: 0, steps: 0 };
