@@ -19,7 +19,8 @@
  * ARGV[2]  creation time, epoch ms (the ZSET score)
  * ARGV[3]  expiry time, epoch ms (0 = kept forever)
  * ARGV[4]  how long a GC claim holds, ms (an older one is from a GC that died)
- * then, per artifact i, ARGV[5+5i..9+5i]:
+ * ARGV[5]  the prefix of the metadata keys (the metadata of artifact id X is at ARGV[5] .. X)
+ * then, per artifact i, ARGV[6+5i..10+5i]:
  *          new artifact id, metadata JSON up to the version, the rest of the JSON after it, digest, If-Match version (-1 = none)
  * then, per small blob j that came inside the request (its digest already checked by the caller), a digest and the
  *          bytes: written to the Redis blob tier in the same script, marked pending as an upload would be (one round
@@ -34,6 +35,12 @@
  * for a new artifact and 0 when the same (run, step, attempt, name) was
  * committed before, in which case `meta_i` is that first artifact's metadata
  * (a replay is answered as before, without re-checking If-Match).
+ *
+ * A commit key holds the id of the artifact it made, and its metadata is read
+ * from the artifact's own key: one copy of the metadata, not two. A commit key
+ * holding the metadata itself (as every one did before) is still read as such.
+ * One whose artifact is gone (not by retention, which removes both) is taken
+ * as never committed.
  *
  * The metadata JSON is built in TypeScript and split around the version,
  * which only the script knows; that avoids cjson (its number formatting and
@@ -55,6 +62,11 @@ end
 `;
 
 export const ARTIFACT_COMMIT_LUA = `${PUT_REDIS_BLOB_FN}
+local function committedMeta(commitKey)
+  local v = redis.call('GET', commitKey)
+  if not v or string.sub(v, 1, 1) == '{' then return v end
+  return redis.call('GET', ARGV[5] .. v)
+end
 local token = tonumber(ARGV[1])
 local highest = tonumber(redis.call('GET', KEYS[1]) or '0')
 if token < highest then
@@ -63,7 +75,7 @@ end
 local now = tonumber(ARGV[2])
 local n = (#KEYS - 8) / 3
 local pendingKey, blobsKey, timesKey = KEYS[6 + 3 * n], KEYS[7 + 3 * n], KEYS[8 + 3 * n]
-local first = 5 + 5 * n
+local first = 6 + 5 * n
 for j = first, #ARGV, 2 do
   local claimed = redis.call('ZSCORE', KEYS[4], ARGV[j])
   if claimed and now - tonumber(claimed) < tonumber(ARGV[4]) then
@@ -77,8 +89,8 @@ for j = first, #ARGV, 2 do
 end
 for i = 0, n - 1 do
   local versionKey, commitKey = KEYS[6 + 3 * i], KEYS[7 + 3 * i]
-  local digest, ifMatch = ARGV[8 + 5 * i], tonumber(ARGV[9 + 5 * i])
-  if redis.call('EXISTS', commitKey) == 0 then
+  local digest, ifMatch = ARGV[9 + 5 * i], tonumber(ARGV[10 + 5 * i])
+  if not committedMeta(commitKey) then
     local claimed = redis.call('ZSCORE', KEYS[4], digest)
     if claimed and now - tonumber(claimed) < tonumber(ARGV[4]) then
       return {3, digest}
@@ -103,8 +115,8 @@ end
 local out = {1, stored}
 for i = 0, n - 1 do
   local versionKey, commitKey, metaKey = KEYS[6 + 3 * i], KEYS[7 + 3 * i], KEYS[8 + 3 * i]
-  local id, head, tail, digest = ARGV[5 + 5 * i], ARGV[6 + 5 * i], ARGV[7 + 5 * i], ARGV[8 + 5 * i]
-  local existing = redis.call('GET', commitKey)
+  local id, head, tail, digest = ARGV[6 + 5 * i], ARGV[7 + 5 * i], ARGV[8 + 5 * i], ARGV[9 + 5 * i]
+  local existing = committedMeta(commitKey)
   if existing then
     out[#out + 1] = 0
     out[#out + 1] = existing
@@ -113,7 +125,7 @@ for i = 0, n - 1 do
     local meta = head .. version .. tail
     redis.call('SET', metaKey, meta)
     redis.call('ZADD', KEYS[2], ARGV[2], id)
-    redis.call('SET', commitKey, meta)
+    redis.call('SET', commitKey, id)
     redis.call('HINCRBY', KEYS[3], digest, 1)
     if tonumber(ARGV[3]) > 0 then
       redis.call('ZADD', KEYS[5], ARGV[3], id)

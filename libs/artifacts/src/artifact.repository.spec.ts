@@ -90,6 +90,47 @@ describe('ArtifactRepository (fenced commit script, real Redis)', () => {
     assert.equal(await redis.get(names.artifactVersionKey(runId, 'stdout.txt')), '1');
   });
 
+  test('the commit key holds the artifact id, and a repeat reads the metadata from the artifact: one copy of it', async () => {
+    const runId = 'r-one-copy';
+    const first = await commit(input({ runId }));
+    assert.ok(first.ok);
+    const { meta } = first.artifacts[0]!;
+    assert.equal(await redis.get(repo.commitKey(runId, 'build', 1, 'stdout.txt')), meta.id);
+    const again = await commit(input({ runId }));
+    assert.ok(again.ok);
+    assert.deepEqual(again.artifacts[0], { created: false, meta });
+  });
+
+  test('a commit key written before, holding the metadata itself, still answers a repeat', async () => {
+    const runId = 'r-old-key';
+    const first = await commit(input({ runId }));
+    assert.ok(first.ok);
+    const { meta } = first.artifacts[0]!;
+    const key = repo.commitKey(runId, 'build', 1, 'stdout.txt');
+    await redis.set(key, JSON.stringify(meta));
+    const again = await commit(input({ runId }));
+    assert.ok(again.ok);
+    assert.deepEqual(again.artifacts[0], { created: false, meta });
+    assert.equal(await redis.get(key), JSON.stringify(meta));
+  });
+
+  test('a commit key whose artifact is gone counts as never committed: the repeat commits anew, checked as a first commit', async () => {
+    const runId = 'r-dangling';
+    const first = await commit(input({ runId }));
+    assert.ok(first.ok);
+    await redis.del(names.artifactKey(first.artifacts[0]!.meta.id));
+    const again = await commit(input({ runId }));
+    assert.ok(again.ok);
+    assert.equal(again.artifacts[0]!.created, true);
+    assert.equal(again.artifacts[0]!.meta.version, 2);
+    assert.notEqual(again.artifacts[0]!.meta.id, first.artifacts[0]!.meta.id);
+    assert.equal(await redis.get(repo.commitKey(runId, 'build', 1, 'stdout.txt')), again.artifacts[0]!.meta.id);
+    // Checked as a first commit is: an If-Match that does not hold refuses it.
+    await redis.del(names.artifactKey(again.artifacts[0]!.meta.id));
+    const conflicting = await commit(input({ runId, artifacts: [{ name: 'stdout.txt', digest: digest('a'), size: 3, mediaType: 'text/plain', ifMatch: 1 }] }));
+    assert.deepEqual(conflicting, { ok: false, conflict: true, name: 'stdout.txt', latest: 2 });
+  });
+
   test('concurrent commits of the same artifact agree on one id', async () => {
     const runId = 'r-race';
     const results = await Promise.all(Array.from({ length: 20 }, () => commit(input({ runId }))));

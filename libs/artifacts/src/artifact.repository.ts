@@ -112,7 +112,7 @@ export class ArtifactRepository {
       this.names.artifactExpiryKey,
     ];
     const expiresAt = input.ttlMs ? new Date(createdAt.getTime() + input.ttlMs) : undefined;
-    const args: Array<string | number | Buffer> = [input.fencingToken, createdAt.getTime(), expiresAt?.getTime() ?? 0, GC_CLAIM_HOLD_MS];
+    const args: Array<string | number | Buffer> = [input.fencingToken, createdAt.getTime(), expiresAt?.getTime() ?? 0, GC_CLAIM_HOLD_MS, this.names.artifactKey('')];
     for (const a of input.artifacts) {
       const id = this.newId();
       const { head, tail } = splitAroundVersion({
