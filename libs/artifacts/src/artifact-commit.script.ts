@@ -19,7 +19,8 @@
  * ARGV[2]  creation time, epoch ms (the ZSET score)
  * ARGV[3]  expiry time, epoch ms (0 = kept forever)
  * ARGV[4]  how long a GC claim holds, ms (an older one is from a GC that died)
- * ARGV[5]  the prefix of the metadata keys (the metadata of artifact id X is at ARGV[5] .. X)
+ * ARGV[5]  the prefix of the metadata keys (the metadata of artifact id X is at ARGV[5] .. X: a key the script
+ *          learns from a commit key, so not one of KEYS; Muse runs on one Redis, not a Redis Cluster)
  * then, per artifact i, ARGV[6+5i..10+5i]:
  *          new artifact id, metadata JSON up to the version, the rest of the JSON after it, digest, If-Match version (-1 = none)
  * then, per small blob j that came inside the request (its digest already checked by the caller), a digest and the
