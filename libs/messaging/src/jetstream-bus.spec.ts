@@ -100,6 +100,11 @@ test("appendAudit stores a project's records as one acked message and says which
   // Acked: stored by the time it resolves. s's three in one message, t's one, the project-less one under `_`.
   assert.equal((await bus.jsm.streams.info(names.auditStream)).state.messages - before, 3);
   assert.deepEqual((await bus.readAudit(['s'], 100)).map((r) => r.target), ['run_1', 'run_3', 'run_5']);
+  // An invalid record fails alone; the valid one beside it is stored.
+  const bad = { ...request('u', 6), outcome: 'maybe' } as unknown as AuditRecord;
+  const partly = await bus.appendAudit([bad, request('u', 7)]);
+  assert.deepEqual(partly.map((f) => f.records), [[bad]]);
+  assert.deepEqual((await bus.readAudit(['u'], 100)).map((r) => r.target), ['run_7']);
   // A namespace without its audit stream stores nothing: every record comes back, grouped as it was sent.
   const bare = await JetStreamBus.connect({ url: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', names: museNames(`t-bus-${randomBytes(4).toString('hex')}`), name: 'muse-spec-bus-bare' });
   try {

@@ -295,12 +295,20 @@ export class JetStreamBus {
    * Stores audit records, each message acked by JetStream: the records of one project together, as one message
    * holding a JSON array of up to AUDIT_BATCH_MAX of them (one record alone is stored as its bare object), so a
    * gateway that audits many requests at once pays one publish and one ack for them.
-   * @returns the records of the messages that were not stored (none when all were), each group with why
+   * A record that is not a valid audit record fails alone, as it did when each record was a message of its own.
+   * @returns the records that were not stored (none when all were): each invalid one alone, the others grouped by
+   * message, each group with why
    */
   async appendAudit(records: readonly AuditRecord[], timeoutMs = 5_000): Promise<Array<{ records: AuditRecord[]; err: unknown }>> {
     const failed: Array<{ records: AuditRecord[]; err: unknown }> = [];
+    const valid: AuditRecord[] = [];
+    for (const r of records) {
+      const checked = AuditRecordSchema.safeParse(r);
+      if (checked.success) valid.push(checked.data);
+      else failed.push({ records: [r], err: checked.error });
+    }
     await Promise.all(
-      this.auditMessages(records.map((r) => AuditRecordSchema.parse(r))).map((m) => this.js.publish(m.subject, m.data, { timeout: timeoutMs }).then(
+      this.auditMessages(valid).map((m) => this.js.publish(m.subject, m.data, { timeout: timeoutMs }).then(
         () => undefined,
         (err: unknown) => void failed.push({ records: m.records, err }),
       )),
