@@ -133,7 +133,7 @@ await runService({
       stealing: {
         intervalMs: c.MUSE_STEAL_INTERVAL_MS,
         agentTtlMs: c.MUSE_AGENT_TTL_MS,
-        agentQueues: (role) => redis.smembers(names.dispatchQueuesKey(role)),
+        agentQueues: (roles) => depthOf.agentQueues(roles),
         forgetQueue: async (role, queue) => void (await depthOf.forgetAgentQueue(role, queue)),
         depth: (queue) => depthOf.depth(queue),
         heartbeats: async () => (await readAgentHeartbeats(redis, names)).heartbeats,

@@ -29,7 +29,7 @@ test('no stealing without a free slot, or while work waits on the agent\'s own q
 });
 
 test('a tick reads heartbeats only when a role has other agents\' queues to judge (never under shared dispatch)', async () => {
-  const reads = { heartbeats: 0, depth: 0 };
+  const reads = { sets: 0, heartbeats: 0, depth: 0 };
   const queuesOf: Record<string, string[]> = { planner: [], executor: [] };
   const stealer = new WorkStealer({
     agentId: 'me',
@@ -37,7 +37,7 @@ test('a tick reads heartbeats only when a role has other agents\' queues to judg
     intervalMs: 0,
     agentTtlMs: 6000,
     freeSlots: () => 1,
-    agentQueues: async (role) => queuesOf[role]!,
+    agentQueues: async (roles) => (reads.sets++, roles.map((role) => queuesOf[role]!)),
     forgetQueue: async () => undefined,
     depth: async () => (reads.depth++, { waiting: 0, active: 0 }),
     heartbeats: async () => (reads.heartbeats++, [{ agentId: 'other', at: new Date().toISOString(), concurrency: 1 } as AgentHeartbeat]),
@@ -45,9 +45,9 @@ test('a tick reads heartbeats only when a role has other agents\' queues to judg
     logger: { info: () => undefined, warn: (o: unknown) => assert.fail(JSON.stringify(o)), debug: () => undefined },
   });
   await stealer.tick();
-  assert.deepEqual(reads, { heartbeats: 0, depth: 0 });
+  assert.deepEqual(reads, { sets: 1, heartbeats: 0, depth: 0 }, 'one read of the sets for both roles');
   queuesOf.planner = ['planner@other'];
   queuesOf.executor = ['executor@other'];
   await stealer.tick();
-  assert.deepEqual(reads, { heartbeats: 1, depth: 4 }, 'one heartbeat read per tick, however many roles; own and victim depth per role');
+  assert.deepEqual(reads, { sets: 2, heartbeats: 1, depth: 4 }, 'one read of the sets and one of the heartbeats per tick, however many roles; own and victim depth per role');
 });

@@ -68,8 +68,8 @@ export interface WorkStealerDeps {
   agentTtlMs: number;
   /** Free job slots of this agent for `role`. */
   freeSlots(role: string): number;
-  /** Other agents' own queues of `role` (the dispatcher's set). */
-  agentQueues(role: string): Promise<string[]>;
+  /** The agents' own queues of each of `roles` (the dispatcher's sets), in the order of `roles`: one read for all. */
+  agentQueues(roles: readonly string[]): Promise<string[][]>;
   forgetQueue(role: string, queueRole: string): Promise<void>;
   depth(queueRole: string): Promise<{ waiting: number; active: number }>;
   heartbeats(): Promise<AgentHeartbeat[]>;
@@ -115,10 +115,12 @@ export class WorkStealer {
     try {
       // Read once a role has other agents' queues to judge: under `shared` dispatch (the default) none has, and an
       // idle agent then reads one set per role each tick, not every agent's heartbeat.
+      // Every role's set in one read: an idle agent's tick is one round trip to Redis, not one per role.
       let heartbeats: Map<string, AgentHeartbeat> | undefined;
       const wanted = new Set<string>();
-      for (const role of this.deps.roles) {
-        const names = (await this.deps.agentQueues(role)).filter((q) => ownerOf(q) !== this.deps.agentId);
+      const sets = await this.deps.agentQueues(this.deps.roles);
+      for (const [i, role] of this.deps.roles.entries()) {
+        const names = (sets[i] ?? []).filter((q) => ownerOf(q) !== this.deps.agentId);
         // Under `shared` dispatch no agent has a queue of its own: nothing more to read for this role.
         if (names.length === 0) continue;
         heartbeats ??= new Map((await this.deps.heartbeats()).map((hb) => [hb.agentId, hb]));

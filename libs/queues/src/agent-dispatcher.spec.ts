@@ -59,6 +59,8 @@ test('a targeted job goes to the chosen agent\'s own queue, and again there when
     const q2 = await where('run_x.s2.1');
     assert.ok(q1 && q2 && q1 !== q2, `two agents took turns: ${q1} / ${q2}`);
     assert.deepEqual((await redis.smembers(names.dispatchQueuesKey('executor'))).sort(), ['executor@w1', 'executor@w2']);
+    const sets = await queues.agentQueues(['reviewer', 'executor']);
+    assert.deepEqual(sets.map((s) => [...s].sort()), [[], ['executor@w1', 'executor@w2']], 'each role\'s set, in the order asked (none for a role nobody targets)');
     const counts = await Promise.all(['executor@w1', 'executor@w2', 'executor'].map((q) => queues.depth(q)));
     assert.deepEqual(counts.map((d) => d.waiting), [1, 1, 0], 'one copy of each job, none on the role queue');
     assert.equal((await queues.roleDepth('executor')).waiting, 2, 'the role depth counts the agents\' queues');

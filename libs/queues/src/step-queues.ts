@@ -136,6 +136,17 @@ export class StepQueues {
     return dropped === 1;
   }
 
+  /** The agents' own queues of each of `roles` (the dispatcher's sets, empty under shared dispatch), in one round trip. */
+  async agentQueues(roles: readonly string[]): Promise<string[][]> {
+    if (roles.length === 0) return [];
+    const read = this.connection.pipeline();
+    for (const role of roles) read.smembers(this.names.dispatchQueuesKey(role));
+    return ((await read.exec()) ?? []).map(([err, members]) => {
+      if (err) throw err;
+      return members as string[];
+    });
+  }
+
   /** Jobs of a role in all: its queue and the agents' own queues of it (targeted dispatch). */
   async roleDepth(role: string): Promise<{ waiting: number; active: number; delayed: number }> {
     const own = role.includes('+') ? [] : await this.connection.smembers(this.names.dispatchQueuesKey(role));
