@@ -263,9 +263,11 @@ export class RunWatcher {
   private readonly waiters = new Map<string, (t: number) => void>();
   private readonly done = new Map<string, number>();
   readonly lags: number[] = [];
+  /** When each event arrived (Date.now(), by event id), for a watcher opened with `arrivals: true`. */
+  readonly arrivals = new Map<string, number>();
   private ws!: WebSocket;
 
-  static async open(ctx: BenchContext): Promise<RunWatcher> {
+  static async open(ctx: BenchContext, opts: { arrivals?: boolean } = {}): Promise<RunWatcher> {
     const w = new RunWatcher();
     w.ws = new WebSocket(`${ctx.gateway.replace(/^http/, 'ws')}/v1/stream?access_token=${encodeURIComponent(ctx.apiKey)}`, { headers: ctx.headers() } as never);
     await new Promise<void>((resolve, reject) => {
@@ -278,7 +280,9 @@ export class RunWatcher {
         if (msg.type === 'subscribed') resolve();
         if (msg.type !== 'event' || !msg.event) return;
         const now = performance.now();
-        w.lags.push(Date.now() - Date.parse(msg.event.at));
+        const wall = Date.now();
+        w.lags.push(wall - Date.parse(msg.event.at));
+        if (opts.arrivals) w.arrivals.set(msg.event.id, wall);
         if (msg.event.type === 'run.completed' || msg.event.type === 'run.failed' || msg.event.type === 'run.cancelled') {
           const waiter = w.waiters.get(msg.event.runId);
           if (waiter) {

@@ -1,5 +1,7 @@
 /** Latency scenarios: one step end to end, a 50-step chain, event → WebSocket. */
 import { jsDeliveryP99, bullChain, bullRoundTrip } from '../baselines.js';
+import { connect } from '@nats-io/transport-node';
+import { decodeRunEvents } from '@muse/messaging';
 import { register, RunWatcher, submit, type BenchContext } from '../context.js';
 import type { Row } from '../report.js';
 import { percentile, summarize } from '../stats.js';
@@ -89,19 +91,59 @@ export async function chain(ctx: BenchContext): Promise<Row> {
   };
 }
 
+/**
+ * `runs` runs submitted at once, each event's lag from its `at` (the coordinator's fold) to the WebSocket client.
+ * The same events are also read straight off NATS (a core subscription to the run log's subjects in this process),
+ * which splits each lag in two: until the append is on NATS (the coordinator: fold, append) and from there to the
+ * WebSocket client (the gateway: its JetStream consumer, the session, the socket).
+ */
 export async function eventToWebSocket(ctx: BenchContext): Promise<Row> {
   await register(ctx, SINGLE_STEP_DEFINITION);
   const p99s: number[] = [];
+  const toNatsP99s: number[] = [];
+  const natsToWsP99s: number[] = [];
   const runs = ctx.quick ? 20 : 100;
-  for (let rep = 0; rep <= ctx.reps; rep++) {
-    const watcher = await RunWatcher.open(ctx);
-    try {
-      const ids = await Promise.all(Array.from({ length: runs }, () => submit(ctx, SINGLE_STEP_DEFINITION.name)));
-      await Promise.all(ids.map((id) => watcher.finished(id)));
-      if (rep > 0) p99s.push(percentile(watcher.lags, 99));
-    } finally {
-      watcher.close();
+  const nc = await connect({ servers: ctx.natsUrl });
+  try {
+    const onNats = new Map<string, { at: number; seen: number }>();
+    nc.subscribe(ctx.names.runSubjectWildcard, {
+      callback: (err, m) => {
+        if (err) return;
+        const seen = Date.now();
+        try {
+          for (const e of decodeRunEvents(m.data)) onNats.set(e.id, { at: Date.parse(e.at), seen });
+        } catch {
+          // not a run-log message this row reads; its events go without the split
+        }
+      },
+    });
+    await nc.flush();
+    for (let rep = 0; rep <= ctx.reps; rep++) {
+      const watcher = await RunWatcher.open(ctx, { arrivals: true });
+      onNats.clear();
+      try {
+        const ids = await Promise.all(Array.from({ length: runs }, () => submit(ctx, SINGLE_STEP_DEFINITION.name)));
+        await Promise.all(ids.map((id) => watcher.finished(id)));
+        if (rep === 0) continue;
+        p99s.push(percentile(watcher.lags, 99));
+        const toNats: number[] = [];
+        const natsToWs: number[] = [];
+        for (const [id, wsAt] of watcher.arrivals) {
+          const n = onNats.get(id);
+          if (!n) continue;
+          toNats.push(n.seen - n.at);
+          natsToWs.push(wsAt - n.seen);
+        }
+        if (toNats.length > 0) {
+          toNatsP99s.push(percentile(toNats, 99));
+          natsToWsP99s.push(percentile(natsToWs, 99));
+        }
+      } finally {
+        watcher.close();
+      }
     }
+  } finally {
+    await nc.close();
   }
   const base: number[] = [];
   for (let rep = 0; rep < ctx.reps; rep++) base.push(await jsDeliveryP99(ctx, runs));
@@ -111,6 +153,7 @@ export async function eventToWebSocket(ctx: BenchContext): Promise<Row> {
     scenario: 'event appended → WebSocket client (p99)',
     unit: 'ms',
     muse,
+    ...(toNatsP99s.length > 0 ? { extra: { foldToNatsP99ms: summarize(toNatsP99s).median, natsToWsP99ms: summarize(natsToWsP99s).median } } : {}),
     baseline,
     baselineLabel: 'JetStream publish→consume',
     ratio: muse.median / baseline.median,
