@@ -114,10 +114,10 @@ export class WorkStealer {
     this.ticking = true;
     try {
       // Read once a role has other agents' queues to judge: under `shared` dispatch (the default) none has, and an
-      // idle agent then reads one set per role each tick, not every agent's heartbeat.
-      // Every role's set in one read: an idle agent's tick is one round trip to Redis, not one per role.
+      // idle agent then reads the roles' sets each tick, not every agent's heartbeat.
       let heartbeats: Map<string, AgentHeartbeat> | undefined;
       const wanted = new Set<string>();
+      // Every role's set in one read: an idle agent's tick is one round trip to Redis, not one per role.
       const sets = await this.deps.agentQueues(this.deps.roles);
       for (const [i, role] of this.deps.roles.entries()) {
         const names = (sets[i] ?? []).filter((q) => ownerOf(q) !== this.deps.agentId);
