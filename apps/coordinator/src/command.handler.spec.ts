@@ -9,11 +9,14 @@ import { MuseMetrics } from '@muse/telemetry';
 import { foldEvents } from '@muse/engine';
 import { EventTooLargeError, WrongLastSequenceError, type JetStreamBus } from '@muse/messaging';
 import type { StepQueues } from '@muse/queues';
-import type { RunLocks } from '@muse/locks';
-import { CommandHandler, EARLY_COMMAND_DELIVERIES, RunNotStartedError } from './command.handler.js';
+import type { RunLockDraw, RunLocks } from '@muse/locks';
+import { CommandHandler, EARLY_COMMAND_DELIVERIES, RunNotStartedError, type CommandHandlerDeps } from './command.handler.js';
 import type { RunViewStore } from './run-view.store.js';
 
-function harness(commitAnswer: unknown | ((req: { stepId: string; fencingToken: number }) => Promise<unknown>), opts: { enqueue?: (job: StepJob) => Promise<void>; maxEventBytes?: number } = {}) {
+function harness(
+  commitAnswer: unknown | ((req: { stepId: string; fencingToken: number }) => Promise<unknown>),
+  opts: { enqueue?: (job: StepJob) => Promise<void>; maxEventBytes?: number; locks?: RunLocks; inlineCommits?: CommandHandlerDeps['inlineCommits'] } = {},
+) {
   const log: RunEvent[] = [];
   const enqueued: StepJob[] = [];
   const published: string[] = [];
@@ -47,10 +50,20 @@ function harness(commitAnswer: unknown | ((req: { stepId: string; fencingToken: 
     },
     remove: async () => undefined,
   } as unknown as StepQueues;
-  const locks = { withRunLock: async <T>(_id: string, fn: (token: number, signal: AbortSignal) => Promise<T>) => fn(1, new AbortController().signal) } as unknown as RunLocks;
+  const locks = opts.locks ?? ({ withRunLock: async <T>(_id: string, fn: (token: number, signal: AbortSignal) => Promise<T>) => fn(1, new AbortController().signal) } as unknown as RunLocks);
   const views = { write: async () => (counts.viewWrites++, true) } as unknown as RunViewStore;
   const logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
-  const deps = { bus, queues, locks, views, names: museNames('t-spec'), defaults: { maxAttempts: 2, timeoutMs: 1000 }, logger: logger as never, metrics: new MuseMetrics('coordinator-spec') };
+  const deps: CommandHandlerDeps = {
+    bus,
+    queues,
+    locks,
+    views,
+    names: museNames('t-spec'),
+    defaults: { maxAttempts: 2, timeoutMs: 1000 },
+    logger: logger as never,
+    metrics: new MuseMetrics('coordinator-spec'),
+    ...(opts.inlineCommits ? { inlineCommits: opts.inlineCommits } : {}),
+  };
   const handler = new CommandHandler(deps);
   const ctx = { deliveryCount: 1, streamSeq: 1, working: () => undefined };
   return {
@@ -263,4 +276,39 @@ test('a run output too large for its run.completed event goes out as its size; t
   const state = foldEvents(h.log)!;
   assert.equal(state.status, 'succeeded');
   assert.deepEqual(state.output, expected);
+});
+
+test('a report whose commit the coordinator makes sends it with the lock\'s first try, under the token drawn there; a try that lost commits after the wait', async () => {
+  const refs = (stepId: string, token: number) => [{ id: `art_${stepId}_${token}`, name: 'output', version: 1, digest: 'sha256:00', size: 1, mediaType: 'application/json' }];
+  const plain: number[] = [];
+  const drawnFor: string[] = [];
+  /** Whether the next try at the lock wins (false: held elsewhere, the hold waits and draws token 20). */
+  let wins = true;
+  let counter = 10;
+  const locks = {
+    withRunLock: async <T>(_id: string, fn: (token: number, signal: AbortSignal) => Promise<T>, draw?: RunLockDraw) => {
+      const drawn = draw ? await draw({ key: 'mutex:lock', holder: wins ? 'me' : 'not-me', fence: 'fence' }) : ++counter;
+      return fn(drawn ?? 20, new AbortController().signal);
+    },
+  } as unknown as RunLocks;
+  const inlineCommits = {
+    commit: async (req: { stepId: string; fencingToken: number }) => (plain.push(req.fencingToken), { ok: true as const, artifacts: refs(req.stepId, req.fencingToken) }),
+    drawing: (req: { stepId: string }) => async (lock: { holder: string }) => {
+      drawnFor.push(req.stepId);
+      return lock.holder === 'me' ? { held: true as const, token: ++counter, response: { ok: true as const, artifacts: refs(req.stepId, counter) } } : { held: false as const };
+    },
+  } as unknown as CommandHandlerDeps['inlineCommits'];
+  const steps = ['a', 'b'].map((id, i) => ({ id, tool: 'shell', command: `echo ${id}`, ...(i ? { needs: ['a'] } : {}) }));
+  const h = harness(() => assert.fail('no commit goes to the artifact store'), { locks, inlineCommits });
+  await h.handle({ ...submit, definition: { name: 'w', steps } } as Command);
+  assert.deepEqual(drawnFor, [], 'a submission has no outputs: a plain draw');
+  await h.handle({ ...completed(1), stepId: 'a' } as Command);
+  wins = false;
+  await h.handle({ ...completed(1), stepId: 'b' } as Command);
+  const artifactsOf = (stepId: string) => h.log.flatMap((e) => (e.type === 'step.completed' && e.data.stepId === stepId ? (e.data as { artifacts?: Array<{ id: string }> }).artifacts!.map((a) => a.id) : []));
+  assert.deepEqual(drawnFor, ['a', 'b']);
+  assert.deepEqual(artifactsOf('a'), ['art_a_12'], 'committed with the try, under the token the commit drew (11 went to the submission)');
+  assert.deepEqual(artifactsOf('b'), ['art_b_20'], 'the try lost: committed after the wait, under the token drawn then');
+  assert.deepEqual(plain, [20]);
+  assert.equal(h.log.at(-1)!.type, 'run.completed');
 });

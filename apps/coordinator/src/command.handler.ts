@@ -29,7 +29,7 @@ import {
 import { buildStepJob, runAgent, stepQueueRole, foldEvents, isFinished, missingInputs, RunTransition, toRunView, type EngineDefaults, type Gate, type RunState } from '@muse/engine';
 import { CommandTooLargeError, EventTooLargeError, isWrongLastSequence, sendStepReport, type CommandContext, type JetStreamBus } from '@muse/messaging';
 import type { StepJobOptions, StepQueues } from '@muse/queues';
-import type { LeaseTable, RunLocks } from '@muse/locks';
+import type { LeaseTable, RunLockDraw, RunLocks } from '@muse/locks';
 import { withSpan, type Logger, type MuseMetrics } from '@muse/telemetry';
 import { KeyedSerial } from './keyed-serial.js';
 import { RunCache, type CachedRun } from './run-cache.js';
@@ -71,8 +71,11 @@ export interface CommandHandlerDeps {
   maxWorkflowDepth?: number;
   /** Leases of steps with `locks:`; without them such a step waits for ever. */
   leases?: LeaseTable;
-  /** Commits of small outputs made here instead of by the artifact store; without them every commit is the store's. */
-  inlineCommits?: Pick<InlineArtifactCommits, 'commit'>;
+  /**
+   * Commits of small outputs made here instead of by the artifact store; without them every commit is the store's.
+   * With `drawing`, the commit of the report a hold of the run's lock opens for goes out with the lock's first try.
+   */
+  inlineCommits?: Pick<InlineArtifactCommits, 'commit'> & Partial<Pick<InlineArtifactCommits, 'drawing'>>;
   now?: () => string;
 }
 
@@ -94,7 +97,7 @@ export class CommandHandler {
 
   constructor(private readonly deps: CommandHandlerDeps) {
     this.serial = new KeyedSerial(
-      (runId, body) => deps.locks.withRunLock(runId, (token, signal) => body({ token, signal })),
+      (runId, body) => deps.locks.withRunLock(runId, (token, signal) => body({ token, signal }), this.drawWithCommit(runId)),
       { lost: (held) => held.signal.aborted },
     );
     this.now = deps.now ?? (() => new Date().toISOString());
@@ -147,6 +150,34 @@ export class CommandHandler {
       this.precommits.set(c, { token, result });
       started++;
     }
+  }
+
+  /**
+   * A draw of the fencing token for the hold about to open on `runId` that also commits the outputs of the report at
+   * the head of the run's queue (the first command the hold runs), when the coordinator makes that commit itself: the
+   * try at the lock, the token and the commit then go out in one write, one round trip to Redis instead of two one
+   * after the other (RunLockDraw, ArtifactRepository.commitDrawing). The commit made is that report's early commit
+   * under the hold's token, as `precommit` starts for the reports queued behind it. Undefined (a plain draw) for any
+   * other command, a run whose state is not cached, or a commit that is the artifact store's.
+   */
+  private drawWithCommit(runId: string): RunLockDraw | undefined {
+    const head = this.serial.head(runId);
+    const inline = this.deps.inlineCommits;
+    if (!inline?.drawing || head?.kind !== 'step-report') return undefined;
+    const req = commitRequest(this.cache.get(runId)?.state, head);
+    const commit = req && inline.drawing(req);
+    if (!req || !commit) return undefined;
+    return (lock) =>
+      withSpan('muse.artifact.commit', { attributes: { 'muse.run_id': runId, 'muse.step_id': req.stepId, 'muse.attempt': req.attempt, 'muse.run_lock.drawn': true } }, async (span) => {
+        const drawn = await commit(lock);
+        // Nothing committed here: the lock was another's (the hold waits for it, and commits then), or the script did
+        // not take the commit (the hold's own commit of the report goes to the artifact store).
+        const committed = drawn.held && drawn.response?.ok ? drawn.response.artifacts : undefined;
+        span.setAttribute('muse.artifact.committed_by', committed ? 'coordinator' : 'none');
+        if (!drawn.held) return null;
+        if (committed) this.precommits.set(head, { token: drawn.token, result: Promise.resolve(committed) });
+        return drawn.token;
+      });
   }
 
   /** The artifacts of a completed report, committed under `token`: by its early commit when one was started under it. */
@@ -375,19 +406,9 @@ export class CommandHandler {
 
   /** Binds the blobs a worker uploaded to the run, under this hold's fencing token. */
   private async commitArtifacts(state: RunState | undefined, r: StepReport, token: number): Promise<ArtifactRef[]> {
-    if (r.outcome !== 'completed' || !r.artifacts?.length || !state || !openAttempt(state, r)) return [];
-    const req: ArtifactCommitRequest = {
-      runId: r.runId,
-      project: r.project,
-      // Elements of a forEach step each commit under their own name.
-      stepId: stepKey(r.stepId, r.index),
-      attempt: r.attempt,
-      agentId: r.agentId,
-      fencingToken: token,
-      artifacts: r.artifacts,
-      // The workflow's retention; without it the artifact store's default applies.
-      ...(state.definition.retention ? { ttlSeconds: state.definition.retention.ttlDays * 86_400 } : {}),
-    };
+    const unfenced = commitRequest(state, r);
+    if (!unfenced) return [];
+    const req: ArtifactCommitRequest = { ...unfenced, fencingToken: token };
     return withSpan('muse.artifact.commit', { attributes: { 'muse.run_id': r.runId, 'muse.step_id': req.stepId, 'muse.attempt': r.attempt } }, async (span) => {
       // Small outputs that rode in the report are committed here when they can be; the rest by the artifact store.
       const inline = await this.deps.inlineCommits?.commit(req);
@@ -795,6 +816,22 @@ const FOLD_MAX = 64;
 /** Whether any step (or forEach element) of the run took more than one attempt. */
 function retried(state: RunState): boolean {
   return Object.values(state.steps).some((st) => st.attempts > 1 || (st.items?.some((it) => it.attempts > 1) ?? false));
+}
+
+/** The commit of a completed report's outputs, its fencing token aside; undefined when it has none to commit (or its attempt is not open). */
+function commitRequest(state: RunState | undefined, r: StepReport): Omit<ArtifactCommitRequest, 'fencingToken'> | undefined {
+  if (r.outcome !== 'completed' || !r.artifacts?.length || !state || !openAttempt(state, r)) return undefined;
+  return {
+    runId: r.runId,
+    project: r.project,
+    // Elements of a forEach step each commit under their own name.
+    stepId: stepKey(r.stepId, r.index),
+    attempt: r.attempt,
+    agentId: r.agentId,
+    artifacts: r.artifacts,
+    // The workflow's retention; without it the artifact store's default applies.
+    ...(state.definition.retention ? { ttlSeconds: state.definition.retention.ttlDays * 86_400 } : {}),
+  };
 }
 
 /** Whether the report's attempt (of a step, or of one forEach element) is still queued or running in `state`. */

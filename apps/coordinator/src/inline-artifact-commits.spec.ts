@@ -106,4 +106,32 @@ describe('InlineArtifactCommits (real Redis)', () => {
     assert.deepEqual(await redis.zrange(names.runArtifactsKey('run_stale'), '0', '-1'), []);
     assert.equal(await redis.get(names.artifactFenceKey('run_stale')), '9');
   });
+
+  test('a drawing commit: only with the policy at hand and a commit it makes; it draws its token while the lock is its holder\'s, else touches nothing', async () => {
+    await publishCommitPolicy(redis, names, { redisBlobBytes: 2048, defaultTtlMs: 0 });
+    const { fencingToken: _none, ...req } = request({ runId: 'run_draw' });
+    // This reader reads Redis for every commit (refresh 0): no policy at hand without a read, so no drawing commit.
+    assert.equal(commits.drawing(req), undefined);
+    const cached = new CommitPolicyReader(redis, names, 60_000);
+    await cached.current();
+    const drawing = new InlineArtifactCommits({ repo, policy: cached, metrics });
+    assert.equal(drawing.drawing({ ...req, artifacts: [{ ...inline('plan.md', 'v2'), ifMatch: 1 }] }), undefined, 'an If-Match is the store\'s');
+
+    const lock = { key: `mutex:${names.runLockKey('run_draw')}`, holder: 'holder-1', fence: names.runFenceKey('run_draw') };
+    const commit = drawing.drawing(req)!;
+    await redis.set(lock.key, 'someone-else');
+    assert.deepEqual(await commit(lock), { held: false });
+    assert.equal(await redis.get(lock.fence), null, 'no token drawn');
+    assert.deepEqual(await redis.zrange(names.runArtifactsKey('run_draw'), '0', '-1'), []);
+
+    await redis.set(lock.key, lock.holder);
+    const before = await counted('committed');
+    const drawn = await commit(lock);
+    assert.ok(drawn.held && drawn.response?.ok, JSON.stringify(drawn));
+    assert.equal(drawn.token, 1);
+    assert.deepEqual(drawn.response.artifacts.map((a) => [a.name, a.version]), [['response.md', 1], ['llm-call.json', 1]]);
+    assert.equal(await redis.get(names.artifactFenceKey('run_draw')), '1', 'the artifacts\' fence is the drawn token');
+    assert.equal(await counted('committed'), before + 1, 'counted as any commit of the coordinator\'s');
+    await redis.del(lock.key); // under redis-semaphore's prefix, outside the namespace the spec's cleanup removes
+  });
 });

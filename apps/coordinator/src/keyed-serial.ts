@@ -50,6 +50,11 @@ export class KeyedSerial<H, T = unknown> {
     return this.queues.get(key)?.length ?? 0;
   }
 
+  /** The tag of the task at the head of `key`'s queue: the one running, or the first an opening hold will run. */
+  head(key: string): T | undefined {
+    return this.queues.get(key)?.[0]?.tag;
+  }
+
   /** Tags of the tasks the open hold on `key` will run, the running one first; none when no hold is open. */
   upcoming(key: string): T[] {
     const room = this.room.get(key) ?? 0;

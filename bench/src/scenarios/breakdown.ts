@@ -16,9 +16,11 @@ import { percentile, summarize } from '../stats.js';
 /**
  * The hops of one step, in order; consecutive ones share a boundary, so they add up to the step's period:
  * the coordinator's BullMQ add of the step's job; the job waiting until a worker takes it; the worker running the step
- * and publishing its report, until JetStream delivers it to the coordinator; the coordinator taking the run lock; the
- * commit of the step's outputs (small ones by the coordinator, in Redis; others by a request to the artifact store);
- * fold, append to the run log, until the next step's add starts.
+ * and publishing its report, until JetStream delivers it to the coordinator; the coordinator's work until the commit
+ * starts (the run lock's round trip first when the artifact store commits; when the coordinator commits itself, its
+ * commit goes out with the lock's first try); the commit of the step's outputs (small ones by the coordinator, in
+ * Redis, with the run lock; others by a request to the artifact store); fold, append to the run log, until the next
+ * step's add starts.
  */
 export const HOPS = ['add', 'pickup', 'runAndReport', 'beforeCommit', 'commit', 'foldToNextAdd'] as const;
 export type Hop = (typeof HOPS)[number];
@@ -58,7 +60,8 @@ export function stepHops(spans: ReceivedSpan[], stepIds: string[]): StepHops[] {
     let commit: ReceivedSpan | undefined;
     for (const c of byParent.get(attempt.spanId) ?? []) {
       if (!c.name.startsWith('muse.command')) continue;
-      const found = (byParent.get(c.spanId) ?? []).find((x) => x.name === 'muse.artifact.commit');
+      // A commit sent with the run lock's try that found the lock another's committed nothing ('none'): the next one did.
+      const found = (byParent.get(c.spanId) ?? []).find((x) => x.name === 'muse.artifact.commit' && x.attributes['muse.artifact.committed_by'] !== 'none');
       if (found) [command, commit] = [c, found];
     }
     if (!command || !commit) continue;
@@ -164,7 +167,7 @@ async function spansOf(receiver: OtlpReceiver, runId: string, length: number): P
  * The spans of a single-step run, in the order they start, by the name they start with: the gateway's submission
  * (publish, then the first view), the coordinator's handling of it (run lock, append, effects: the step's BullMQ add
  * among them), the worker's attempt (the model call inside it), the coordinator's handling of the step's report
- * (run lock, commit of its outputs, append, effects).
+ * (run lock and the commit of its outputs in one round trip, append, effects).
  */
 const TIMELINE_SPANS: ReadonlyArray<readonly [label: string, namePrefix: string]> = [
   ['submit', 'muse.run.submit'],

@@ -37,6 +37,12 @@
  * committed before, in which case `meta_i` is that first artifact's metadata
  * (a replay is answered as before, without re-checking If-Match).
  *
+ * The drawing variant (`evalArtifactCommitDrawing`) is the same commit under a fencing token it draws itself, for a
+ * coordinator whose first try at a run's lock goes out in the same write: KEYS end with the run lock's key and the
+ * run's fencing counter, ARGV[1] is the value a won try wrote into the lock (its holder) instead of a token. Unless
+ * the lock holds that value it returns `{-1}` and touches nothing (the try lost, no token is drawn); else it bumps the
+ * counter and returns the token drawn followed by the reply above.
+ *
  * A commit key holds the id of the artifact it made, and its metadata is read
  * from the artifact's own key: one copy of the metadata, not two. A commit key
  * holding the metadata itself (as every one did before) is still read as such.
@@ -62,19 +68,20 @@ local function putRedisBlob(blobsKey, timesKey, digest, bytes, now)
 end
 `;
 
-export const ARTIFACT_COMMIT_LUA = `${PUT_REDIS_BLOB_FN}
+/** The commit under `token`, its KEYS the first `keyCount`: shared by the plain and the drawing scripts. */
+const COMMIT_FN = `${PUT_REDIS_BLOB_FN}
 local function committedMeta(commitKey)
   local v = redis.call('GET', commitKey)
   if not v or string.sub(v, 1, 1) == '{' then return v end
   return redis.call('GET', ARGV[5] .. v)
 end
-local token = tonumber(ARGV[1])
+local function commit(token, keyCount)
 local highest = tonumber(redis.call('GET', KEYS[1]) or '0')
 if token < highest then
   return {0, highest}
 end
 local now = tonumber(ARGV[2])
-local n = (#KEYS - 8) / 3
+local n = (keyCount - 8) / 3
 local pendingKey, blobsKey, timesKey = KEYS[6 + 3 * n], KEYS[7 + 3 * n], KEYS[8 + 3 * n]
 local first = 6 + 5 * n
 for j = first, #ARGV, 2 do
@@ -111,7 +118,7 @@ for i = 0, n - 1 do
   end
 end
 if token > highest then
-  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('SET', KEYS[1], token)
 end
 local out = {1, stored}
 for i = 0, n - 1 do
@@ -136,8 +143,27 @@ for i = 0, n - 1 do
   end
 end
 return out
+end
+`;
+
+export const ARTIFACT_COMMIT_LUA = `${COMMIT_FN}
+return commit(tonumber(ARGV[1]), #KEYS)
+`;
+
+/** The commit under a token drawn by the script itself, once it has seen that the run's lock is the caller's. */
+export const ARTIFACT_COMMIT_DRAWING_LUA = `${COMMIT_FN}
+if redis.call('GET', KEYS[#KEYS - 1]) ~= ARGV[1] then return {-1} end
+local token = redis.call('INCR', KEYS[#KEYS])
+local out = commit(token, #KEYS - 2)
+table.insert(out, 1, token)
+return out
 `;
 
 export function evalArtifactCommit(redis: Redis, keys: string[], args: Array<string | number | Buffer>): Promise<unknown> {
   return evalCached(redis, ARTIFACT_COMMIT_LUA, keys, args);
+}
+
+/** `keys` end with the run lock's key and the fencing counter's; `args[0]` is the lock's holder. */
+export function evalArtifactCommitDrawing(redis: Redis, keys: string[], args: Array<string | number | Buffer>): Promise<unknown> {
+  return evalCached(redis, ARTIFACT_COMMIT_DRAWING_LUA, keys, args);
 }

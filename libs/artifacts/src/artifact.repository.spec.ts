@@ -229,6 +229,39 @@ describe('ArtifactRepository (fenced commit script, real Redis)', () => {
     assert.deepEqual(await runKeys('r-ttl'), []);
     assert.equal(await redis.hget(names.artifactBlobRefsKey, d), null);
   });
+
+  test('a drawing commit draws its token and commits only while the run lock holds its holder; else it touches nothing', async () => {
+    const lock = { key: `mutex:${names.runLockKey('r-draw')}`, holder: 'holder-1', fence: names.runFenceKey('r-draw') };
+    const bytes = Buffer.from('inline output');
+    const { fencingToken: _none, ...unfenced } = input({
+      runId: 'r-draw',
+      artifacts: [{ name: 'out.txt', digest: digest('c'), size: bytes.length, mediaType: 'text/plain' }],
+      redisBlobs: [{ digest: digest('c'), bytes }],
+    });
+    await redis.set(lock.fence, '6');
+    await redis.set(lock.key, 'someone-else');
+    assert.deepEqual(await repo.commitDrawing(unfenced, lock), { held: false });
+    assert.equal(await redis.get(lock.fence), '6', 'no token drawn');
+    assert.deepEqual(await runKeys('r-draw'), [], 'nothing committed');
+    assert.equal(await redis.hget(names.artifactRedisBlobsKey, digest('c')), null, 'no blob written');
+    assert.equal(await repo.highestToken('r-draw'), 0);
+
+    await redis.set(lock.key, lock.holder);
+    const drawn = await repo.commitDrawing(unfenced, lock);
+    assert.ok(drawn.held);
+    assert.equal(drawn.token, 7, 'the counter bumped once');
+    assert.ok(drawn.result.ok);
+    assert.deepEqual(drawn.result.stored, [true]);
+    assert.equal(drawn.result.artifacts[0]!.meta.version, 1);
+    assert.equal(drawn.result.artifacts[0]!.meta.name, 'out.txt');
+    assert.equal(await redis.get(lock.fence), '7');
+    assert.equal(await repo.highestToken('r-draw'), 7, 'the artifacts\' fence is the drawn token');
+    assert.deepEqual(await redis.hgetBuffer(names.artifactRedisBlobsKey, digest('c')), bytes, 'the blob that came inside, in the tier');
+    // A holder before it (token 6) is now stale, as after any newer holder's commit.
+    const stale = await commit(input({ runId: 'r-draw', fencingToken: 6, artifacts: [{ name: 'late.txt', digest: digest('d'), size: 1, mediaType: 'text/plain' }] }));
+    assert.ok(!stale.ok && 'stale' in stale && stale.highestToken === 7);
+    await redis.del(lock.key); // under redis-semaphore's prefix, outside the namespace the spec's cleanup removes
+  });
 });
 
 describe('artifact ids and metadata JSON', () => {

@@ -5,7 +5,7 @@
 import type { Redis } from 'ioredis';
 import { ArtifactMetaSchema, randomIdBytes, type ArtifactMeta, type ArtifactRef, type MuseNames } from '@muse/contracts';
 import { evalCached } from '@muse/queues/redis';
-import { evalArtifactCommit } from './artifact-commit.script.js';
+import { evalArtifactCommit, evalArtifactCommitDrawing } from './artifact-commit.script.js';
 
 /** `art_` and 20 characters of [a-z0-9] (about 103 bits). */
 export const ARTIFACT_ID_PATTERN = /^art_[a-z0-9]{1,64}$/;
@@ -62,6 +62,19 @@ export type CommitResult =
   /** GC is deleting a blob of `redisBlobs`: nothing was written; commit again once its claim ends (`BlobGc.markPending` waits for that). */
   | { ok: false; claimed: true; digest: string };
 
+/**
+ * A run's lock as a commit that draws its own fencing token sees it (`ArtifactRepository.commitDrawing`): the lock's
+ * Redis key, the value a won try wrote there, and the run's fencing counter.
+ */
+export interface DrawingLock {
+  key: string;
+  holder: string;
+  fence: string;
+}
+
+/** A drawing commit's answer: the lock was someone else's (nothing done), or the token drawn and the commit's result. */
+export type DrawnCommit = { held: false } | { held: true; token: number; result: CommitResult };
+
 /** A GC claim older than this is from a collector that died mid-delete and no longer holds, in ms. */
 export const GC_CLAIM_HOLD_MS = 60_000;
 
@@ -103,6 +116,26 @@ export class ArtifactRepository {
    * a blob is never deleted, so that check cannot go stale.
    */
   async commit(input: CommitInput): Promise<CommitResult> {
+    const { keys, args, parse } = this.commitCall(input);
+    return parse((await evalArtifactCommit(this.redis, keys, args)) as Array<number | string>);
+  }
+
+  /**
+   * The same commit under a fencing token drawn in the same script from the run's counter, only while `lock` holds
+   * its holder (artifact-commit.script.ts). The command goes out before the first await: a caller that has just sent
+   * its try at the lock on the same auto-pipelined connection sends both in one write, and Redis runs them in order.
+   */
+  async commitDrawing(input: Omit<CommitInput, 'fencingToken'>, lock: DrawingLock): Promise<DrawnCommit> {
+    const { keys, args, parse } = this.commitCall({ ...input, fencingToken: 0 });
+    keys.push(lock.key, lock.fence);
+    args[0] = lock.holder;
+    const reply = (await evalArtifactCommitDrawing(this.redis, keys, args)) as Array<number | string>;
+    if (reply[0] === -1) return { held: false };
+    return { held: true, token: Number(reply[0]), result: parse(reply.slice(1)) };
+  }
+
+  /** The commit script's KEYS and ARGV for `input`, and how to read its reply. */
+  private commitCall(input: CommitInput): { keys: string[]; args: Array<string | number | Buffer>; parse: (reply: Array<number | string>) => CommitResult } {
     const createdAt = this.now();
     const keys = [
       this.names.artifactFenceKey(input.runId),
@@ -143,16 +176,18 @@ export class ArtifactRepository {
     }
     keys.push(this.names.artifactBlobPendingKey, this.names.artifactRedisBlobsKey, this.names.artifactRedisBlobTimesKey);
     for (const b of input.redisBlobs ?? []) args.push(b.digest, b.bytes);
-    const reply = (await evalArtifactCommit(this.redis, keys, args)) as Array<number | string>;
-    if (reply[0] === 0) return { ok: false, stale: true, highestToken: Number(reply[1]) };
-    if (reply[0] === 2) return { ok: false, conflict: true, name: input.artifacts[Number(reply[1])]!.name, latest: Number(reply[2]) };
-    if (reply[0] === 3) return { ok: false, collecting: true, digest: String(reply[1]) };
-    if (reply[0] === 4) return { ok: false, claimed: true, digest: String(reply[1]) };
-    const artifacts: Array<{ meta: ArtifactMeta; created: boolean }> = [];
-    for (let i = 2; i < reply.length; i += 2) {
-      artifacts.push({ created: reply[i] === 1, meta: ArtifactMetaSchema.parse(JSON.parse(String(reply[i + 1]))) });
-    }
-    return { ok: true, artifacts, stored: [...String(reply[1])].map((c) => c === '1') };
+    const parse = (reply: Array<number | string>): CommitResult => {
+      if (reply[0] === 0) return { ok: false, stale: true, highestToken: Number(reply[1]) };
+      if (reply[0] === 2) return { ok: false, conflict: true, name: input.artifacts[Number(reply[1])]!.name, latest: Number(reply[2]) };
+      if (reply[0] === 3) return { ok: false, collecting: true, digest: String(reply[1]) };
+      if (reply[0] === 4) return { ok: false, claimed: true, digest: String(reply[1]) };
+      const artifacts: Array<{ meta: ArtifactMeta; created: boolean }> = [];
+      for (let i = 2; i < reply.length; i += 2) {
+        artifacts.push({ created: reply[i] === 1, meta: ArtifactMetaSchema.parse(JSON.parse(String(reply[i + 1]))) });
+      }
+      return { ok: true, artifacts, stored: [...String(reply[1])].map((c) => c === '1') };
+    };
+    return { keys, args, parse };
   }
 
   async get(id: string): Promise<ArtifactMeta | null> {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { museNames } from '@muse/contracts';
-import { RunLocks } from './run-locks.js';
+import { RunLocks, mutexKey, type RunLockDraw } from './run-locks.js';
 
 const ns = `t-${randomBytes(4).toString('hex')}`;
 const names = museNames(ns);
@@ -17,8 +17,8 @@ after(async () => {
   await redis.quit();
 });
 
-/** The key redis-semaphore's Mutex keeps a lock under. */
-const lockKey = (runId: string) => `mutex:${names.runLockKey(runId)}`;
+/** The key redis-semaphore's Mutex keeps a lock under (`mutexKey`: the 'a draw' test checks it is the library's). */
+const lockKey = (runId: string) => mutexKey(names.runLockKey(runId));
 const tick = () => new Promise((r) => setTimeout(r, 1));
 
 test('holders of one run take turns, and each hold gets a token above every earlier holder’s', async () => {
@@ -83,4 +83,41 @@ test('a lock that cannot be had within acquireTimeoutMs fails the caller', async
   const locks = new RunLocks(redis, names, { ttlMs: 5_000, acquireTimeoutMs: 50 });
   await redis.set(lockKey('run-e'), 'someone-else', 'PX', 5_000);
   await assert.rejects(locks.withRunLock('run-e', async () => 'never'), /timeout/i);
+});
+
+/** A draw as the coordinator's commit makes it: the counter bumped only while the lock holds the try's value. */
+const DRAW_LUA = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+return redis.call('INCR', KEYS[2])`;
+
+test('a draw given with the first try gets the lock\'s key, the value a won try wrote there and the counter, and its token is the hold\'s; a lost try draws none', async () => {
+  const locks = new RunLocks(redis, names, { ttlMs: 5_000, acquireTimeoutMs: 10_000 });
+  const asked: Array<{ key: string; holder: string; fence: string }> = [];
+  const draw: RunLockDraw = async (lock) => {
+    asked.push(lock);
+    const t = Number(await redis.eval(DRAW_LUA, 2, lock.key, lock.fence, lock.holder));
+    return t < 0 ? null : t;
+  };
+  const first = await locks.withRunLock('run-f', async (token) => {
+    assert.equal(await redis.get(asked[0]!.key), asked[0]!.holder, 'the key redis-semaphore keeps the lock under holds the try\'s value');
+    return token;
+  }, draw);
+  assert.equal(asked[0]!.key, lockKey('run-f'));
+  assert.equal(asked[0]!.fence, names.runFenceKey('run-f'));
+  assert.equal(first, 1);
+  assert.equal(await redis.get(names.runFenceKey('run-f')), '1', 'one draw: the plain bump did not run beside it');
+
+  // Held elsewhere: the draw finds the lock another's and draws nothing; the hold waits, then draws once it has it.
+  await redis.set(lockKey('run-f'), 'someone-else', 'PX', 5_000);
+  const waiting = locks.withRunLock('run-f', async (token) => token, draw);
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(asked.length, 2);
+  assert.equal(await redis.get(names.runFenceKey('run-f')), '1', 'a lost try drew no token');
+  await redis.del(lockKey('run-f'));
+  assert.equal(await waiting, 2);
+});
+
+test('a won try whose draw finds the lock not its own fails the hold, which lets the lock go', async () => {
+  const locks = new RunLocks(redis, names, { ttlMs: 5_000 });
+  await assert.rejects(locks.withRunLock('run-g', async () => assert.fail('no hold without a token'), async () => null), /fencing draw found it held by another/);
+  assert.equal(await redis.exists(lockKey('run-g')), 0);
 });

@@ -15,6 +15,18 @@ export interface RunLockOptions {
   acquireTimeoutMs?: number;
 }
 
+/**
+ * Draws a hold's fencing token in the same write as the first try at the lock, for a caller with work to do under the
+ * token at once (the coordinator commits a report's outputs with it). Given the lock's Redis key, the value a won try
+ * wrote there (`holder`) and the run's fencing counter (`fence`), it sends its command before its first await, on the
+ * locks' own connection (so that Redis runs it after the try), a script that bumps the counter only while the lock
+ * holds `holder`, and resolves to the token drawn, or null when the lock was someone else's (nothing drawn).
+ */
+export type RunLockDraw = (lock: { key: string; holder: string; fence: string }) => Promise<number | null>;
+
+/** The Redis key redis-semaphore's Mutex keeps a lock named `name` under (`run-locks.spec.ts` checks it still is). */
+export const mutexKey = (name: string): string => `mutex:${name}`;
+
 export class LockLostError extends Error {
   constructor(runId: string) {
     super(`lock on run ${runId} was lost while held`);
@@ -37,8 +49,9 @@ export class RunLocks {
    * since a store only compares the tokens it is shown. The token of a try that won was drawn after the lock was
    * taken (Redis runs one client's commands in order), so it is above the token of every earlier holder. A lock
    * held by someone else is then waited for (retried every 5 ms) and the counter bumped once it is taken.
+   * `draw`, when given, draws the first try's token in place of the plain bump (see RunLockDraw).
    */
-  async withRunLock<T>(runId: string, fn: (fencingToken: number, signal: AbortSignal) => Promise<T>): Promise<T> {
+  async withRunLock<T>(runId: string, fn: (fencingToken: number, signal: AbortSignal) => Promise<T>, draw?: RunLockDraw): Promise<T> {
     const ttl = this.opts.ttlMs ?? 15_000;
     const lost = new AbortController();
     const options = {
@@ -48,9 +61,17 @@ export class RunLocks {
     };
     const key = this.names.runLockKey(runId);
     const fence = this.names.runFenceKey(runId);
-    // One attempt only; `tryAcquire` sends its SET before its first await, so the INCR below joins it.
+    // One attempt only; `tryAcquire` sends its SET before its first await, so the draw below (the INCR, or the
+    // caller's script) joins it.
     let mutex = new Mutex(this.redis, key, { ...options, acquireAttemptsLimit: 1, retryInterval: 0 });
-    const [won, drawn] = await Promise.allSettled([mutex.tryAcquire(), this.redis.incr(fence)]);
+    const tried = mutex.tryAcquire();
+    let drawing: Promise<number | null>;
+    try {
+      drawing = draw ? draw({ key: mutexKey(key), holder: mutex.identifier, fence }) : this.redis.incr(fence);
+    } catch (err) {
+      drawing = Promise.reject(err); // fails the hold below, which lets a won lock go
+    }
+    const [won, drawn] = await Promise.allSettled([tried, drawing]);
     if (won.status === 'rejected') throw won.reason;
     if (!won.value) {
       if (drawn.status === 'rejected') throw drawn.reason;
@@ -59,12 +80,18 @@ export class RunLocks {
     }
     try {
       // A try that won uses its own draw (a failed draw fails the hold); one that waited draws now.
-      const token = won.value ? settled(drawn) : await this.redis.incr(fence);
+      const token = won.value ? wonDraw(settled(drawn)) : await this.redis.incr(fence);
       return await fn(token, lost.signal);
     } finally {
       await mutex.release().catch(() => undefined);
     }
   }
+}
+
+/** A won try's token: its draw ran after its SET on the same connection, so it found the lock held by the try. */
+function wonDraw(token: number | null): number {
+  if (token === null) throw new Error('the run lock was won, but its fencing draw found it held by another');
+  return token;
 }
 
 function settled<T>(r: PromiseSettledResult<T>): T {
