@@ -142,4 +142,19 @@ describe('BlobGc (real Redis, local blobs)', () => {
     await assert.rejects(upload(short, bytes), (err: Error & { code?: string }) => err.code === 'MUSE_ERR_ARTIFACT_BLOB_COLLECTING');
     await redis.zrem(names.artifactBlobDeletingKey, digest);
   });
+
+  test('an upload waiting out a claim marks nothing meanwhile: another upload\'s commit of the digest is refused until this one has its copy', async () => {
+    const gc = new BlobGc({ redis, names, backend: store, repo, graceMs: 1, claimWaitMs: 2_000 });
+    const digest = sha(randomBytes(32));
+    await redis.zadd(names.artifactBlobDeletingKey, Date.now(), digest);
+    const marking = gc.markPending(digest);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(await redis.zscore(names.artifactBlobPendingKey, digest), null, 'no pending mark while GC deletes the blob');
+    // GC is done deleting; the waiting upload has not looked again yet (it polls every 50 ms) and has no copy stored.
+    await redis.zrem(names.artifactBlobDeletingKey, digest);
+    const early = await commitOf('r5', 'early', digest, 32);
+    assert.ok(!early.ok && 'collecting' in early, `a commit relying on the deleted blob is refused: ${JSON.stringify(early)}`);
+    await marking;
+    assert.notEqual(await redis.zscore(names.artifactBlobPendingKey, digest), null, 'marked once the claim ended');
+  });
 });

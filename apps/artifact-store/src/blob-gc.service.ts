@@ -9,8 +9,10 @@
  *
  * 1. An upload, once it knows the digest and before it decides whether the
  *    stored copy will do, marks the digest pending (`markPending`, score =
- *    now). If GC holds a claim on the digest, the upload waits for the claim
- *    to end and then stores its own copy. A commit that carries a small blob
+ *    now). If GC holds a claim on the digest, the upload marks nothing, waits
+ *    for the claim to end, marks, and then stores its own copy. (The window left
+ *    between that mark and the copy being in place: another upload's commit of
+ *    the digest later than the grace period after its own upload.) A commit that carries a small blob
  *    for the Redis tier marks and writes it inside its own script
  *    (artifact-commit.script.ts), which refuses while a claim holds; the
  *    commit then waits here for the claim to end and tries again.
@@ -36,11 +38,15 @@ import { GC_CLAIM_HOLD_MS, type ArtifactRepository } from '@muse/artifacts';
 import type { BlobBackend } from './blob.backend.js';
 import type { ArtifactStoreMetrics } from './artifact-store.metrics.js';
 
-/** KEYS: pending ZSET, deleting ZSET; ARGV: digest, now, claim hold. Marks pending; returns 1 while GC holds a live claim. */
+/**
+ * KEYS: pending ZSET, deleting ZSET; ARGV: digest, now, claim hold. Marks pending; returns 1, marking nothing, while GC
+ * holds a live claim: a mark made then would make the blob GC is deleting look live to a commit (another upload's
+ * commit of the same digest) until this upload has stored its own copy.
+ */
 const MARK_PENDING_LUA = `
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 local claimed = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if claimed and tonumber(ARGV[2]) - tonumber(claimed) < tonumber(ARGV[3]) then return 1 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 return 0
 `;
 
