@@ -10,12 +10,13 @@
  * 1. An upload, once it knows the digest and before it decides whether the
  *    stored copy will do, marks the digest pending (`markPending`, score =
  *    now). If GC holds a claim on the digest, the upload marks nothing, waits
- *    for the claim to end, marks, and then stores its own copy. (The window left
- *    between that mark and the copy being in place: another upload's commit of
- *    the digest later than the grace period after its own upload.) A commit that carries a small blob
- *    for the Redis tier marks and writes it inside its own script
- *    (artifact-commit.script.ts), which refuses while a claim holds; the
- *    commit then waits here for the claim to end and tries again.
+ *    for the claim to end, marks, and then stores its own copy. (The window
+ *    left between that mark and the copy being in place: another upload's
+ *    commit of the digest later than the grace period after its own upload.)
+ *    A commit that carries a small blob for the Redis tier marks and writes it
+ *    inside its own script (artifact-commit.script.ts), which refuses while a
+ *    claim holds; the commit then waits here for the claim to end and tries
+ *    again.
  * 2. A commit (artifact-commit.script.ts) refuses a digest GC has claimed,
  *    and otherwise adds the reference atomically.
  * 3. GC claims a digest (`claim`) only if it has no references and no

@@ -23,8 +23,8 @@ import {
   type ArtifactRepository,
   type CommitInput,
   type CommitResult,
-  type DrawingLock,
 } from '@muse/artifacts';
+import type { RunLockTry } from '@muse/locks';
 import type { MuseMetrics } from '@muse/telemetry';
 
 export interface InlineArtifactCommitsDeps {
@@ -54,7 +54,7 @@ export class InlineArtifactCommits {
    * commit is not one the coordinator makes, or the store's policy is not at hand without a read.
    * The commit answers `response` undefined when the script did not take it (nothing was committed; the store's).
    */
-  drawing(req: Omit<ArtifactCommitRequest, 'fencingToken'>): ((lock: DrawingLock) => Promise<{ held: false } | { held: true; token: number; response: ArtifactCommitResponse | undefined }>) | undefined {
+  drawing(req: Omit<ArtifactCommitRequest, 'fencingToken'>): ((lock: RunLockTry) => Promise<{ held: false } | { held: true; token: number; response: ArtifactCommitResponse | undefined }>) | undefined {
     const policy = this.deps.policy.current();
     if (policy instanceof Promise) return undefined;
     const input = this.input(req, policy);

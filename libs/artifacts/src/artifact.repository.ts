@@ -4,6 +4,7 @@
  */
 import type { Redis } from 'ioredis';
 import { ArtifactMetaSchema, randomIdBytes, type ArtifactMeta, type ArtifactRef, type MuseNames } from '@muse/contracts';
+import type { RunLockTry } from '@muse/locks';
 import { evalCached } from '@muse/queues/redis';
 import { evalArtifactCommit, evalArtifactCommitDrawing } from './artifact-commit.script.js';
 
@@ -62,16 +63,6 @@ export type CommitResult =
   /** GC is deleting a blob of `redisBlobs`: nothing was written; commit again once its claim ends (`BlobGc.markPending` waits for that). */
   | { ok: false; claimed: true; digest: string };
 
-/**
- * A run's lock as a commit that draws its own fencing token sees it (`ArtifactRepository.commitDrawing`): the lock's
- * Redis key, the value a won try wrote there, and the run's fencing counter.
- */
-export interface DrawingLock {
-  key: string;
-  holder: string;
-  fence: string;
-}
-
 /** A drawing commit's answer: the lock was someone else's (nothing done), or the token drawn and the commit's result. */
 export type DrawnCommit = { held: false } | { held: true; token: number; result: CommitResult };
 
@@ -116,7 +107,7 @@ export class ArtifactRepository {
    * a blob is never deleted, so that check cannot go stale.
    */
   async commit(input: CommitInput): Promise<CommitResult> {
-    const { keys, args, parse } = this.commitCall(input);
+    const { keys, args, parse } = this.commitCall(input, input.fencingToken);
     return parse((await evalArtifactCommit(this.redis, keys, args)) as Array<number | string>);
   }
 
@@ -125,17 +116,16 @@ export class ArtifactRepository {
    * its holder (artifact-commit.script.ts). The command goes out before the first await: a caller that has just sent
    * its try at the lock on the same auto-pipelined connection sends both in one write, and Redis runs them in order.
    */
-  async commitDrawing(input: Omit<CommitInput, 'fencingToken'>, lock: DrawingLock): Promise<DrawnCommit> {
-    const { keys, args, parse } = this.commitCall({ ...input, fencingToken: 0 });
+  async commitDrawing(input: Omit<CommitInput, 'fencingToken'>, lock: RunLockTry): Promise<DrawnCommit> {
+    const { keys, args, parse } = this.commitCall(input, lock.holder);
     keys.push(lock.key, lock.fence);
-    args[0] = lock.holder;
     const reply = (await evalArtifactCommitDrawing(this.redis, keys, args)) as Array<number | string>;
     if (reply[0] === -1) return { held: false };
     return { held: true, token: Number(reply[0]), result: parse(reply.slice(1)) };
   }
 
-  /** The commit script's KEYS and ARGV for `input`, and how to read its reply. */
-  private commitCall(input: CommitInput): { keys: string[]; args: Array<string | number | Buffer>; parse: (reply: Array<number | string>) => CommitResult } {
+  /** The commit script's KEYS and ARGV for `input`, ARGV[1] `first` (the token, or the drawing script's holder), and how to read its reply. */
+  private commitCall(input: Omit<CommitInput, 'fencingToken'>, first: number | string): { keys: string[]; args: Array<string | number | Buffer>; parse: (reply: Array<number | string>) => CommitResult } {
     const createdAt = this.now();
     const keys = [
       this.names.artifactFenceKey(input.runId),
@@ -145,7 +135,7 @@ export class ArtifactRepository {
       this.names.artifactExpiryKey,
     ];
     const expiresAt = input.ttlMs ? new Date(createdAt.getTime() + input.ttlMs) : undefined;
-    const args: Array<string | number | Buffer> = [input.fencingToken, createdAt.getTime(), expiresAt?.getTime() ?? 0, GC_CLAIM_HOLD_MS, this.names.artifactKey('')];
+    const args: Array<string | number | Buffer> = [first, createdAt.getTime(), expiresAt?.getTime() ?? 0, GC_CLAIM_HOLD_MS, this.names.artifactKey('')];
     for (const a of input.artifacts) {
       const id = this.newId();
       const { head, tail } = splitAroundVersion({

@@ -15,14 +15,24 @@ export interface RunLockOptions {
   acquireTimeoutMs?: number;
 }
 
+/** A first try at a run's lock, as a script that draws its fencing token sees it. */
+export interface RunLockTry {
+  /** The lock's Redis key. */
+  key: string;
+  /** The value the try writes there when it wins. */
+  holder: string;
+  /** The run's fencing counter. */
+  fence: string;
+}
+
 /**
  * Draws a hold's fencing token in the same write as the first try at the lock, for a caller with work to do under the
- * token at once (the coordinator commits a report's outputs with it). Given the lock's Redis key, the value a won try
- * wrote there (`holder`) and the run's fencing counter (`fence`), it sends its command before its first await, on the
- * locks' own connection (so that Redis runs it after the try), a script that bumps the counter only while the lock
- * holds `holder`, and resolves to the token drawn, or null when the lock was someone else's (nothing drawn).
+ * token at once (the coordinator commits a report's outputs with it). Given the try, it sends its command before its
+ * first await, on the locks' own connection (so that Redis runs it after the try), a script that bumps the counter
+ * only while the lock holds the try's `holder`, and resolves to the token drawn, or null when the lock was someone
+ * else's (nothing drawn).
  */
-export type RunLockDraw = (lock: { key: string; holder: string; fence: string }) => Promise<number | null>;
+export type RunLockDraw = (lock: RunLockTry) => Promise<number | null>;
 
 /** The Redis key redis-semaphore's Mutex keeps a lock named `name` under (`run-locks.spec.ts` checks it still is). */
 export const mutexKey = (name: string): string => `mutex:${name}`;
