@@ -2,7 +2,7 @@
 import { jsDeliveryP99, bullChain, bullRoundTrip } from '../baselines.js';
 import { connect } from '@nats-io/transport-node';
 import { decodeRunEvents } from '@muse/messaging';
-import { register, RunWatcher, submit, type BenchContext } from '../context.js';
+import { ProcessUsage, register, RunWatcher, submit, type BenchContext } from '../context.js';
 import type { Row } from '../report.js';
 import { percentile, summarize } from '../stats.js';
 
@@ -17,15 +17,23 @@ export async function singleStep(ctx: BenchContext): Promise<Row> {
   const watcher = await RunWatcher.open(ctx);
   const p50s: number[] = [];
   const p99s: number[] = [];
+  // The CPU the runs cost, one at a time on a quiet cluster: set beside the DAG row's per step under load.
+  const usage = new ProcessUsage(ctx);
   try {
     for (let rep = 0; rep <= ctx.reps; rep++) {
       const times: number[] = [];
-      for (let i = 0; i < samples; i++) {
-        const t0 = performance.now();
-        const id = await submit(ctx, SINGLE_STEP_DEFINITION.name);
-        times.push((await watcher.finished(id)) - t0);
+      const work = async () => {
+        for (let i = 0; i < samples; i++) {
+          const t0 = performance.now();
+          const id = await submit(ctx, SINGLE_STEP_DEFINITION.name);
+          times.push((await watcher.finished(id)) - t0);
+        }
+      };
+      if (rep === 0) {
+        await work(); // warm-up
+        continue;
       }
-      if (rep === 0) continue; // warm-up
+      await usage.measure(work);
       p50s.push(percentile(times, 50));
       p99s.push(percentile(times, 99));
     }
@@ -41,11 +49,13 @@ export async function singleStep(ctx: BenchContext): Promise<Row> {
   }
   const muse = summarize(p50s);
   const p99 = summarize(p99s).median;
+  const { extra, detail } = usage.per(samples * ctx.reps, 'Run');
   return {
     scenario: 'single-step run: REST submit → succeeded on WebSocket (p50)',
     unit: 'ms',
     muse,
-    extra: { p99 },
+    extra: { p99, ...extra },
+    detail,
     baseline: summarize(base50),
     baselineLabel: 'BullMQ add+wait',
     ratio: muse.median / summarize(base50).median,
